@@ -1,0 +1,17 @@
+# The README's two commands: `make demo` (set up + main job) and `make test` (set up + tests).
+.PHONY: setup demo test test-all lab
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/lam-lab data info rxn-xtb
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+test-all: setup
+	.venv/bin/python -m pytest -q -m ""
+
+lab: setup
+	.venv/bin/jupyter lab notebooks/00_lab.ipynb

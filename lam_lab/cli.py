@@ -1,0 +1,102 @@
+"""The `lam-lab` command line: data, train, test, finetune, distill, md, pipeline, lab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _load_any(name_or_path: str, label: str | None = None):
+    """A built-in data set by name, or any supported file/folder by path."""
+    from lam_lab import datasets
+    from lam_lab.data import read
+
+    if name_or_path in datasets.available():
+        return datasets.load(name_or_path)
+    if Path(name_or_path).exists():
+        return read(name_or_path, label=label)
+    raise SystemExit(
+        f"lam-lab: {name_or_path!r} is neither a built-in data set ({', '.join(datasets.available())}) nor a file"
+    )
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    """Print the summary table of a built-in data set or a file."""
+    ds = _load_any(args.dataset, args.label)
+    print(ds.summary())
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    """List the built-in data sets."""
+    from lam_lab import datasets
+
+    for name in datasets.available():
+        print(name)
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    """Rebuild a built-in data set from scratch (resumable through the label cache)."""
+    from lam_lab import datasets
+
+    ds = datasets.build(args.name, out=args.out, cache_dir=args.cache, workers=args.workers, quick=args.quick)
+    print(ds.summary())
+    return 0
+
+
+def cmd_data_convert(args: argparse.Namespace) -> int:
+    """Convert between supported formats (e.g. extxyz -> deepmd/npy)."""
+    from lam_lab.data import write
+
+    ds = _load_any(args.src, args.label)
+    write(ds, args.dst, format=args.format, label=args.label)
+    print(f"wrote {len(ds)} frames to {args.dst}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every verb."""
+    p = argparse.ArgumentParser(prog="lam-lab", description=__doc__)
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    data = sub.add_parser("data", help="inspect, build and convert data sets")
+    dsub = data.add_subparsers(dest="action", required=True)
+    info = dsub.add_parser("info", help="summary table of a data set (built-in name or file)")
+    info.add_argument("dataset")
+    info.add_argument("--label", default=None, help="label-set name for files that do not carry one")
+    info.set_defaults(func=cmd_data_info)
+    lst = dsub.add_parser("list", help="list the built-in data sets")
+    lst.set_defaults(func=cmd_data_list)
+    build = dsub.add_parser("build", help="rebuild a built-in data set (resumable)")
+    build.add_argument("name")
+    build.add_argument("--out", default=None, help="output file (default: the packaged location)")
+    build.add_argument("--cache", default=None, help="label cache folder (resume point)")
+    build.add_argument("--workers", type=int, default=None)
+    build.add_argument("--quick", action="store_true", help="tiny build for testing")
+    build.set_defaults(func=cmd_data_build)
+    conv = dsub.add_parser("convert", help="convert between formats")
+    conv.add_argument("src")
+    conv.add_argument("dst")
+    conv.add_argument("--format", default=None)
+    conv.add_argument("--label", default=None)
+    conv.set_defaults(func=cmd_data_convert)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `lam-lab` console script."""
+    args = build_parser().parse_args(argv)
+    from lam_lab.data.errors import DataError
+
+    try:
+        return int(args.func(args) or 0)
+    except DataError as exc:
+        print(f"lam-lab: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Small HDF5 helpers shared by the Transition1x, ANI-1x and lam-h5 readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lam_lab.data.errors import DataError
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only; a truncated or non-HDF5 file gives a :class:`DataError`."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"cannot open as HDF5 (truncated or corrupt?): {exc}", source=str(path)) from None
+
+
+def dataset(group: h5py.Group, name: str, path: Path, frame: int | None = None) -> np.ndarray:
+    """``group[name]`` read into memory, with a located error when absent or unreadable."""
+    where = f"{group.name.rstrip('/')}/{name}"
+    if name not in group or not isinstance(group[name], h5py.Dataset):
+        raise DataError("dataset is missing", source=str(path), frame=frame, field=where)
+    try:
+        return group[name][()]
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise DataError(f"cannot read (truncated or corrupt?): {exc}", source=str(path), frame=frame, field=where) from None
+
+
+def label_fields(group: h5py.Group) -> dict[str, dict[str, str]]:
+    """``{prefix: {"energy": key, "forces": key}}`` for datasets named ``<prefix>.energy``/``.forces``."""
+    out: dict[str, dict[str, str]] = {}
+    for key in group:
+        prefix, dot, what = key.rpartition(".")
+        if dot and what in ("energy", "forces") and isinstance(group[key], h5py.Dataset):
+            out.setdefault(prefix, {})[what] = key
+    return out
+
+
+def split_level(name: str) -> tuple[str, str | None]:
+    """``"wB97x_6-31G(d)"`` -> method ``"wB97x"``, basis ``"6-31G(d)"`` (no basis when no underscore)."""
+    method, _, basis = name.partition("_")
+    return method, (basis or None)

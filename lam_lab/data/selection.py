@@ -1,0 +1,79 @@
+"""Splits (random, by group) and farthest-point selection on a structural fingerprint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lam_lab.data.dataset import Dataset
+    from lam_lab.data.frame import Frame
+
+_GRID = np.linspace(0.7, 6.0, 24)  # Å; radial grid of the fingerprint
+_WIDTH = 0.25  # Å; Gaussian width of each radial bin
+
+
+def _counts(parts_total: int, fractions: Sequence[float]) -> list[int]:
+    fr = np.asarray(fractions, dtype=float)
+    if np.any(fr < 0) or fr.sum() <= 0:
+        raise ValueError(f"split fractions must be non-negative and sum > 0, got {list(fractions)}")
+    fr = fr / fr.sum()
+    counts = np.floor(fr * parts_total).astype(int)
+    for k in np.argsort(-(fr * parts_total - counts))[: parts_total - counts.sum()]:
+        counts[k] += 1
+    return counts.tolist()
+
+
+def split_indices(ds: "Dataset", fractions: Sequence[float], seed: int = 0, by: str | None = None) -> list[list[int]]:
+    """Index lists for a seeded random split; with ``by`` (an info key or "formula") groups stay whole."""
+    rng = np.random.default_rng(seed)
+    if by is None:
+        order = rng.permutation(len(ds)).tolist()
+        out, start = [], 0
+        for c in _counts(len(ds), fractions):
+            out.append(sorted(order[start : start + c]))
+            start += c
+        return out
+    groups = ds.groups(by)
+    names = sorted(groups)
+    names = [names[i] for i in rng.permutation(len(names))]
+    out, start = [], 0
+    for c in _counts(len(names), fractions):
+        out.append(sorted(i for g in names[start : start + c] for i in groups[g]))
+        start += c
+    return out
+
+
+def fingerprint(frame: "Frame") -> np.ndarray:
+    """Rotation/permutation-invariant fingerprint: per element-pair Gaussian-smeared distance histogram."""
+    from ase.geometry import get_distances
+
+    z = frame.numbers
+    cell = frame.cell if frame.is_periodic else None
+    _, d = get_distances(frame.positions, cell=cell, pbc=frame.pbc if cell is not None else None)
+    iu = np.triu_indices(len(z), k=1)
+    d = d[iu]
+    # elements bucketed H / C / N / O / other so fingerprints of different chemistries stay comparable
+    bucket = np.select([z == 1, z == 6, z == 7, z == 8], [0, 1, 2, 3], 4)
+    a, b = np.minimum(bucket[iu[0]], bucket[iu[1]]), np.maximum(bucket[iu[0]], bucket[iu[1]])
+    pair = a * 5 + b
+    g = np.exp(-(((d[:, None] - _GRID[None]) / _WIDTH) ** 2)) * (d[:, None] < _GRID[-1] + 1.0)
+    fp = np.zeros((25, len(_GRID)))
+    np.add.at(fp, pair, g)
+    return (fp / max(len(z), 1)).ravel()
+
+
+def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
+    """Greedy farthest-point sampling of ``n`` frames in fingerprint space (first pick seeded)."""
+    if n >= len(ds):
+        return list(range(len(ds)))
+    x = np.stack([fingerprint(f) for f in ds])
+    rng = np.random.default_rng(seed)
+    chosen = [int(rng.integers(len(ds)))]
+    dist = np.linalg.norm(x - x[chosen[0]], axis=1)
+    for _ in range(n - 1):
+        k = int(np.argmax(dist))
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(x - x[k], axis=1))
+    return sorted(chosen)
