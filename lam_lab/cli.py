@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--format", default=None)
     conv.add_argument("--label", default=None)
     conv.set_defaults(func=cmd_data_convert)
+
+    # each engine area registers its own verbs (imports stay light until a verb runs)
+    import importlib
+
+    for module in ("lam_lab.train.cli", "lam_lab.md.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_parsers(sub)
     return p
 
 

@@ -1,0 +1,58 @@
+"""The organic reactions (atom-mapped SMILES pairs) and stable molecules the reactive data sets sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """One reaction: atom-mapped reactant and product SMILES (heavy atoms and moving H mapped)."""
+
+    name: str
+    reactant: str
+    product: str
+    description: str
+
+
+REACTIONS: tuple[Reaction, ...] = (
+    Reaction("diels-alder", "[CH2:1]=[CH:2][CH:3]=[CH2:4].[CH2:5]=[CH2:6]",
+             "[CH2:1]1[CH:2]=[CH:3][CH2:4][CH2:5][CH2:6]1", "butadiene + ethylene -> cyclohexene"),
+    Reaction("claisen", "[CH2:1]=[CH:2][O:3][CH2:4][CH:5]=[CH2:6]",
+             "[CH2:1]([CH:2]=[O:3])[CH2:6][CH:5]=[CH2:4]", "allyl vinyl ether -> pent-4-enal ([3,3] shift)"),
+    Reaction("hcn-hnc", "[H:3][C:1]#[N:2]", "[C-:1]#[N+:2][H:3]", "HCN -> HNC isomerisation"),
+    Reaction("keto-enol", "[CH2:1]([H:4])[CH:2]=[O:3]", "[CH2:1]=[CH:2][O:3][H:4]",
+             "acetaldehyde -> vinyl alcohol (1,3-H shift)"),
+    Reaction("formamide", "[CH:1](=[O:2])[NH:3][H:4]", "[CH:1](=[NH:3])[O:2][H:4]",
+             "formamide -> formimidic acid tautomerism"),
+    Reaction("h-shift-15", "[CH2:1]=[CH:2]/[CH:3]=[CH:4]\\[CH2:5][H:6]", "[H:6][CH2:1]/[CH:2]=[CH:3]\\[CH:4]=[CH2:5]",
+             "(Z)-penta-1,3-diene [1,5]-sigmatropic H shift"),
+    Reaction("cyclobutene", "[CH2:1]1[CH:2]=[CH:3][CH2:4]1", "[CH2:1]=[CH:2][CH:3]=[CH2:4]",
+             "cyclobutene -> s-cis-butadiene electrocyclic ring opening"),
+    Reaction("h2co-dissociation", "[H:3][C:1](=[O:2])[H:4]", "[C-:1]#[O+:2].[H:3][H:4]",
+             "formaldehyde -> H2 + CO"),
+    Reaction("formic-acid-dehydration", "[H:4][C:1](=[O:2])[O:3][H:5]", "[C-:1]#[O+:2].[H:4][O:3][H:5]",
+             "formic acid -> CO + H2O"),
+    Reaction("methyl-isocyanide", "[CH3:1][N+:2]#[C-:3]", "[CH3:1][C:3]#[N:2]",
+             "methyl isocyanide -> acetonitrile"),
+)
+
+# name -> SMILES: small stable C/H/N/O molecules for near-equilibrium MD (300-1000 K)
+MOLECULES: dict[str, str] = {
+    "water": "O", "ammonia": "N", "methane": "C", "methanol": "CO", "ethanol": "CCO",
+    "formaldehyde": "C=O", "acetaldehyde": "CC=O", "acetone": "CC(C)=O", "formic acid": "OC=O",
+    "acetic acid": "CC(=O)O", "methylamine": "CN", "ethane": "CC", "ethylene": "C=C",
+    "acetylene": "C#C", "propene": "CC=C", "benzene": "c1ccccc1", "hydrogen cyanide": "C#N",
+    "acetonitrile": "CC#N", "urea": "NC(N)=O", "glycine": "NCC(=O)O", "pyridine": "c1ccncc1",
+    "furan": "c1ccoc1", "dimethyl ether": "COC", "nitromethane": "C[N+](=O)[O-]",
+    "hydroxylamine": "NO", "formamide": "NC=O", "carbon dioxide": "O=C=O", "methyl formate": "COC=O",
+    "oxirane": "C1CO1", "cyclopropane": "C1CC1", "imidazole": "c1cnc[nH]1", "hydrazine": "NN",
+}
+
+
+def get_reaction(name: str) -> Reaction:
+    """The reaction called ``name``; KeyError lists the known names."""
+    for r in REACTIONS:
+        if r.name == name:
+            return r
+    raise KeyError(f"unknown reaction {name!r}; known: {', '.join(r.name for r in REACTIONS)}")

@@ -1,0 +1,103 @@
+"""Built-in data sets: names, errors, an interrupted-and-resumed build, and every packaged set with provenance."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny xTB/FF jobs: threads only fight each other
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lam_lab import datasets  # noqa: E402
+from lam_lab.data.errors import DataError  # noqa: E402
+from lam_lab.labelers.forcefield import WaterFFLabeler  # noqa: E402
+
+# name -> (minimum frames, label sets every frame must carry)
+EXPECTED = {
+    "rxn-xtb": (3000, {"gfn2-xtb"}),
+    "rxn-dft": (300, {"wb97x/6-31g*", "gfn2-xtb"}),
+    "metals-emt": (1500, {"emt"}),
+    "water-ff": (500, {"tip3p"}),
+}
+
+
+def test_names_and_unknown_name_error():
+    assert datasets.names() == sorted(EXPECTED)
+    assert set(datasets.available()) <= set(EXPECTED)
+    with pytest.raises(DataError, match="unknown built-in data set 'nope'.*buildable: metals-emt"):
+        datasets.load("nope")
+    with pytest.raises(DataError, match="unknown built-in"):
+        datasets.build("nope")
+
+
+def test_quick_build_interrupted_then_resumed_reuses_the_cache(tmp_path, monkeypatch):
+    calls = {"n": 0, "limit": 2}
+    real = WaterFFLabeler.compute
+
+    def flaky(self, frame):
+        calls["n"] += 1
+        if calls["n"] > calls["limit"]:
+            raise KeyboardInterrupt  # what a kill looks like from inside: not a per-frame failure
+        return real(self, frame)
+
+    monkeypatch.setattr(WaterFFLabeler, "compute", flaky)
+    out = tmp_path / "water.lamh5"
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        datasets.build("water-ff", out=out, cache_dir=cache, quick=True, progress=False)
+    assert not out.exists()
+    assert len(list((cache / "labels").rglob("*.npz"))) == 2
+
+    # the resumed build neither reruns MD (stage cache) nor relabels the two cached frames
+    import lam_lab.datasets.water_ff as water
+
+    monkeypatch.setattr(water, "_trajectory", lambda *a, **k: pytest.fail("MD re-run despite the stage cache"))
+    calls.update(n=0, limit=10**9)
+    ds = datasets.build("water-ff", out=out, cache_dir=cache, quick=True, progress=False)
+    assert calls["n"] == len(ds) - 2
+    assert out.exists() and len(ds) == 4
+    again = datasets.build("water-ff", out=out, cache_dir=cache, quick=True, progress=False)
+    assert calls["n"] == len(ds) - 2  # fully cached: nothing computed
+    f0, g0 = ds[0], again[0]
+    assert np.allclose(f0.positions, g0.positions) and f0.labels["tip3p"].energy == g0.labels["tip3p"].energy
+    assert ds.provenance.seed == 0 and "tip3p" in ds.provenance.labels
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_builtin_set_loads_with_provenance(name):
+    if name not in datasets.available():
+        pytest.skip(f"{name} not built yet")
+    ds = datasets.load(name)
+    n_min, labels = EXPECTED[name]
+    assert ds.name == name and len(ds) >= n_min
+    prov = ds.provenance
+    assert labels <= set(prov.labels) and prov.seed is not None and prov.date and "build(" in prov.builder
+    assert {"lam_lab", "ase", "numpy"} <= set(prov.versions)
+    for lp in prov.labels.values():
+        assert lp.software and lp.version
+    for f in ds:
+        assert labels <= set(f.labels)
+    assert not ds[:: max(len(ds) // 100, 1)].validate(raise_on_error=False)  # a sample: periodic checks are O(N²)
+    assert str(datasets.info(name)).startswith(name)
+
+
+def test_rxn_sets_cover_the_reactions_and_roles():
+    built = set(datasets.available())
+    if "rxn-xtb" in built:
+        ds = datasets.load("rxn-xtb")
+        assert set(ds.elements) <= {"H", "C", "N", "O"}
+        reactions = {f.info.get("reaction") for f in ds} - {None}
+        assert {"diels-alder", "claisen"} <= reactions and len(reactions) >= 8
+        assert len({f.info["molecule"] for f in ds if "molecule" in f.info}) >= 20
+        assert {f.info["source"] for f in ds} == {"neb", "md", "molecule-md"}
+    if "rxn-dft" in built:
+        ds = datasets.load("rxn-dft")
+        splits = {f.info["split"] for f in ds}
+        assert splits == {"train", "val", "test"}
+        assert {f.info["reaction"] for f in ds if f.info["split"] == "test"} == {"claisen"}
+        for r in {f.info["reaction"] for f in ds}:
+            roles = {f.info.get("role") for f in ds if f.info["reaction"] == r and "neb_iteration" not in f.info}
+            assert {"reactant", "ts", "product"} <= roles, r
+    if not built & {"rxn-xtb", "rxn-dft"}:
+        pytest.skip("no reaction set built yet")
