@@ -5,7 +5,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	.venv/bin/lam-lab data info rxn-xtb
+	bash scripts/demo.sh
 
 test: setup
 	.venv/bin/python -m pytest -q

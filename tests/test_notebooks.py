@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {"LAM_LAB_NB_FRAMES": "12", "LAM_LAB_NB_MD_STEPS": "200", "OMP_NUM_THREADS": "1"}
 
 
+_RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}}).execute()
+nbformat.write(nb, sys.argv[2])
+"""
+
+
 def _run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
+    # A fresh interpreter per notebook: state that earlier tests leave in the pytest process
+    # (dask clusters, process pools) once stalled a kernel here for minutes.
     for key, value in SMALL.items():
         monkeypatch.setenv(key, value)
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    out = tmp_path / f"executed-{name}"
     start = time.perf_counter()
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    return nb, time.perf_counter() - start
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(NOTEBOOKS / name), str(out), str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return nbformat.read(out, as_version=4), time.perf_counter() - start
 
 
 def _text(nb: nbformat.NotebookNode) -> str:
