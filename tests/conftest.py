@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads of tblite/PySCF fighting each other on a 2-core box turn 1 s tests into minutes;
+# this must be set before the first import of those codes.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import ase
 import numpy as np
 import pytest
