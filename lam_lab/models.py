@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from lam_lab.atomic import atomic_save
 from lam_lab.data.errors import DataError
 from lam_lab.potential import ModelConfig, Potential
 
@@ -91,20 +91,7 @@ def from_payload(payload: Any, source: str | os.PathLike | None = None, map_loca
 
 def save(model: Potential, path: str | os.PathLike, extra: dict | None = None) -> None:
     """Write ``model`` (config, type map, heads, weights, energy bias, provenance, ``extra``) to one file, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = to_payload(model, extra)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_save(to_payload(model, extra), path)
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> Potential:

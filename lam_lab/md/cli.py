@@ -152,15 +152,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m lam_lab.md.cli``) until the verb is wired into ``lam-lab``."""
-    parser = argparse.ArgumentParser(prog="lam-lab")
-    add_parsers(parser.add_subparsers(dest="verb", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except DataError as exc:
-        print(f"lam-lab: {exc}", file=sys.stderr)
-        return 2
+    """``python -m lam_lab.md.cli ...`` is the same as ``lam-lab ...``."""
+    from lam_lab.cli import main as lam_lab_main
+
+    return lam_lab_main(argv)
 
 
 if __name__ == "__main__":
