@@ -22,6 +22,7 @@ _LAZY = {
     "train": "lam_lab.train:train",
     "evaluate": "lam_lab.train.metrics:evaluate",
     "finetune": "lam_lab.finetune:finetune",
+    "pretrained": "lam_lab.pretrained",
 }
 
 

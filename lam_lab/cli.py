@@ -87,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     # each engine area registers its own verbs (imports stay light until a verb runs)
     import importlib
 
-    for module in ("lam_lab.train.cli", "lam_lab.md.cli"):
+    for module in ("lam_lab.train.cli", "lam_lab.finetune_cli", "lam_lab.distill_cli", "lam_lab.md.cli",
+                   "lam_lab.pretrained.cli", "lam_lab.pipeline.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not module.startswith(exc.name):
                 raise
             continue
         mod.add_parsers(sub)

@@ -71,6 +71,24 @@ class TransitionState:
                    str(ts.info.get("method", "file")), ts.info.get("barrier_eV"), None)
 
 
+def builtin_ts(reaction: str, dataset: str = "rxn-xtb") -> TransitionState:
+    """The reactant, climbing-image TS and product of a built-in reaction as shipped in ``dataset`` (no NEB run)."""
+    from lam_lab import datasets
+
+    ds = datasets.load(dataset)
+    roles = {f.info["role"]: f for f in ds if f.info.get("reaction") == reaction and f.info.get("role") in ("reactant", "ts", "product")
+             and "neb_iteration" not in f.info}
+    missing = [r for r in ("reactant", "ts", "product") if r not in roles]
+    if missing:
+        known = sorted({f.info["reaction"] for f in ds if f.info.get("role") == "ts"})
+        raise DataError(f"no {missing} frames for reaction {reaction!r}; reactions with a TS: {known}", source=dataset, field="reaction")
+    ts = roles["ts"]
+    barrier = ts.info.get("neb_barrier")
+    return TransitionState(reaction, ts.to_atoms(), roles["reactant"].to_atoms(), roles["product"].to_atoms(),
+                           f"ci-neb/{ds.label_sets[0]} ({dataset})", None if barrier is None else float(barrier),
+                           ts.info.get("neb_converged"))
+
+
 def find_ts(reaction: Any, calculator: Any = "xtb", neb: Any = None, seed: int = 0) -> TransitionState:
     """CI-NEB (lam_lab.sampling) between the atom-mapped ends of a built-in reaction name or ``Reaction``."""
     from lam_lab.datasets.reactions import get_reaction
@@ -326,5 +344,5 @@ def run_reactive(ts: TransitionState | str, calculator: Any = "xtb", config: Rea
     return ReactiveMD(ts, calculator, cfg).run()
 
 
-__all__ = ["TransitionState", "find_ts", "bond_graph", "classify_graph", "ReactiveConfig", "TrajectoryOutcome",
+__all__ = ["TransitionState", "builtin_ts", "find_ts", "bond_graph", "classify_graph", "ReactiveConfig", "TrajectoryOutcome",
            "ReactiveResult", "ReactiveMD", "run_reactive"]

@@ -1,0 +1,126 @@
+"""Typed settings of `lam-lab pipeline`: defaults a GPU user runs, ``quick()`` for 2 CPU cores, ``tiny()`` for tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lam_lab.train.config import ConfigError, from_dict
+
+
+@dataclass
+class DataStage:
+    """Which built-in sets the data summary covers."""
+
+    sets: list[str] = field(default_factory=lambda: ["rxn-xtb", "metals-emt", "water-ff", "rxn-dft"])
+
+
+@dataclass
+class PretrainStage:
+    """Multi-task pre-training: the shipped model (default) or a fresh run of its recipe."""
+
+    source: Literal["shipped", "scratch"] = "shipped"
+    model: str = "lam-chon-small"  # shipped name (source "shipped") or recipe name (source "scratch")
+    preset: str | None = None  # scratch: another preset than the recipe's
+    steps: int | None = None
+    minutes: float | None = None
+    frames: int | None = None  # scratch: frames per task (tiny runs)
+
+
+@dataclass
+class FinetuneStage:
+    """Fine-tune / Δ-ML / from scratch on the downstream set with N training frames each."""
+
+    dataset: str = "rxn-dft"
+    label: str = "wb97x/6-31g*"
+    baseline: str = "gfn2-xtb"
+    sizes: list[int] = field(default_factory=lambda: [50, 232])
+    modes: list[str] = field(default_factory=lambda: ["scratch", "finetune", "delta", "delta-finetune"])
+    steps: int | None = 3000
+    minutes: float | None = None
+
+
+@dataclass
+class DistillStage:
+    """Concurrent-learning distillation of the best fine-tuned model into the student preset."""
+
+    student: str = "student"
+    rounds: int = 6
+    md_steps: int = 400
+    temperatures: list[float] = field(default_factory=lambda: [300.0, 600.0])
+    train_steps: int = 1500
+    trust_lo: float = 0.05
+    trust_hi: float = 0.25
+    max_new: int = 100
+
+
+@dataclass
+class MDStage:
+    """Reactive MD from a built-in reaction's TS with the student (fractions, events, a trajectory to watch)."""
+
+    reaction: str = "diels-alder"
+    trajectories: int = 10
+    steps: int = 400
+    temperature: float = 300.0
+    timestep: float = 0.5
+
+
+@dataclass
+class PipelineConfig:
+    """The whole pipeline; ``scale`` names the settings ("default", "quick", "tiny") for the report."""
+
+    data: DataStage = field(default_factory=DataStage)
+    pretrain: PretrainStage = field(default_factory=PretrainStage)
+    finetune: FinetuneStage = field(default_factory=FinetuneStage)
+    distill: DistillStage = field(default_factory=DistillStage)
+    md: MDStage = field(default_factory=MDStage)
+    seed: int = 0
+    device: str | None = None
+    scale: str = "default"
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One stage's settings as a plain dict (the stage's cache key is built from it)."""
+        return dataclasses.asdict(getattr(self, name))
+
+
+def quick() -> PipelineConfig:
+    """Small honest settings for 2 CPU cores (≈ 15 min): one N, three methods, two distillation rounds."""
+    return PipelineConfig(
+        finetune=FinetuneStage(sizes=[50], modes=["scratch", "finetune", "delta-finetune"], steps=500),
+        distill=DistillStage(rounds=2, md_steps=150, train_steps=400, max_new=40),
+        md=MDStage(trajectories=4, steps=200),
+        scale="quick",
+    )
+
+
+def tiny() -> PipelineConfig:
+    """Settings for the end-to-end test (a couple of minutes): every stage runs, nothing is accurate."""
+    return PipelineConfig(
+        data=DataStage(sets=["rxn-dft", "metals-emt"]),
+        finetune=FinetuneStage(sizes=[20], modes=["scratch", "finetune", "delta-finetune"], steps=20),
+        distill=DistillStage(rounds=1, md_steps=20, train_steps=20, max_new=8, temperatures=[300.0]),
+        md=MDStage(trajectories=1, steps=20),
+        scale="tiny",
+    )
+
+
+SCALES = {"default": PipelineConfig, "quick": quick, "tiny": tiny}
+
+
+def load_pipeline_config(path: str | Path | None = None, scale: str = "default") -> PipelineConfig:
+    """The settings of ``scale`` overlaid with a YAML file's keys (unknown keys name their path)."""
+    import yaml
+
+    base = dataclasses.asdict(SCALES[scale]())
+    if path is not None:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError("top level must be a mapping", source=str(path))
+        for key, value in raw.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+    return from_dict(PipelineConfig, base, "", None if path is None else str(path))

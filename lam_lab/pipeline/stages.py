@@ -1,0 +1,232 @@
+"""The pipeline's stages, in order; each reads earlier stages' artefacts and writes its own under ``out/<stage>/``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lam_lab.pipeline.config import PipelineConfig
+from lam_lab.pipeline.state import StageRecord
+
+DELTA_MODES = {"delta", "delta-finetune"}
+
+
+@dataclass
+class Context:
+    """What every stage gets: settings, output folder, device, earlier records, a logger and a stop flag."""
+
+    cfg: PipelineConfig
+    out: Path
+    records: dict[str, StageRecord] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+    stop_event: threading.Event | None = None
+    progress: bool = True
+
+    def dir(self, stage: str) -> Path:
+        """The stage's folder (created)."""
+        d = self.out / stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def rel(self, path: str | Path) -> str:
+        """A path relative to the pipeline's folder (records stay valid when the folder moves)."""
+        return str(Path(path).resolve().relative_to(self.out.resolve()))
+
+    def path(self, stage: str, role: str) -> Path:
+        """An artefact of an earlier stage by its role."""
+        return self.out / self.records[stage].files[role]
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Atomic JSON (NaN as null)."""
+    from lam_lab.atomic import atomic_write_text
+    from lam_lab.pretrained.recipe import dumps
+
+    return atomic_write_text(path, dumps(obj))
+
+
+def histogram(values: np.ndarray, bins: int = 40) -> dict[str, list[float]]:
+    """Counts and bin edges (what the report draws; the raw labels stay in the package)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    counts, edges = np.histogram(values, bins=bins) if values.size else (np.zeros(0), np.zeros(1))
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+# -- 1. data -------------------------------------------------------------------------------------------
+def stage_data(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """Summary table, element counts and label histograms of the built-in sets."""
+    from lam_lab import datasets
+
+    rows, hist = [], {}
+    for name in ctx.cfg.data.sets:
+        ds = datasets.load(name)
+        s = ds.summary()
+        for label, st in s.label_sets.items():
+            lp = s.provenance.labels.get(label)
+            rows.append({"set": name, "label": label, "method": lp.method if lp else label, "frames": int(st["frames"]),
+                         "atoms": f"{s.atoms_min}-{s.atoms_max}", "periodic": s.periodic_frames, "elements": s.elements,
+                         "e_std": st["e_per_atom_std"], "f_rms": st["f_rms"]})
+        label = ds.default_label() if len(ds.label_sets) == 1 else ds.label_sets[-1]
+        e = [f.labels[label].energy / len(f) for f in ds if label in f.labels and f.labels[label].energy is not None]
+        fn = np.concatenate([np.linalg.norm(f.labels[label].forces, axis=1) for f in ds
+                             if label in f.labels and f.labels[label].forces is not None])
+        e = np.asarray(e)
+        hist[name] = {"label": label, "energy": histogram(e - e.mean()), "force": histogram(fn)}
+        ctx.log(f"data: {name}: {len(ds)} frames, labels {ds.label_sets}")
+    path = write_json(ctx.dir("data") / "summary.json", {"rows": rows, "histograms": hist})
+    return {"summary": ctx.rel(path)}, {"sets": len(ctx.cfg.data.sets), "frames": sum(r["frames"] for r in rows)}
+
+
+# -- 2. pre-training -----------------------------------------------------------------------------------
+def stage_pretrain(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """The multi-task model: the shipped one (copied with its card) or a fresh run of its recipe."""
+    import shutil
+
+    from lam_lab import pretrained
+
+    spec, d = ctx.cfg.pretrain, ctx.dir("pretrain")
+    if spec.source == "shipped":
+        src = pretrained.path(spec.model)
+        model = d / "model.pt"
+        shutil.copy2(src, model)
+        card = src.with_suffix("").with_suffix(".card.json")
+        shutil.copy2(card, d / "card.json")
+        history = src.with_suffix("").with_suffix(".history.json")
+        files = {"model": ctx.rel(model), "card": ctx.rel(d / "card.json")}
+        if history.exists():
+            shutil.copy2(history, d / "history.json")
+            files["history"] = ctx.rel(d / "history.json")
+        ctx.log(f"pretrain: shipped model {spec.model}")
+        return files, {"source": "shipped", "name": spec.model}
+    from lam_lab.pretrained.recipe import load_recipe, pretrain
+
+    recipe = load_recipe(spec.model).replace(preset=spec.preset, steps=spec.steps, minutes=spec.minutes,
+                                             device=ctx.cfg.device, frames=spec.frames, seed=ctx.cfg.seed)
+    res = pretrain(recipe, d / "run", resume=True, progress=ctx.progress, stop_event=ctx.stop_event)
+    shutil.copy2(res.model_path, d / "model.pt")
+    write_json(d / "card.json", res.card)
+    write_json(d / "history.json", res.card.get("history", []))
+    ctx.log(f"pretrain: {res.card['training']['steps']} steps")
+    return ({"model": ctx.rel(d / "model.pt"), "card": ctx.rel(d / "card.json"), "history": ctx.rel(d / "history.json")},
+            {"source": "scratch", "steps": res.card["training"]["steps"]})
+
+
+# -- 3. fine-tuning and Δ-ML ---------------------------------------------------------------------------
+def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """Each mode × N on the downstream set; errors on the held-out test split against the high-level labels."""
+    from lam_lab import datasets
+    from lam_lab.finetune import finetune
+    from lam_lab.pipeline.evaluation import downstream_splits, score
+
+    spec, d = ctx.cfg.finetune, ctx.dir("finetune")
+    train_all, val, test = downstream_splits(datasets.load(spec.dataset))
+    pre = ctx.path("pretrain", "model")
+    rows, files, histories = [], {}, {}
+    for n in spec.sizes:
+        for mode in spec.modes:
+            tag = f"{mode}-n{n}"
+            pretrained = None if mode in ("scratch", "delta") else str(pre)
+            res = finetune(train_all, pretrained=pretrained, mode="delta" if mode in DELTA_MODES else mode,
+                           label=spec.label, baseline=spec.baseline, frames=min(n, len(train_all)), validation=val,
+                           steps=spec.steps, minutes=spec.minutes, out_dir=d / tag, progress=ctx.progress,
+                           device=ctx.cfg.device, seed=ctx.cfg.seed, stop_event=ctx.stop_event)
+            files[f"model:{tag}"] = ctx.rel(res.path)
+            histories[tag] = res.train.history
+            row = {"method": mode, "n": min(n, len(train_all)), **score(res.model, test, spec.label, spec.baseline)}
+            rows.append(row)
+            ctx.log(f"finetune: {tag}: F RMSE {row['f_rmse']:.0f} meV/Å, barrier error {row['barrier_err']:.3f} eV")
+    best = min(rows, key=lambda r: r["f_rmse"])
+    files["best"] = files[f"model:{best['method']}-n{best['n']}"]
+    files["results"] = ctx.rel(write_json(d / "results.json", {"rows": rows, "best": best, "histories": histories}))
+    return files, {"best": f"{best['method']} N={best['n']}", "best_f_rmse": best["f_rmse"]}
+
+
+# -- 4. distillation -----------------------------------------------------------------------------------
+def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """The best fine-tuned model teaches the student on MD around the downstream reactions' geometries."""
+    from lam_lab import datasets
+    from lam_lab.distill import distill
+
+    spec, d = ctx.cfg.distill, ctx.dir("distill")
+    ds = datasets.load(ctx.cfg.finetune.dataset)
+    starts = [f.to_atoms() for f in ds if f.info.get("role") in ("reactant", "ts", "product") and f.info.get("split") != "test"]
+    events: list[dict[str, Any]] = []
+    res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
+                  temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,
+                  train_steps=spec.train_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
+                  seed=ctx.cfg.seed, stop_event=ctx.stop_event,
+                  callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
+    student = d / "student.pt"
+    from lam_lab.models import save
+
+    save(res.student, student, extra={"teacher": ctx.records["finetune"].files["best"]})
+    write_json(d / "rounds.json", events)
+    ctx.log(f"distill: {len(events)} rounds, converged={res.converged}")
+    return {"student": ctx.rel(student), "rounds": ctx.rel(d / "rounds.json")}, {"rounds": len(events), "converged": bool(res.converged)}
+
+
+# -- 5. reactive MD ------------------------------------------------------------------------------------
+def stage_md(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """Trajectories from the shipped TS of the reaction with the student; fractions, bond events, one joined path."""
+    from ase.io import write
+
+    from lam_lab.md.calculator import LAMCalculator
+    from lam_lab.md.reactive import ReactiveConfig, builtin_ts, run_reactive
+
+    spec, d = ctx.cfg.md, ctx.dir("md")
+    ts = builtin_ts(spec.reaction)
+    calc = LAMCalculator(str(ctx.path("distill", "student")), device=ctx.cfg.device)
+    cfg = ReactiveConfig(n_trajectories=spec.trajectories, steps=spec.steps, temperature=spec.temperature,
+                         timestep=spec.timestep, seed=ctx.cfg.seed, output_dir=str(d / "trajectories"))
+    res = run_reactive(ts, calc, cfg)
+    show = max(res.outcomes, key=lambda o: (o.kind == "reactive", len(o.bonds.events) if o.bonds else 0, len(o.frames)))
+    traj = d / "shown.extxyz"
+    write(traj, show.frames, format="extxyz")
+    summary = res.to_dict()
+    summary["shown"] = show.index
+    write_json(d / "reactive.json", summary)
+    ctx.log(f"md: {res.summary()}")
+    return ({"trajectory": ctx.rel(traj), "results": ctx.rel(d / "reactive.json")},
+            {"reactive_fraction": res.reactive_fraction, **{f"ends_{k}": v for k, v in res.fractions.items()}})
+
+
+# -- 6. evaluation -------------------------------------------------------------------------------------
+def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
+    """Zero-shot, fine-tuned/Δ and student-vs-teacher errors on the held-out reaction, and MD speed of each."""
+    from lam_lab import datasets
+    from lam_lab.models import load
+    from lam_lab.pipeline.evaluation import downstream_splits, md_speed, score, zero_shot_rows
+
+    spec = ctx.cfg.finetune
+    _, _, test = downstream_splits(datasets.load(spec.dataset))
+    ft = json.loads(ctx.path("finetune", "results").read_text())
+    teacher = load(ctx.path("finetune", "best"))
+    student = load(ctx.path("distill", "student"))
+    teacher_row = {"model": f"teacher ({ft['best']['method']} N={ft['best']['n']})", **score(teacher, test, spec.label, spec.baseline)}
+    student_row = {"model": "student", **score(student, test, spec.label, spec.baseline)}
+    speed = md_speed({"teacher": ctx.path("finetune", "best"), "student": ctx.path("distill", "student")},
+                     device=ctx.cfg.device)
+    zero = zero_shot_rows(load(ctx.path("pretrain", "model")), datasets.load(spec.dataset), spec.label)
+    out = {"zero_shot": zero, "finetune": ft["rows"], "student_vs_teacher": [teacher_row, student_row], "speed": speed}
+    path = write_json(ctx.dir("evaluate") / "metrics.json", out)
+    su = speed.get("speedup")
+    ctx.log(f"evaluate: teacher F {teacher_row['f_rmse']:.0f}, student F {student_row['f_rmse']:.0f} meV/Å; student speed-up {su}")
+    return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": teacher_row["f_rmse"], "student_f_rmse": student_row["f_rmse"],
+                                        "student_speedup": su}
+
+
+STAGES: list[tuple[str, Callable[[Context], tuple[dict[str, str], dict[str, Any]]], list[str]]] = [
+    ("data", stage_data, []),
+    ("pretrain", stage_pretrain, []),
+    ("finetune", stage_finetune, ["pretrain"]),
+    ("distill", stage_distill, ["finetune"]),
+    ("md", stage_md, ["distill"]),
+    ("evaluate", stage_evaluate, ["pretrain", "finetune", "distill"]),
+]
+SECTIONS = {"data": "data", "pretrain": "pretrain", "finetune": "finetune", "distill": "distill", "md": "md", "evaluate": "finetune"}
