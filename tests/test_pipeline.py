@@ -1,0 +1,61 @@
+"""`lam-lab pipeline` end to end with tiny settings: every stage's artefacts, the report, and the skip on re-run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import lam_lab as ll
+from lam_lab.pipeline import run_pipeline, tiny
+from lam_lab.pipeline.config import load_pipeline_config
+from lam_lab.pipeline.state import StageRecord, load_record, save_record, stage_key
+from lam_lab.train.config import ConfigError
+
+
+def test_config_scales_and_overrides(tmp_path):
+    q = load_pipeline_config(None, "quick")
+    assert q.scale == "quick" and q.finetune.sizes == [50]
+    f = tmp_path / "p.yaml"
+    f.write_text("finetune: {steps: 7}\nseed: 3\n")
+    c = load_pipeline_config(f, "quick")
+    assert c.finetune.steps == 7 and c.seed == 3 and c.finetune.sizes == [50]
+    f.write_text("finetune: {stepz: 7}\n")
+    with pytest.raises(ConfigError, match="finetune.stepz"):
+        load_pipeline_config(f)
+
+
+def test_stage_records_skip_only_when_unchanged(tmp_path):
+    key = stage_key("data", {"sets": ["a"]}, [])
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.json").write_text("{}")
+    save_record(tmp_path, StageRecord("data", key, 1.0, {"x": "data/x.json"}, {"n": 1}))
+    assert load_record(tmp_path, "data", key).skipped
+    assert load_record(tmp_path, "data", stage_key("data", {"sets": ["b"]}, [])) is None
+    (tmp_path / "data" / "x.json").unlink()  # a lost artefact makes the stage run again
+    assert load_record(tmp_path, "data", key) is None
+
+
+@pytest.mark.skipif("lam-chon-small" not in ll.pretrained.available(), reason="shipped model not built yet")
+def test_tiny_pipeline_end_to_end(tmp_path):
+    pytest.importorskip("lam_lab.finetune")
+    pytest.importorskip("lam_lab.distill")
+    logs: list[str] = []
+    res = run_pipeline(tiny(), out=tmp_path, log=logs.append, progress=False)
+    assert list(res.records) == ["data", "pretrain", "finetune", "distill", "md", "evaluate"]
+    for rec in res.records.values():
+        for path in rec.files.values():
+            assert (tmp_path / path).exists(), path
+    metrics = json.loads((tmp_path / res.records["evaluate"].files["metrics"]).read_text())
+    assert {"zero_shot", "finetune", "student_vs_teacher", "speed"} <= set(metrics)
+    assert all(r["f_rmse"] > 0 for r in metrics["finetune"])
+    page = res.report.read_text()
+    assert "<script" in page and "cdn." not in page.lower()  # plotly inlined, opens offline
+    for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD"):
+        assert title in page
+    assert "tiny</b> settings" in page
+    assert len(re.findall(r"Plotly\.newPlot", page)) >= 6
+    # a second run finds every stage unchanged
+    again = run_pipeline(tiny(), out=tmp_path, log=logs.append, progress=False)
+    assert all(r.skipped for r in again.records.values())
