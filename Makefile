@@ -15,3 +15,8 @@ test-all: setup
 
 lab: setup
 	.venv/bin/jupyter lab notebooks/00_lab.ipynb
+
+.PHONY: test-browser
+# JupyterLab + headless Chromium (/usr/bin/chromium) drive the Lab notebook and the player widget.
+test-browser: setup
+	.venv/bin/python -m pytest -q -m browser tests/test_browser.py tests/test_ui_player.py

@@ -69,3 +69,11 @@ def water_box(n_molecules: int, density: float = 1.0, seed: int = 0):
         w.translate(center - w.get_center_of_mass())
         atoms += w
     return atoms
+
+
+def deepmd_thread_env(threads: int) -> dict[str, str]:
+    """Environment for a DeePMD-kit subprocess with ``threads`` intra-op threads (one inter-op), GPU hidden."""
+    import os
+
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "DP_INTRA_OP_PARALLELISM_THREADS": str(threads),
+            "DP_INTER_OP_PARALLELISM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

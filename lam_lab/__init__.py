@@ -23,6 +23,7 @@ _LAZY = {
     "evaluate": "lam_lab.train.metrics:evaluate",
     "finetune": "lam_lab.finetune:finetune",
     "pretrained": "lam_lab.pretrained",
+    "distill": "lam_lab.distill:distill",
 }
 
 

@@ -41,19 +41,22 @@ def test_results_match_the_model(model):
 
 
 def test_graph_cached_only_for_identical_geometry(model, monkeypatch):
-    calls = []
-    original = model.prepare
-    monkeypatch.setattr(model, "prepare", lambda *a, **k: calls.append(1) or original(*a, **k))
     atoms = molecule("H2O")
     calc = LAMCalculator(model)
+    calls = []
+    original = calc._verlet.graph
+    monkeypatch.setattr(calc._verlet, "graph", lambda *a, **k: calls.append(1) or original(*a, **k))
     atoms.calc = calc
     atoms.get_potential_energy()
     atoms.get_forces()
     calc.calculate(atoms, ["energy", "forces"], [])  # same geometry, forced recomputation
     assert len(calls) == 1
     atoms.positions[0, 0] += 1e-3
-    atoms.get_forces()
+    moved = atoms.get_forces()
     assert len(calls) == 2
+    fresh = atoms.copy()
+    fresh.calc = LAMCalculator(model)  # a new calculator searches pairs from scratch: same numbers
+    np.testing.assert_allclose(fresh.get_forces(), moved, atol=1e-10)
 
 
 def test_stress_of_a_periodic_cell_matches_finite_strain(model):

@@ -364,3 +364,23 @@ def test_input_stats_fitted_once_on_a_fresh_model():
     assert bool(model.descriptor.env_scale_fitted) and not torch.allclose(scale, torch.ones_like(scale))
     model.fit_energy_bias([periodic()] + frames[:1], head="default", label="dft")  # fine-tuning style: kept
     assert torch.equal(model.descriptor.env_scale, scale)
+
+
+def test_student_fast_pair_derivative_matches_autograd():
+    """The student's hand-written pair derivative gives autograd's forces, virial and (create_graph) second derivatives."""
+    model = tiny("student")
+    batch = collate([model.prepare(f) for f in (ethanol(3), periodic(5))])
+    two_body = model.descriptor.two_body
+    results = []
+    for fast in (True, False):
+        two_body.use_fast = fast
+        plain = model(batch, virial=True)  # first derivative only: the hand-written backward
+        results.append((plain.forces.detach(), plain.virial.detach()))
+        out = model(batch, virial=True, create_graph=True)
+        loss = (out.forces ** 2).sum() + (out.virial ** 2).sum()
+        grads = torch.autograd.grad(loss, [two_body.coef, model.fittings[0].mlp.layers[0].weight])
+        results[-1] += (out.energy.detach(), out.forces.detach(), out.virial.detach(), *grads)
+    two_body.use_fast = True
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert results[0][0].abs().max() > 1e-4 and results[0][-2].abs().max() > 1e-8  # not vacuous

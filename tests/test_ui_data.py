@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import ipywidgets as w
 import numpy as np
 import pytest
 
@@ -12,7 +11,7 @@ import lam_lab as ll
 from lam_lab.ui import plots
 from lam_lab.ui._jobs import BackgroundJob
 from lam_lab.ui.data_panel import DataPanel
-from lam_lab.ui.lab import LATER, Lab
+from lam_lab.ui.lab import Lab
 
 
 @pytest.fixture
@@ -128,17 +127,6 @@ def test_background_job_runs_once_stops_and_reports_errors():
     job3.start()
     job3.wait(5)
     assert job3.state == "failed" and "frame 3" in job3.error and "frame 3" in job3.status.value
-
-
-def test_lab_has_five_tabs_and_honest_placeholders(mixed_ds):
-    lab = Lab(dataset=mixed_ds, builtins=[])
-    assert lab.tabs.titles == ("Data", "Train", "Fine-tune · Δ", "Distill", "MD")
-    assert lab.tabs.children[0] is lab.data and lab.tabs.children[4] is lab.playback
-    for body in lab.tabs.children[1:4]:
-        assert isinstance(body, w.HTML) and LATER in body.value  # no fake controls
-    assert lab.data.dataset is mixed_ds
-    lab.select("MD")
-    assert lab.tabs.selected_index == 4
 
 
 def test_playback_panel_opens_a_trajectory_file_and_reports_bad_ones(tmp_path):

@@ -10,8 +10,8 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from lam_lab.data.frame import Frame
-from lam_lab.nn.batch import Batch, collate
+from lam_lab.nn.batch import Batch, collate, frame_types
+from lam_lab.nn.verlet import VerletCache
 from lam_lab.potential import Potential
 
 
@@ -25,15 +25,19 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 class LAMCalculator(Calculator):
     """ASE calculator evaluating one head of a :class:`Potential` (or a saved model file).
 
-    The prepared neighbor lists are reused only while numbers, positions, cell and pbc are exactly
-    unchanged (e.g. asking for stress after forces); any move rebuilds them.
-    Stress is provided for fully periodic cells (σ = −virial/V, ASE's Voigt order).
+    Neighbor pairs live in a Verlet cache (:class:`lam_lab.nn.verlet.VerletCache`, ``skin`` Å): they are
+    searched again only after some atom moved more than skin/2, so MD steps just update distances.
+    Stress is computed when asked for, for fully periodic cells (σ = −virial/V, ASE's Voigt order).
+
+    A Δ model (one whose file carries ``extra["delta"]``, see :mod:`lam_lab.delta`) predicts only
+    label_high − label_baseline: the baseline (tblite GFN2-xTB by default) is recomputed here and
+    added, so the results are at the high level. ``baseline=False`` returns the bare Δ model.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model_or_path: Potential | str | os.PathLike, head: str | None = None,
-                 device: str | torch.device | None = None, **kwargs):
+                 device: str | torch.device | None = None, baseline: bool = True, skin: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(model_or_path, (str, os.PathLike)):
             from lam_lab.models import load
@@ -48,13 +52,20 @@ class LAMCalculator(Calculator):
         self.head = model.heads[model._head_index(head)]  # validates the name / picks the only head
         self._key: tuple | None = None
         self._batch: Batch | None = None
+        self._verlet = VerletCache(model.cutoffs(), skin=skin)
+        from lam_lab.delta import RuntimeBaseline, delta_spec
+
+        spec = delta_spec(model)
+        self.baseline = RuntimeBaseline(spec) if spec and baseline else None
 
     def _prepared(self, atoms: Atoms) -> Batch:
         """The collated graph of ``atoms``, rebuilt unless the geometry is bit-for-bit the same."""
         key = (atoms.numbers.tobytes(), atoms.positions.tobytes(), np.asarray(atoms.cell).tobytes(), atoms.pbc.tobytes())
         if key != self._key or self._batch is None:
-            frame = Frame(atoms.numbers, atoms.positions, np.asarray(atoms.cell), atoms.pbc)
-            self._batch = collate([self.model.prepare(frame)]).to(self.device, self.model.dtype)
+            # MD moves atoms a little per step: the Verlet cache re-searches pairs only after a move > skin/2
+            types = frame_types(atoms.numbers, self.model.type_map)
+            graph = self._verlet.graph(atoms.positions, np.asarray(atoms.cell), atoms.pbc, types)
+            self._batch = collate([graph]).to(self.device, self.model.dtype)
             self._key = key
         return self._batch
 
@@ -63,7 +74,7 @@ class LAMCalculator(Calculator):
         """Fill ``self.results`` with energy, free_energy, energies, forces (and stress when periodic)."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
+        periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3 and "stress" in properties
         out = self.model(self._prepared(atoms), head=self.head, forces=True, virial=periodic)
         energy = float(out.energy.detach()[0])
         self.results = {
@@ -76,3 +87,20 @@ class LAMCalculator(Calculator):
             virial = out.virial.detach()[0].cpu().numpy().astype(np.float64)
             stress = -virial / atoms.get_volume()
             self.results["stress"] = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        if self.baseline is not None:
+            self._add_baseline(atoms)
+
+    def _add_baseline(self, atoms: Atoms) -> None:
+        """E, F (and stress, per-atom energies where the baseline gives them) of the baseline added to the Δ model's."""
+        base = self.baseline(atoms)
+        r = self.results
+        r["energy"] = r["free_energy"] = r["energy"] + base["energy"]
+        r["forces"] = r["forces"] + base["forces"]
+        if "energies" in base:
+            r["energies"] = r["energies"] + base["energies"]
+        else:  # no per-atom split of the baseline: leave it out rather than report a wrong one
+            r.pop("energies")
+        if "stress" in r:
+            if "stress" not in base:
+                raise RuntimeError(f"the Δ baseline {self.baseline.name!r} gives no stress for this periodic cell")
+            r["stress"] = r["stress"] + base["stress"]

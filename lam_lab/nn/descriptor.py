@@ -31,7 +31,7 @@ class DPA2Descriptor(nn.Module):
         self.sels = [c.repinit_sel, c.repformer_sel]
         self.type_embedding = TypeEmbedding(n_types, c.tebd_dim, act=c.activation, dtype=dtype)
         self.repinit = Repinit(c.tebd_dim, c.repinit_neuron, c.repinit_axis, c.repinit_sel, act=c.activation,
-                               add_f0=True, dtype=dtype)
+                               add_f0=True, dtype=dtype, n_basis=c.radial_basis)
         self.proj_f = Dense(self.repinit.out_dim, c.g1_dim, dtype=dtype)  # Eq. 21
         self.proj_g = Dense(1, c.g2_dim, dtype=dtype)  # Eq. 22 (g¹_ij is the scalar s(r) of r_c¹)
         self.layers = nn.ModuleList(

@@ -84,28 +84,44 @@ def neighbor_list(
     else:
         calc = _VesinNeighborList(cutoff=float(cutoff), full_list=True)
         i, j, S, d = calc.compute(pos, box, pbc_arr.tolist() if pbc_arr.any() else False, quantities="ijSd")
-    i = i.astype(np.int64)
-    # sort by (center, distance) so each row lists its closest neighbors first
-    # one float key (center-major, then distance) sorts ~3x faster than np.lexsort
-    order = np.argsort(i * (2.0 * cutoff + 1.0) + d, kind="stable")
-    i, j, S, d = i[order], j[order].astype(np.int64), S[order].astype(np.int64), d[order]
+    return pad_pairs(n, i, j, S, d, cutoff, sel, warn_dropped=warn_dropped)
+
+
+def pad_pairs(n_atoms: int, i: np.ndarray, j: np.ndarray, S: np.ndarray, d: np.ndarray, cutoff: float,
+              sel: int | None, warn_dropped: bool = True, sort: bool = True) -> NeighborList:
+    """Padded :class:`NeighborList` from flat pairs (centre i, neighbor j, cell shift S, distance d Å).
+
+    With ``sort`` each row lists its closest neighbors first (and truncation to ``sel`` drops the
+    farthest); ``sort=False`` needs the pairs grouped by ascending centre and keeps their order within a
+    row when no row overflows, which is all a model needs (it sums over neighbors) and saves the sort;
+    it still sorts when some row does not fit.
+    """
+    n = n_atoms
+    i = np.asarray(i).astype(np.int64, copy=False)
     counts = np.bincount(i, minlength=n)
     width = int(counts.max(initial=0)) if sel is None else int(sel)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(len(i)) - starts[i]
+    if sort or counts.max(initial=0) > width:
+        # sort by (center, distance) so each row lists its closest neighbors first
+        # one float key (center-major, then distance) sorts ~3x faster than np.lexsort
+        order = np.argsort(i * (2.0 * cutoff + 1.0) + d, kind="stable")
+        i, j, S, d = i[order], j[order], S[order], d[order]
+    starts = np.cumsum(counts) - counts
+    slot = np.arange(len(i)) - starts.take(i)
     keep = slot < width
     dropped = int((~keep).sum())
     if dropped and warn_dropped:
         warnings.warn(
             f"{dropped} neighbor(s) within {cutoff} Å did not fit in sel={width} "
             f"(max {int(counts.max())} neighbors): the farthest were dropped; raise sel",
-            stacklevel=2,
+            stacklevel=3,
         )
+    if dropped:
+        i, j, S, d, slot = i[keep], j[keep], S[keep], d[keep], slot[keep]
+    flat = i * width + slot  # np.put / flat rows: much faster than index[i, slot] = ... on large lists
     index = np.full((n, width), -1, dtype=np.int64)
-    shift = np.zeros((n, width, 3), dtype=np.int64)
     dist = np.full((n, width), np.inf)
-    index[i[keep], slot[keep]] = j[keep]
-    shift[i[keep], slot[keep]] = S[keep]
-    dist[i[keep], slot[keep]] = d[keep]
-    return NeighborList(index, shift, index >= 0, dist, float(cutoff), dropped)
-
+    np.put(index, flat, j)
+    np.put(dist, flat, d)
+    shift = np.zeros((n * width, 3), dtype=np.int64)
+    shift[flat] = S
+    return NeighborList(index, shift.reshape(n, width, 3), index >= 0, dist, float(cutoff), dropped)

@@ -53,9 +53,9 @@ def smooth_softmax_dagger(y: Tensor, ww: Tensor, shift: float = 20.0, n_pad: int
     return ww * padded_softmax(ww * (y + shift) - shift, n_pad, -shift)
 
 
-def conv_term(g: Tensor, f_hat_j: Tensor, w: Tensor, n_max: int) -> Tensor:
+def conv_term(g: Tensor, f_hat_j: Tensor, w: Tensor, n_max: float | Tensor) -> Tensor:
     """Eq. 25, second block: (1/N^m) Σ_j w_ij g_ij ⊙ f̂_j, [N, n2] (f̂ = linear(f) gathered at j)."""
-    return torch.einsum("ns,nsc->nc", w, g * f_hat_j) / float(n_max)
+    return torch.einsum("ns,nsc->nc", w, g * f_hat_j) / n_max
 
 
 def residual_average(terms: list[Tensor]) -> Tensor:
@@ -135,6 +135,7 @@ class RepformerLayer(nn.Module):
         if axis > min(n1, n2):
             raise ValueError(f"repformer axis_neuron {axis} exceeds g1/g2 width ({n1}, {n2})")
         self.n1, self.n2, self.axis, self.sel = n1, n2, axis, sel
+        self.register_buffer("n_norm", torch.tensor(float(sel), dtype=dtype))  # N^m of Eq. 19/25 (see Repinit)
         self._act = activation(act)
         self.f_hat = Dense(n1, n2, bias=False, dtype=dtype)  # f̂_j = linear(f_j) (Eq. 25)
         self.f_mlp = Dense(n1 + n2 + n1 * axis + n2 * axis, n1, dtype=dtype)  # MLP(f̃) (Eq. 24)
@@ -147,9 +148,9 @@ class RepformerLayer(nn.Module):
 
     def f_tilde(self, f: Tensor, f_j: Tensor, g: Tensor, wh: Tensor, w: Tensor, index: Tensor) -> Tensor:
         """Eq. 25: f̃_i = concat(f_i, (1/N^m)Σ_j w g_ij ⊙ f̂_j, symm(f_j, h_ij), symm(g_ij, h_ij)), [N, ·]."""
-        conv = conv_term(g, gather_neighbors(self.f_hat(f), index), w, self.sel)
-        s_fh = symm(f_j, wh, None, self.sel, self.axis)
-        s_gh = symm(g, wh, None, self.sel, self.axis)
+        conv = conv_term(g, gather_neighbors(self.f_hat(f), index), w, self.n_norm)
+        s_fh = symm(f_j, wh, None, self.n_norm, self.axis)
+        s_gh = symm(g, wh, None, self.n_norm, self.axis)
         return torch.cat([f, conv, s_fh, s_gh], dim=-1)
 
     def update_f(self, f: Tensor, f_j: Tensor, g: Tensor, wh: Tensor, w: Tensor, index: Tensor) -> Tensor:

@@ -48,42 +48,148 @@ def bspline_weights(r: Tensor, rcut: float, n_basis: int) -> tuple[Tensor, Tenso
     return b, idx
 
 
+class _PairMoments(torch.autograd.Function):
+    """q_i[β, (Z_j,k)] = c_i Σ_j w(r_ij) φ_k(r_ij) r̃_ij,β (c_i = data scale / N^m), [4, N, T·K], with a
+    hand-written first derivative.
+
+    Autograd over ~20 per-neighbor ops is most of the student's cost, and ops on [..., 3] or [..., 4]
+    inner axes are slow on CPU, so everything here runs component-major ([4, N·S]): forward keeps
+    the four non-zero w·φ_k, their slopes and r̃, scatters the 16 products b_m r̃_β of each pair
+    into the bin (i, Z_j, k_j) of its first spline, and sums the four bins' shifts; backward is
+    the matching gather plus a few elementwise ops. When the caller asks for a graph of the
+    gradient (training on forces, ``create_graph=True``), backward instead differentiates
+    :func:`pair_moments_reference`, so second derivatives stay exact.
+    """
+
+    @staticmethod
+    def forward(ctx, rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
+                n_basis: int, n_rows: int) -> Tensor:
+        n, s = mask.shape
+        xyz = rij.permute(2, 0, 1).reshape(3, -1)  # [3, P], P = N·S
+        r = torch.where(mask.reshape(-1), (xyz * xyz).sum(0).sqrt_(), rcut + 1.0)
+        inv_r = r.reciprocal()  # padding sits beyond the cutoff: w = 0 and every term below vanishes
+        u = xyz * inv_r
+        w, dw = _switch_with_slope(r, rcut_smth, rcut)
+        cs = scale.repeat_interleave(s) * w * inv_r  # c·s(r), s of Eq. 12
+        b, db, k = _bspline_with_slope(r, rcut, n_basis)
+        # the basis weight is w·φ_k (Eq. 19's w_ij times g_ij), so w enters twice with r̃ = s·(1, u)
+        db = db * w + b * dw
+        b = b * w
+        e = torch.cat([cs[None], cs * u])  # c·r̃, [4, P]
+        bins = (torch.arange(n, device=rij.device) * n_rows).repeat_interleave(s) + rows.reshape(-1) + k
+        z = torch.zeros(16, n * n_rows, dtype=rij.dtype, device=rij.device)
+        z.index_add_(1, bins, (b[:, None] * e[None]).view(16, -1))  # [(m, β), (i, Z_j, k)]
+        z = z.view(4, 4, -1, n_basis)
+        q = z[0].clone()
+        for m in range(1, 4):  # spline m of a pair in bin k adds to row k + m (k + 3 < K always)
+            q[..., m:] += z[m, ..., : n_basis - m]
+        ctx.save_for_backward(rij, mask, rows, scale)
+        ctx.fast = (bins, b, db, e, u, cs * inv_r, scale.repeat_interleave(s) * (dw * inv_r) - cs * inv_r)
+        ctx.consts = (rcut_smth, rcut, n_basis, n_rows)
+        return q.view(4, n, n_rows)
+
+    @staticmethod
+    def backward(ctx, grad_q: Tensor):
+        if torch.is_grad_enabled():  # create_graph: a differentiable gradient
+            rij, mask, rows, scale = ctx.saved_tensors
+            with torch.enable_grad():
+                q = pair_moments_reference(rij, mask, rows, scale, *ctx.consts)
+                (grad,) = torch.autograd.grad(q, rij, grad_q, create_graph=True)
+            return grad, None, None, None, None, None, None, None
+        bins, b, db, e, u, cs_r, cds = ctx.fast
+        n_basis = ctx.consts[2]
+        n, s = ctx.saved_tensors[1].shape
+        gq = grad_q.reshape(4, -1, n_basis)
+        h = torch.zeros(4, *gq.shape, dtype=gq.dtype, device=gq.device)  # [m, β, (i, Z_j), k]
+        for m in range(4):
+            h[m, ..., : n_basis - m] = gq[..., m:]
+        g = h.view(16, -1).index_select(1, bins).view(4, 4, -1)  # ∂L/∂(b_m r̃_β) of every pair
+        dl_db = (g * e[None]).sum(1)
+        dl_de = (g * b[:, None]).sum(0)
+        a = dl_de[1:]
+        ua = (u * a).sum(0)
+        dl_dr = (dl_db * db).sum(0) + cds * (dl_de[0] + ua)
+        # r̃ = c s (1, u): radial part along u, angular part (I − u uᵀ) a · c s / r
+        grad = u * (dl_dr - cs_r * ua) + cs_r * a
+        return grad.view(3, n, s).permute(1, 2, 0), None, None, None, None, None, None, None
+
+
+def _switch_with_slope(r: Tensor, rcut_smth: float, rcut: float) -> tuple[Tensor, Tensor]:
+    """Eq. 13's w(r) and dw/dr (1/Å)."""
+    width = rcut - rcut_smth
+    t = ((r - rcut_smth) * (1.0 / width)).clamp_(0.0, 1.0)
+    t2 = t * t
+    w = (t * (15.0 - 6.0 * t) - 10.0).mul_(t2 * t).add_(1.0)
+    dw = (1.0 - t).square_().mul_(t2 * (-30.0 / width))
+    return w, dw
+
+
+_SPLINE = torch.tensor([  # rows: b_0..b_3 then their slopes d/dv; columns: 1, v, v², v³
+    [1 / 6, -1 / 2, 1 / 2, -1 / 6], [2 / 3, 0, -1, 1 / 2], [1 / 6, 1 / 2, 1 / 2, -1 / 2], [0, 0, 0, 1 / 6],
+    [-1 / 2, 1, -1 / 2, 0], [0, -2, 3 / 2, 0], [1 / 2, 1, -3 / 2, 0], [0, 0, 1 / 2, 0],
+], dtype=torch.float64)
+
+
+def _bspline_with_slope(r: Tensor, rcut: float, n_basis: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The 4 non-zero cubic B-splines at r (Å), their slopes d/dr (1/Å), [4, P] each, and the first index k [P]."""
+    n_int = n_basis - 3
+    h = rcut / n_int
+    x = (r * (1.0 / h)).clamp_(0.0, n_int - 1e-6)
+    k = x.floor()
+    v = x - k
+    v2 = v * v
+    both = _SPLINE.to(r.dtype) @ torch.stack([torch.ones_like(v), v, v2, v2 * v])
+    return both[:4], both[4:] * (1.0 / h), k.long()  # the slope is 0 where x is clamped: there w = 0
+
+
+def pair_moments_reference(rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
+                           n_basis: int, n_rows: int) -> Tensor:
+    """Plain-autograd version of :class:`_PairMoments` (the definition; used for second derivatives and tests)."""
+    n, s = mask.shape
+    env = environment(rij, mask, rcut_smth, rcut, inv_scale=scale)  # c·r̃, [N, S, 4]
+    b, k = bspline_weights(env.r, rcut, n_basis)
+    idx = ((torch.arange(n, device=rij.device) * n_rows)[:, None, None] + rows[..., None] + k).view(-1)
+    vals = ((b * env.w[..., None])[..., :, None] * env.env[..., None, :]).reshape(-1, 4)
+    q = torch.zeros(n * n_rows, 4, dtype=rij.dtype, device=rij.device).index_add(0, idx, vals)
+    return q.view(n, n_rows, 4).permute(2, 0, 1)
+
+
 class BasisTwoBody(nn.Module):
     """symm(g_ij, r̃_ij) (Eq. 18–20) for g_ij = Σ_k φ_k(r_ij) C[Z_i, Z_j, k, :], [N, width·axis]."""
 
-    def __init__(self, n_types: int, n_basis: int, width: int, axis: int, sel: int, rcut: float, dtype=None):
+    def __init__(self, n_types: int, n_basis: int, width: int, axis: int, sel: int, rcut: float,
+                 rcut_smth: float = 0.5, dtype=None):
         super().__init__()
         if axis > width:
             raise ValueError(f"student axis_neuron {axis} exceeds the embedding width {width}")
         if n_basis < 4:
             raise ValueError(f"student_basis must be at least 4 (cubic B-splines), got {n_basis}")
-        self.n_types, self.n_basis, self.width, self.axis, self.sel, self.rcut = n_types, n_basis, width, axis, sel, rcut
+        self.n_types, self.n_basis, self.width, self.axis, self.sel = n_types, n_basis, width, axis, sel
+        self.rcut, self.rcut_smth = rcut, rcut_smth
         # C[Z_i] as a [n_types·K, width] block per centre type; O(1) embeddings at init
         self.coef = nn.Parameter(torch.randn(n_types, n_types * n_basis, width, dtype=dtype))
         self.out_dim = width * axis
+        self.use_fast = True  # hand-written pair derivative (False: plain autograd, same numbers)
 
-    def moments(self, types: Tensor, env: Environment, index: Tensor) -> Tensor:
+    def moments(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
         """Eq. 19 for this g: p_i = (1/N^m) Σ_j w_ij g_ij ⊗ r̃_ij = C[Z_i]ᵀ q_i, [N, width, 4].
 
         q_i[(Z_j, k), β] = (1/N^m) Σ_j w_ij φ_k(r_ij) r̃_ij,β is scattered straight from the 4 non-zero φ_k.
         """
         n, s = index.shape
-        b, k = bspline_weights(env.r, self.rcut, self.n_basis)  # [N, S, 4]
         t_j = torch.index_select(types, 0, index.clamp(min=0).reshape(-1)).view(n, s)
-        row = t_j[..., None] * self.n_basis + k  # basis row (Z_j, k) of each non-zero φ, [N, S, 4]
-        # a[i, (Z_j,k), j] = w_ij φ_k(r_ij): 4 non-zeros per column, then one batched GEMM with r̃
-        a = torch.zeros(n, self.n_types * self.n_basis, s, dtype=b.dtype, device=b.device)
-        a = a.scatter_add(1, row.transpose(1, 2), (b * env.w[..., None]).transpose(1, 2))
-        q_t = (env.env.transpose(1, 2) @ a.transpose(1, 2)) * (1.0 / self.sel)  # qᵀ [N, 4, T·K] (faster GEMM shape)
+        args = (rij, mask, t_j * self.n_basis, inv_scale * (1.0 / self.sel), self.rcut_smth, self.rcut,
+                self.n_basis, self.n_types * self.n_basis)
+        q = _PairMoments.apply(*args) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
         # C[Z_i]ᵀ q_i for all centre types in one GEMM, then each atom keeps its own type's block
         t, c, m = self.coef.shape
-        all_types = (q_t.reshape(n * 4, c) @ self.coef.permute(1, 0, 2).reshape(c, t * m)).view(n, 4, t, m)
-        mine = torch.gather(all_types, 2, types.view(n, 1, 1, 1).expand(n, 4, 1, m)).squeeze(2)  # [N, 4, width]
-        return mine.transpose(1, 2)
+        all_types = (q.reshape(4 * n, c) @ self.coef.permute(1, 0, 2).reshape(c, t * m)).view(4, n, t, m)
+        mine = torch.gather(all_types, 2, types.view(1, n, 1, 1).expand(4, n, 1, m)).squeeze(2)  # [4, N, width]
+        return mine.permute(1, 2, 0)
 
-    def forward(self, types: Tensor, env: Environment, index: Tensor) -> Tensor:
+    def forward(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
         """Eq. 18–20 on the basis moments."""
-        p = self.moments(types, env, index)
+        p = self.moments(types, rij, mask, index, inv_scale)
         return symm_contract(p, symm_split(p, self.axis))
 
 
@@ -99,7 +205,7 @@ class StudentDescriptor(nn.Module):
         self.type_embedding = TypeEmbedding(n_types, c.tebd_dim, act=c.activation, dtype=dtype)
         if c.student_embedding == "basis":
             self.two_body = BasisTwoBody(n_types, c.student_basis, c.repinit_neuron[-1], c.repinit_axis,
-                                         c.repinit_sel, c.repinit_rcut, dtype=dtype)
+                                         c.repinit_sel, c.repinit_rcut, c.repinit_rcut_smth, dtype=dtype)
         elif c.student_embedding == "mlp":
             self.two_body = Repinit(c.tebd_dim, c.repinit_neuron, c.repinit_axis, c.repinit_sel,
                                     act=c.activation, add_f0=False, dtype=dtype)
@@ -119,9 +225,8 @@ class StudentDescriptor(nn.Module):
         """D_i for every atom, [N, tebd_dim + width·axis]."""
         f0 = self.type_embedding(types)
         inv = 1.0 / torch.index_select(self.env_scale, 1, types)
-        env = environment(rij[0], masks[0], *self.ranges[0], inv_scale=inv[0])
         if self.kind == "basis":
-            d = self.two_body(types, env, indices[0])
+            d = self.two_body(types, rij[0], masks[0], indices[0], inv[0])
         else:
-            d = self.two_body(f0, env, indices[0])
+            d = self.two_body(f0, environment(rij[0], masks[0], *self.ranges[0], inv_scale=inv[0]), indices[0])
         return torch.cat([f0, d], dim=-1)

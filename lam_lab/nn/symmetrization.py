@@ -5,10 +5,11 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def symm_moment(x: Tensor, y: Tensor, w: Tensor | None, n_max: int) -> Tensor:
+def symm_moment(x: Tensor, y: Tensor, w: Tensor | None, n_max: float | Tensor) -> Tensor:
     """Eq. 19: p_αβ = (1/N^m) Σ_j w_ij x_{j,α} y_{j,β}, [N, A, B] from x [N,S,A], y [N,S,B], w [N,S].
 
-    ``n_max`` is N^m, the padded neighbor count ``sel`` (a constant, so p is smooth when atoms enter).
+    ``n_max`` is N^m: the padded neighbor count ``sel`` in the paper, or the data's mean neighbour count
+    (ModelConfig.neighbor_norm="data"); a constant either way, so p is smooth when atoms enter.
     ``w=None`` means y already carries the switch (callers that reuse w·y across layers).
     """
     wy = y if w is None else w[..., None] * y
@@ -29,7 +30,7 @@ def symm_contract(p: Tensor, p_lt: Tensor) -> Tensor:
     return (p @ p_lt.transpose(1, 2)).reshape(n, -1)
 
 
-def symm(x: Tensor, y: Tensor, w: Tensor | None, n_max: int, axis: int) -> Tensor:
+def symm(x: Tensor, y: Tensor, w: Tensor | None, n_max: float | Tensor, axis: int) -> Tensor:
     """Eq. 18–20 together: symm(x_j, y_j) for invariant x [N,S,A] and equivariant y [N,S,B] → [N, A·axis]."""
     p = symm_moment(x, y, w, n_max)
     return symm_contract(p, symm_split(p, axis))

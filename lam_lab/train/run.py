@@ -91,7 +91,8 @@ def prepare_run(cfg: RunConfig, source: str | None = None) -> PreparedRun:
             validation[task] = val
         if spec.weight <= 0:
             raise ConfigError(f"weight must be > 0, got {spec.weight}", source=source, field=f"{where}.weight")
-    model = _model(cfg, datasets, heads, source)
+    # the type map covers validation frames too: a small training subset may lack an element they hold
+    model = _model(cfg, [*datasets.values(), *validation.values()], heads, source)
     return PreparedRun(cfg, model, datasets, validation, weights, labels, heads)
 
 
@@ -102,7 +103,7 @@ def _default_label(ds: Dataset, where: str, source: str | None) -> str:
         raise ConfigError(exc.message, source=source, field=f"{where}.label") from exc
 
 
-def _model(cfg: RunConfig, datasets: dict[str, Dataset], heads: dict[str, str], source: str | None) -> "Potential":
+def _model(cfg: RunConfig, datasets: list[Dataset], heads: dict[str, str], source: str | None) -> "Potential":
     spec = cfg.model
     if spec.path:
         from lam_lab.models import load
@@ -126,7 +127,7 @@ def _model(cfg: RunConfig, datasets: dict[str, Dataset], heads: dict[str, str], 
         close = difflib.get_close_matches(str(spec.preset), list(PRESETS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; presets: {', '.join(PRESETS)}"
         raise ConfigError(f"unknown model preset {spec.preset!r}{hint}", source=source, field="model.preset")
-    type_map = spec.type_map or _elements(datasets.values())
+    type_map = spec.type_map or _elements(datasets)
     try:
         return build_model(spec.preset, type_map, heads=list(dict.fromkeys(heads.values())), **spec.overrides)
     except (TypeError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Jupyter front end: the Lab dashboard, the data panel and the reactive trajectory player (imports ipywidgets)."""
+"""Jupyter front end: the Lab dashboard and its panels (data, train, fine-tune/Δ, distill, MD) and the reactive player."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from typing import Any
 # Panels load on first use: the player pulls in trajectory analysis, the Lab everything.
 _LAZY = {
     "Lab": "lam_lab.ui.lab",
-    "PlaybackPanel": "lam_lab.ui.lab",
     "DataPanel": "lam_lab.ui.data_panel",
+    "TrainPanel": "lam_lab.ui.train_panel",
+    "FinetunePanel": "lam_lab.ui.finetune_panel",
+    "DistillPanel": "lam_lab.ui.distill_panel",
+    "MDPanel": "lam_lab.ui.md_panel",
+    "PlaybackPanel": "lam_lab.ui.md_panel",
     "ReactionPlayer": "lam_lab.ui.player",
+    "LiveCurves": "lam_lab.ui._live",
     "BackgroundJob": "lam_lab.ui._jobs",
 }
 
-__all__ = ["Lab", "DataPanel", "ReactionPlayer", "PlaybackPanel", "BackgroundJob"]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

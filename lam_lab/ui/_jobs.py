@@ -10,7 +10,15 @@ import ipywidgets as w
 
 
 class JobStopped(Exception):
-    """Raised by :meth:`JobContext.check` when Stop was pressed; ends the job cleanly."""
+    """Raised by :meth:`JobContext.check` when Stop was pressed; ends the job cleanly.
+
+    A job that stopped part-way with something worth keeping raises ``JobStopped(result)``; the
+    result lands in :attr:`BackgroundJob.result` as after a normal end.
+    """
+
+    def __init__(self, result: Any = None):
+        super().__init__("stopped")
+        self.result = result
 
 
 class JobContext:
@@ -23,6 +31,11 @@ class JobContext:
     def stop_requested(self) -> bool:
         """True once Stop was pressed (or :meth:`BackgroundJob.stop` called)."""
         return self._job._stop.is_set()
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """The job's stop flag, for engine calls that take ``stop_event=`` (trainer, distillation)."""
+        return self._job._stop
 
     def check(self) -> None:
         """Raise :class:`JobStopped` when a stop was requested."""
@@ -42,10 +55,11 @@ class BackgroundJob:
     ``widget`` holds [Start] [Stop] progress status. Clicking Start twice (or calling :meth:`start`
     while a job runs) starts nothing new: :meth:`start` returns False. ``on_done(result)`` runs in the
     worker thread after success; errors land in ``error`` and the status line, never in a traceback.
+    ``on_start`` replaces what the Start button calls (default :meth:`start` with no arguments).
     """
 
     def __init__(self, fn: Callable[..., Any] | None = None, start_label: str = "Start",
-                 on_done: Callable[[Any], None] | None = None):
+                 on_done: Callable[[Any], None] | None = None, on_start: Callable[[], Any] | None = None):
         self.fn, self.on_done = fn, on_done
         self.result: Any = None
         self.error: str = ""
@@ -57,9 +71,15 @@ class BackgroundJob:
         self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="220px"))
         self.status = w.Label("")
-        self.start_button.on_click(lambda _: self.start())
+        # a panel that reads its form before starting passes on_start (its own start method)
+        self.start_button.on_click(lambda _: (on_start or self.start)())
         self.stop_button.on_click(lambda _: self.stop())
         self.widget = w.HBox([self.start_button, self.stop_button, self.progress, self.status])
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set while a stop is requested (cleared when the next job starts)."""
+        return self._stop
 
     @property
     def running(self) -> bool:
@@ -98,7 +118,8 @@ class BackgroundJob:
     def _run(self, target: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         try:
             result = target(JobContext(self), *args, **kwargs)
-        except JobStopped:
+        except JobStopped as exc:
+            self.result = exc.result
             self.state, self.status.value = "stopped", "stopped"
         except Exception as exc:  # noqa: BLE001 - a failing job reports in the panel, the kernel lives on
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"

@@ -3,116 +3,68 @@
 from __future__ import annotations
 
 import html
-from pathlib import Path
+import importlib
 from typing import Any, Sequence
 
 import ipywidgets as w
 
 from lam_lab.data import Dataset
-from lam_lab.ui._jobs import BackgroundJob, JobContext
-from lam_lab.ui.data_panel import DataPanel, error_html
+from lam_lab.ui.data_panel import DataPanel
+from lam_lab.ui.md_panel import MDPanel, PlaybackPanel
 
-LATER = "coming in a later release"
-
-
-def placeholder(title: str, what: str) -> w.HTML:
-    """A tab body that says plainly what will be there and that it is not there yet."""
-    return w.HTML(f"<div style='padding:12px;color:#555'><b>{html.escape(title)}</b> — {LATER}.<br>"
-                  f"<span style='color:#777'>{html.escape(what)}</span></div>")
+__all__ = ["Lab", "PlaybackPanel", "unavailable"]
 
 
-class PlaybackPanel(w.VBox):
-    """Plays a trajectory file (anything ``ase.io.read`` knows) or a demo MD with bonds and events per frame."""
+def unavailable(title: str, reason: str) -> w.HTML:
+    """A tab body saying plainly why a panel cannot be shown in this install."""
+    return w.HTML(f"<div style='padding:12px;color:#555'><b>{html.escape(title)}</b> is not available here: "
+                  f"{html.escape(reason)}</div>")
 
-    def __init__(self, **kwargs: Any):
-        self.player: Any = None
-        self.error = ""
-        self.path = w.Text(placeholder="trajectory file: .traj, .extxyz, .xyz …", layout=w.Layout(width="380px"))
-        self.timestep = w.FloatText(value=0.0, description="fs/frame", layout=w.Layout(width="170px"),
-                                    tooltip="time between frames; 0 shows frame numbers")
-        open_b = w.Button(description="Open")
-        open_b.on_click(lambda _: self.open_trajectory(self.path.value, self.timestep.value or None))
-        self.job = BackgroundJob(self._demo_job, start_label="Demo MD", on_done=self._show_demo)
-        self.job.start_button.tooltip = "a few seconds of EMT MD of a hot Cu13 cluster, in the background"
-        self.message = w.HTML("")
-        self.box = w.Box([])
-        super().__init__([
-            w.HTML("<b>Playback</b>: bonds are recomputed in every frame; formed (green) and broken (red) "
-                   f"bonds are marked in 3D and on the timeline. Running MD from here is {LATER}."),
-            w.HBox([self.path, self.timestep, open_b]), self.job.widget, self.message, self.box,
-        ], **kwargs)
 
-    def show(self, trajectory: Any, energies: Sequence[float] | None = None, times: Sequence[float] | None = None,
-             **options: Any) -> Any:
-        """Show a :class:`ReactionPlayer` of ``trajectory`` (Atoms, Frames or [T, n, 3] positions) and return it."""
-        from lam_lab.ui.player import ReactionPlayer
-
-        self.player = ReactionPlayer(trajectory, energies=energies, times=times, **options)
-        self.box.children = [self.player]
-        self.message.value, self.error = "", ""
-        return self.player
-
-    def open_trajectory(self, path: str | Path, timestep: float | None = None) -> Any:
-        """Read every frame of ``path`` with ASE and play it; a bad file shows its error here."""
-        from ase.io import read as ase_read
-
-        from lam_lab.data import DataError
-
-        try:
-            p = Path(str(path).strip()).expanduser()
-            if not p.is_file():
-                raise FileNotFoundError(f"no such file: {p}")
-            frames = ase_read(p, index=":")
-            return self.show(frames, timestep=timestep, title=p.name)
-        except (DataError, OSError, ValueError, KeyError, IndexError) as exc:
-            self.error = f"{path}: {exc}"
-            self.message.value = error_html(self.error)
-            return None
-
-    def run_demo(self, wait: bool = False) -> bool:
-        """Start the demo MD in the background (as the button does); ``wait`` blocks until shown."""
-        started = self.job.start()
-        if wait:
-            self.job.wait()
-        return started
-
-    def _demo_job(self, ctx: JobContext) -> Any:
-        from lam_lab.ui._demo import hot_cluster_md
-
-        def progress(fraction: float) -> None:
-            ctx.check()
-            ctx.progress(fraction, "running EMT MD…")
-
-        return hot_cluster_md(progress=progress)
-
-    def _show_demo(self, demo: Any) -> None:
-        self.show(demo.frames, energies=demo.energies, times=demo.times, title=demo.description)
+def _panel(module: str, cls: str, title: str, engine: str, **kwargs: Any) -> Any:
+    """Build a panel; if its engine module does not import, say so in the tab instead."""
+    try:
+        importlib.import_module(engine)
+    except ImportError as exc:
+        return unavailable(title, f"{engine} does not import ({exc})")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
 class Lab(w.VBox):
-    """The dashboard: Data and MD playback work now; training, fine-tuning/Δ and distillation tabs say when.
+    """The dashboard: every tab is a panel that also works alone, and every button is a method.
 
-    ``lab.data`` is the :class:`DataPanel`, ``lab.playback`` the :class:`PlaybackPanel`; everything
-    they do is also a method, so a script can drive the same Lab.
+    ``lab.data`` (:class:`DataPanel`), ``lab.train`` (:class:`TrainPanel`), ``lab.finetune``
+    (:class:`FinetunePanel`), ``lab.distill`` (:class:`DistillPanel`), ``lab.md`` (:class:`MDPanel`,
+    whose ``playback`` is also ``lab.playback``). A model trained in one tab is offered in the others.
     """
 
     TABS = ("Data", "Train", "Fine-tune · Δ", "Distill", "MD")
 
-    def __init__(self, dataset: Dataset | None = None, builtins: Sequence[str] | None = None, **kwargs: Any):
+    def __init__(self, dataset: Dataset | None = None, builtins: Sequence[str] | None = None,
+                 out_root: str = "lam_lab_runs", **kwargs: Any):
         self.data = DataPanel(dataset=dataset, builtins=builtins)
-        self.playback = PlaybackPanel()
-        bodies = [
-            self.data,
-            placeholder("Train", "multi-task DPA-2 pre-training with live loss curves, a Stop button and checkpoints."),
-            placeholder("Fine-tune · Δ", "fine-tuning from a pre-trained branch and Δ-learning on top of GFN2-xTB."),
-            placeholder("Distill", "teacher-driven exploration and a fast student model."),
-            self.playback,
-        ]
-        self.tabs = w.Tab(children=bodies, titles=list(self.TABS))
+        self.train = _panel("lam_lab.ui.train_panel", "TrainPanel", "Train", "lam_lab.train.trainer", out_root=out_root)
+        self.finetune = _panel("lam_lab.ui.finetune_panel", "FinetunePanel", "Fine-tune · Δ", "lam_lab.finetune",
+                               out_root=out_root)
+        self.distill = _panel("lam_lab.ui.distill_panel", "DistillPanel", "Distill", "lam_lab.distill", out_root=out_root)
+        self.md = MDPanel()
+        self.playback = self.md.playback
+        for source in (self.train, self.finetune, self.distill):
+            if hasattr(source, "on_model"):
+                source.on_model.append(self.offer_model)
+        self.tabs = w.Tab(children=[self.data, self.train, self.finetune, self.distill, self.md], titles=list(self.TABS))
         from lam_lab import __version__
 
         super().__init__([w.HTML(f"<h3 style='margin:4px 0'>lam_lab Lab <small style='color:#888'>v{__version__}</small></h3>"),
                           self.tabs], **kwargs)
+
+    def offer_model(self, model: Any, label: str) -> None:
+        """Make ``model`` (a Potential) selectable in the Fine-tune, Distill and MD tabs."""
+        if hasattr(self.finetune, "pretrained"):
+            self.finetune.pretrained.add(model, label, select=True)
+        if hasattr(self.distill, "teacher"):
+            self.distill.teacher.add(model, label, select=True)
+        self.md.model.add(model, label, select=False)
 
     def select(self, tab: str) -> None:
         """Switch to the tab titled ``tab``."""

@@ -1,0 +1,244 @@
+"""Distilled student vs its teacher: MD speed (µs/atom/step), force error against DFT, NVE drift, linear scaling.
+
+Teacher: ``--teacher PATH`` (a fine-tuned model file, e.g. from ``ll.finetune``; ``--head`` for a multi-head
+file), or, without it, a dpa2-small teacher trained here for a few minutes on rxn-dft's train split ('wb97x/6-31g*')
+(too short to fit the forces well: its figures test the pipeline, the lead's run with the real teacher
+gives the numbers that count).
+The teacher is distilled (``lam_lab.distill``) for Claisen MD: exploration starts from the Claisen reactant,
+TS and product as shipped in rxn-xtb (geometries only), seed frames are the rxn-dft train-split geometries
+relabelled by the teacher. No DFT label of the test split is used before the final evaluation.
+
+Reported:
+- force RMSE (meV/Å) of teacher and student against the DFT labels of rxn-dft's test split (the held-out
+  Claisen reaction, frames with info['split'] == 'test'); ``force_error_ratio`` = student / teacher;
+- MD force-call cost (µs/atom/step, NVE through the lam_lab runner with guards off) of both on a 16-atom
+  molecule and a 64-H2O box (192 atoms), CPU (and CUDA when present); ``student_speedup`` = teacher / student
+  time on the water box (the molecule ratio is reported too);
+- MD step cost and peak memory (peak RSS from /proc VmHWM, else resource.getrusage; one subprocess per size) on water boxes from ~100 to
+  ~10,000 atoms (quick: up to ~1,000), with the fitted exponent of time ∝ atoms^k (1 = linear);
+- the student's NVE energy drift (meV/atom/ps, absolute slope) on the Claisen reactant at 300 K.
+Targets: student ≥ 20× faster than dpa2-small at ≤ 1.3× its force error.
+
+Usage: python benchmarks/distill_md.py [--quick] [--teacher FILE [--head NAME]] [--threads 1]
+    -> benchmarks/results/distill_md.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import water_box, write_result  # noqa: E402
+
+DFT = "wb97x/6-31g*"
+TARGETS = {"student_speedup": 20.0, "force_error_ratio": 1.3}
+SETTINGS = {  # quick: a few minutes on one core; default: the lead's full run
+    "quick": dict(teacher_minutes=2.0, rounds=2, md_steps=100, init_steps=600, train_steps=200, temperatures=(300.0, 800.0),
+                  starts=("reactant", "ts"), speed_steps=10, nve_steps=400, scale_student=(33, 100, 333),
+                  scale_teacher=(33, 100), scale_steps=3),
+    "full": dict(teacher_minutes=10.0, rounds=5, md_steps=300, init_steps=3000, train_steps=600,
+                 temperatures=(300.0, 600.0, 1000.0), starts=("reactant", "ts", "product"), speed_steps=30,
+                 nve_steps=4000, scale_student=(33, 100, 333, 1000, 3333), scale_teacher=(33, 100, 333), scale_steps=3),
+}
+
+
+def data():
+    """rxn-dft train and test splits (info['split'])."""
+    import lam_lab as ll
+    from lam_lab.data import Dataset
+
+    ds = ll.datasets.load("rxn-dft")
+    part = lambda s: Dataset([f for f in ds if f.info.get("split") == s], name=f"rxn-dft-{s}", provenance=ds.provenance)  # noqa: E731
+    return part("train"), part("test")
+
+
+def quick_teacher(train, minutes: float, out: Path):
+    """dpa2-small trained ``minutes`` on the DFT labels of ``train`` (a stand-in for a fine-tuned model)."""
+    import lam_lab as ll
+
+    model = ll.build_model("dpa2-small", ["H", "C", "N", "O"])
+    t0 = time.perf_counter()
+    model = ll.train(model, train, minutes=minutes, labels=DFT, out_dir=None, progress=False).model
+    ll.save(model, out, extra={"benchmark": "distill_md quick teacher", "minutes": minutes, "label": DFT})
+    return model, time.perf_counter() - t0
+
+
+def force_rmse_dft(model, test, head: str | None) -> float:
+    """Force RMSE (meV/Å) against the DFT labels."""
+    import lam_lab as ll
+
+    return float(ll.evaluate(model, test, head=head, label=DFT, parity=False).rows[0].f_rmse)
+
+
+def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cpu") -> dict:
+    """NVE steps through the lam_lab runner (guards off): µs per atom per step of the force calls."""
+    from lam_lab.md.calculator import LAMCalculator
+    from lam_lab.md.guards import GuardConfig
+    from lam_lab.md.runner import run_md
+
+    calc = LAMCalculator(model, head=head, device=device)
+    off = GuardConfig(min_distance=None, max_force=None, max_temperature=float("inf"), check_finite=False, every=10**9)
+    run_md(atoms, calc, ensemble="nve", steps=2, interval=2, guards=off, keep_frames=False)  # warm-up
+    res = run_md(atoms, calc, ensemble="nve", steps=steps, interval=steps, guards=off, keep_frames=False, seed=1)
+    per_step = res.wall_time / max(res.steps_done, 1)
+    return {"atoms": len(atoms), "steps": int(res.steps_done), "device": device, "ms_per_step": 1000 * per_step,
+            "us_per_atom_step": 1e6 * per_step / len(atoms)}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB): VmHWM, which (unlike ru_maxrss) starts afresh at exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def scale_worker(model_path: str, molecules: int, steps: int, device: str, threads: int) -> None:
+    """(subprocess) MD step cost and peak memory of one water box; prints one JSON line."""
+    import torch
+
+    import lam_lab as ll
+
+    torch.set_num_threads(threads)
+    model = ll.load(model_path)
+    atoms = water_box(molecules, seed=0)
+    base = peak_rss_mb()
+    row = md_cost(model, atoms, steps, device=device)
+    row["peak_rss_mb"] = peak_rss_mb()
+    row["base_rss_mb"] = base  # after imports, model and box: peak − base is what the MD itself needed
+    row["md_rss_mb"] = row["peak_rss_mb"] - base
+    if device.startswith("cuda"):
+        row["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print("RESULT " + json.dumps(row))
+
+
+def scaling(model_path: Path, sizes, steps: int, device: str, threads: int, name: str) -> dict:
+    """Rows of :func:`scale_worker` per size and the fitted exponent of ms/step ∝ atoms^k."""
+    rows = []
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--_scale", str(model_path), str(n), str(steps), device, str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            rows.append({"molecules": n, "error": (proc.stderr or proc.stdout)[-500:]})
+        else:
+            rows.append({"model": name, "molecules": n, **json.loads(line[-1][7:])})
+        print(rows[-1], flush=True)
+    ok = [r for r in rows if "ms_per_step" in r]
+    k = float(np.polyfit(np.log([r["atoms"] for r in ok]), np.log([r["ms_per_step"] for r in ok]), 1)[0]) if len(ok) > 1 else None
+    return {"rows": rows, "time_exponent": k}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few minutes: short teacher, 2 rounds, boxes up to ~1,000 atoms")
+    p.add_argument("--teacher", default=None, help="fine-tuned teacher model file (default: train a quick one)")
+    p.add_argument("--head", default=None, help="teacher head (multi-head files)")
+    p.add_argument("--teacher-minutes", type=float, default=None, help="budget of the teacher trained here (quick 2, default 10)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="work folder (default: lam_lab_runs/bench-distill-md)")
+    p.add_argument("--_scale", nargs=5, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args._scale:
+        path, n, steps, device, threads = args._scale
+        scale_worker(path, int(n), int(steps), device, int(threads))
+        return
+    import torch
+
+    import lam_lab as ll
+    from lam_lab.distill import distill
+    from lam_lab.md.reactive import builtin_ts
+    from md_nve_drift import nve
+
+    torch.set_num_threads(args.threads)
+    s = SETTINGS["quick" if args.quick else "full"]
+    work = Path(args.out or "lam_lab_runs/bench-distill-md")
+    work.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    train, test = data()
+
+    # -- teacher -----------------------------------------------------------------------------------
+    if args.teacher:
+        teacher, teacher_path, teacher_train_s = ll.load(args.teacher), Path(args.teacher), None
+    else:
+        teacher_path = work / "teacher.pt"
+        teacher, teacher_train_s = quick_teacher(train, args.teacher_minutes or s["teacher_minutes"], teacher_path)
+    head = args.head or (teacher.heads[0] if len(teacher.heads) == 1 else None)
+    if head is None:
+        raise SystemExit(f"the teacher has heads {teacher.heads}: name one with --head")
+    print(f"teacher {teacher_path} head {head} ({teacher.config.kind}, {sum(x.numel() for x in teacher.parameters())} params)")
+
+    # -- distillation for Claisen MD ------------------------------------------------------------------
+    ts = builtin_ts("claisen", dataset="rxn-xtb")
+    starts = [getattr(ts, role) for role in s["starts"]]
+    res = distill(teacher, starts, head=head, temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
+                  sample_every=10, max_new=100, init_frames=train, train_steps=s["train_steps"], init_steps=s["init_steps"],
+                  out_dir=work / "distill", progress=False, seed=0,
+                  callbacks=[lambda e: print(f"  round {e.round}: {e.message}", flush=True) if e.kind == "round" else None])
+    student = res.student
+    print(res.summary())
+
+    # -- accuracy against DFT -----------------------------------------------------------------------
+    f_teacher = force_rmse_dft(teacher, test, head)
+    f_student = force_rmse_dft(student, test, None)
+    print(f"force RMSE vs DFT on {len(test)} test frames: teacher {f_teacher:.1f}, student {f_student:.1f} meV/Å")
+
+    # -- speed in MD -------------------------------------------------------------------------------------
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    systems = {"molecule": ts.reactant if len(ts.reactant) >= 14 else max((f.to_atoms() for f in test), key=len),
+               "water192": water_box(64, seed=0)}
+    speed = []
+    for dev in devices:
+        for sname, atoms in systems.items():
+            t_row = md_cost(teacher, atoms, s["speed_steps"], head=head, device=dev)
+            s_row = md_cost(student, atoms, s["speed_steps"], device=dev)
+            speed.append({"system": sname, "device": dev, "teacher": t_row, "student": s_row,
+                          "speedup": t_row["ms_per_step"] / s_row["ms_per_step"]})
+            print(f"{sname} {dev}: teacher {t_row['us_per_atom_step']:.0f}, student {s_row['us_per_atom_step']:.0f} µs/atom/step "
+                  f"-> {speed[-1]['speedup']:.1f}x", flush=True)
+    headline = next(r for r in speed if r["system"] == "water192" and r["device"] == "cpu")
+
+    # -- energy conservation (student) ----------------------------------------------------------------
+    drift = nve(student, ts.reactant, s["nve_steps"], 0.5, seed=0)
+    print(f"student NVE: {drift}")
+
+    # -- linear scaling ------------------------------------------------------------------------------------
+    student_path = res.path or work / "student.pt"
+    scale = {dev: {"student": scaling(student_path, s["scale_student"], s["scale_steps"], dev, args.threads, "student"),
+                   "teacher": scaling(teacher_path, s["scale_teacher"], s["scale_steps"], dev, args.threads, "teacher")}
+             for dev in devices}
+
+    payload = {
+        "student_speedup": headline["speedup"],
+        "force_error_ratio": f_student / f_teacher,
+        "nve_drift_mev_atom_ps": abs(drift["drift_meV_atom_ps"]),
+        "targets": {"student_speedup_min": TARGETS["student_speedup"], "force_error_ratio_max": TARGETS["force_error_ratio"]},
+        "meets_targets": {"speed": headline["speedup"] >= TARGETS["student_speedup"],
+                          "accuracy": f_student / f_teacher <= TARGETS["force_error_ratio"]},
+        "student_speedup_molecule": next(r["speedup"] for r in speed if r["system"] == "molecule" and r["device"] == "cpu"),
+        "teacher_f_rmse_dft": f_teacher, "student_f_rmse_dft": f_student, "test_frames": len(test), "dft_label": DFT,
+        "teacher": {"path": str(teacher_path), "head": head, "preset": teacher.config.kind, "trained_here": not args.teacher,
+                    "train_minutes": None if args.teacher else (args.teacher_minutes or s["teacher_minutes"]), "train_s": teacher_train_s},
+        "distill": {"converged": res.converged, "rounds": [r.to_dict() for r in res.rounds], "wall_s": res.wall_time_s,
+                    "n_train": len(res.train_set), "starts": list(s["starts"]), "temperatures": list(s["temperatures"])},
+        "speed": speed, "nve": drift, "scaling": scale, "quick": args.quick, "threads": args.threads,
+        "wall_s": time.perf_counter() - t_all,
+    }
+    write_result("distill_md", payload)
+
+
+if __name__ == "__main__":
+    main()

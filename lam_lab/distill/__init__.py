@@ -1,0 +1,28 @@
+"""Distillation (issue 7): a fine-tuned teacher drives MD, a fast student learns the frames it gets wrong.
+
+    res = ll.distill("teacher.pt", [atoms], trust=(0.05, 0.25), temperatures=(300, 600), rounds=5)
+    res.student            # the student Potential; res.path: student.pt under out_dir
+"""
+
+from lam_lab.distill.events import DistillRound, RoundEvent
+from lam_lab.distill.explore import Exploration, Explorer
+from lam_lab.distill.loop import DistillResult, distill
+from lam_lab.distill.select import Selection, force_rmse, max_force_deviation, predict, trust_select
+from lam_lab.distill.teacher import LABEL
+
+__all__ = ["distill", "DistillResult", "DistillRound", "RoundEvent", "Selection", "trust_select", "max_force_deviation",
+           "force_rmse", "predict", "Explorer", "Exploration", "LABEL"]
+
+
+# ``ll.distill`` is both this package and the function: importing the package binds it as the
+# attribute ``lam_lab.distill``, so the module forwards calls to distill() (as lam_lab.train does).
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):  # noqa: D102
+        return distill(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

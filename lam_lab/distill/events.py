@@ -1,0 +1,99 @@
+"""Round records of a distillation and the event each round sends to subscribers (eV/Å, meV/Å, s)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class DistillRound:
+    """What one round did: frames explored, how they fell in the trust window, what was trained.
+
+    Round 0 is the initial fit on the seed frames (all of them "selected"). ``max_dev_mean``/
+    ``max_dev_max`` are the mean/largest per-frame max force deviation student vs teacher (eV/Å),
+    ``student_f_rmse`` the student's force RMSE against the teacher on the round's frames (meV/Å),
+    measured before the round's retraining (round 0: after it, on the seed frames).
+    """
+
+    round: int
+    n_frames: int
+    n_accurate: int
+    n_candidates: int
+    n_failed: int
+    n_selected: int
+    max_dev_mean: float
+    max_dev_max: float
+    student_f_rmse: float
+    n_train: int
+    train_steps: int
+    md_runs: int = 0
+    md_guard_stops: int = 0  # exploration runs ended early by an MD guard (frames before kept)
+    converged: bool = False
+    stopped: bool = False
+    elapsed_s: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)  # explore_s, deviation_s, train_s
+    message: str = ""
+
+    def fraction(self, n: int) -> float:
+        """``n`` as a fraction of the frames of this round (NaN without frames)."""
+        return n / self.n_frames if self.n_frames else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (NaN/inf become None)."""
+        return _clean(asdict(self))
+
+
+@dataclass
+class RoundEvent:
+    """The report of one distillation round (kind "round"), sent to the same callbacks as the trainer's Events.
+
+    ``candidates``/``accurate``/``selected``/``failed`` are fractions of the round's explored frames
+    (candidates = inside the trust window, accurate = below it, failed = above it; selected ⊆
+    candidates); ``max_dev_mean`` in eV/Å, ``student_f_rmse`` (vs the teacher) in meV/Å.
+    """
+
+    round: int
+    candidates: float
+    accurate: float
+    selected: float
+    failed: float
+    max_dev_mean: float
+    student_f_rmse: float
+    n_train: int
+    elapsed_s: float
+    message: str = ""
+    kind: Literal["round"] = "round"
+    total_rounds: int = 0
+    n_frames: int = 0
+    n_selected: int = 0
+    converged: bool = False
+    stopped: bool = False
+    path: str | None = None  # the student file written after this round
+
+    @classmethod
+    def from_round(cls, r: DistillRound, total_rounds: int, path: str | None = None) -> "RoundEvent":
+        """The event of round record ``r``."""
+        return cls(round=r.round, candidates=r.fraction(r.n_candidates), accurate=r.fraction(r.n_accurate),
+                   selected=r.fraction(r.n_selected), failed=r.fraction(r.n_failed), max_dev_mean=r.max_dev_mean,
+                   student_f_rmse=r.student_f_rmse, n_train=r.n_train, elapsed_s=r.elapsed_s, message=r.message,
+                   total_rounds=total_rounds, n_frames=r.n_frames, n_selected=r.n_selected, converged=r.converged,
+                   stopped=r.stopped, path=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (NaN/inf become None)."""
+        return _clean(asdict(self))
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+__all__ = ["DistillRound", "RoundEvent"]

@@ -1,0 +1,197 @@
+"""Pickers shared by the panels: a model (shipped, file, trained in this session, xTB/EMT) and a system to simulate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import ipywidgets as w
+from ase import Atoms
+
+from lam_lab.data.errors import DataError
+
+FILE = "model file…"
+XTB, EMT = "GFN2-xTB (tblite)", "EMT (metals, ASE)"
+AUTO_HEAD = "auto"
+
+
+def shipped_models() -> list[str]:
+    """Names from ``ll.pretrained.available()`` (empty while none ships)."""
+    try:
+        from lam_lab import pretrained
+
+        return list(pretrained.available())
+    except (ImportError, AttributeError):
+        return []
+
+
+class ModelPicker(w.HBox):
+    """Dropdown of models: shipped ones, models handed over in this session (:meth:`add`), a file, and
+    optionally the reference calculators GFN2-xTB and EMT; plus the head to use."""
+
+    def __init__(self, description: str = "model", calculators: bool = False, auto_head: bool = True,
+                 default_head: str | None = None):
+        self._models: dict[str, Any] = {}  # label -> Potential
+        self._loaded: dict[str, Any] = {}  # shipped name / path -> Potential (cache)
+        self.calculators, self.auto_head, self.default_head = calculators, auto_head, default_head
+        self.choice = w.Dropdown(description=description, layout=w.Layout(width="330px"))
+        self.path = w.Text(placeholder="path to a .pt model file", layout=w.Layout(width="260px", display="none"))
+        self.head = w.Dropdown(description="head", options=[AUTO_HEAD] if auto_head else [], layout=w.Layout(width="220px"))
+        self.choice.observe(lambda _: self._changed(), names="value")
+        self.path.observe(lambda _: self._changed(), names="value")
+        super().__init__([self.choice, self.path, self.head])
+        self._options()
+
+    def _options(self, select: str | None = None) -> None:
+        opts = list(self._models) + shipped_models() + [FILE] + ([XTB, EMT] if self.calculators else [])
+        current = select or self.choice.value
+        self.choice.options = opts
+        self.choice.value = current if current in opts else opts[0]
+        self._changed()
+
+    def add(self, model: Any, label: str, select: bool = True) -> None:
+        """Offer ``model`` (a Potential) under ``label``; ``select`` makes it the current choice."""
+        self._models[label] = model
+        self._options(label if select else None)
+
+    def select(self, label: str, head: str | None = None) -> None:
+        """Choose ``label`` (a listed name, :data:`XTB`, :data:`EMT`, or a file path) and optionally a head."""
+        if label not in self.choice.options:
+            self.choice.value, self.path.value = FILE, str(label)
+        else:
+            self.choice.value = label
+        if head is not None:
+            self.head.value = head
+
+    @property
+    def is_calculator(self) -> bool:
+        """True when the choice is GFN2-xTB or EMT rather than a lam_lab model."""
+        return self.choice.value in (XTB, EMT)
+
+    def _changed(self) -> None:
+        self.path.layout.display = "" if self.choice.value == FILE else "none"
+        heads: list[str] = []
+        try:
+            model = None if self.is_calculator else self.model()
+            heads = list(model.heads) if model is not None else []
+        except (DataError, OSError, ValueError, RuntimeError):
+            heads = []
+        self.head.layout.display = "none" if self.is_calculator else ""
+        opts = ([AUTO_HEAD] if self.auto_head else []) + heads
+        keep = self.head.value if self.head.value in opts and self.head.value != AUTO_HEAD else None
+        self.head.options = opts or [AUTO_HEAD]
+        pick = keep or (self.default_head if self.default_head in opts else None) or self.head.options[0]
+        self.head.value = pick
+
+    def model(self) -> Any:
+        """The chosen lam_lab Potential (loaded once), or None for a calculator / an empty file field."""
+        from lam_lab.models import load
+
+        label = self.choice.value
+        if label in self._models:
+            return self._models[label]
+        if label in (XTB, EMT):
+            return None
+        if label == FILE:
+            p = self.path.value.strip()
+            if not p:
+                return None
+            path = Path(p).expanduser()
+            if not path.is_file():
+                raise DataError("no such model file", source=str(path))
+            key = str(path)
+        else:
+            from lam_lab import pretrained
+
+            key = str(pretrained.path(label))
+        if key not in self._loaded:
+            self._loaded[key] = load(key)
+        return self._loaded[key]
+
+    def resolve(self) -> tuple[Any, str | None]:
+        """(Potential, or "xtb"/"emt") and the head (None = automatic); DataError when nothing usable is chosen."""
+        if self.choice.value == XTB:
+            return "xtb", None
+        if self.choice.value == EMT:
+            return "emt", None
+        model = self.model()
+        if model is None:
+            raise DataError("choose a model: a shipped one, one trained here, or a model file", field="model")
+        head = None if self.head.value == AUTO_HEAD else self.head.value
+        return model, head
+
+    @property
+    def label(self) -> str:
+        """What is chosen, for titles."""
+        return self.path.value.strip() if self.choice.value == FILE else self.choice.value
+
+
+def reaction_names() -> list[str]:
+    """Built-in reactions that have a transition state in rxn-xtb."""
+    try:
+        from lam_lab.datasets.reactions import REACTIONS
+
+        return [r.name for r in REACTIONS]
+    except ImportError:
+        return []
+
+
+def resolve_system(spec: str, seed: int = 0, role: str = "ts") -> list[Atoms]:
+    """Atoms for ``spec``: a built-in reaction name (its TS, or reactant+TS with role="both"), an existing
+    structure file (every frame), "Cu13"-style icosahedral cluster, or a SMILES string (RDKit + MMFF)."""
+    spec = spec.strip()
+    if not spec:
+        raise DataError("give a system: a reaction name, a SMILES string or a structure file", field="system")
+    if spec in reaction_names():
+        from lam_lab.md.reactive import builtin_ts
+
+        ts = builtin_ts(spec)
+        return [ts.ts] if role == "ts" else [ts.reactant, ts.ts]
+    path = Path(spec).expanduser()
+    if path.exists():
+        from ase.io import read
+
+        try:
+            frames = read(str(path), ":")
+        except Exception as exc:  # noqa: BLE001 - any reader failure becomes the panel's message
+            raise DataError(f"cannot read a structure: {type(exc).__name__}: {exc}", source=str(path)) from exc
+        if not frames:
+            raise DataError("no frames", source=str(path))
+        return list(frames)
+    if spec.endswith("13") and spec[:-2] in ("Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Al"):
+        from ase.cluster import Icosahedron
+
+        atoms = Icosahedron(spec[:-2], 2)
+        atoms.center(vacuum=5.0)
+        return [atoms]
+    from rdkit import RDLogger
+
+    from lam_lab.sampling.molecules import smiles_to_atoms
+
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        return [smiles_to_atoms(spec, seed=seed)[0]]
+    except DataError:
+        raise DataError(f"{spec!r} is not a built-in reaction, an existing file, a cluster like Cu13, "
+                        "or a SMILES string RDKit can parse", field="system") from None
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+
+
+def resolve_systems(text: str, seed: int = 0, role: str = "both") -> list[Atoms]:
+    """Several systems from a comma-separated ``text`` (each as :func:`resolve_system`)."""
+    out: list[Atoms] = []
+    for part in [p for p in text.split(",") if p.strip()] or [""]:
+        out += resolve_system(part, seed, role)
+    return out
+
+
+def parse_floats(text: str, field: str) -> Sequence[float]:
+    """'300, 600' -> (300.0, 600.0); DataError naming ``field`` otherwise."""
+    try:
+        values = tuple(float(x) for x in text.replace(";", ",").split(",") if x.strip())
+    except ValueError:
+        raise DataError(f"expected numbers separated by commas, got {text!r}", field=field) from None
+    if not values:
+        raise DataError("give at least one number", field=field)
+    return values

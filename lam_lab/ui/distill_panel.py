@@ -1,0 +1,208 @@
+"""Distill panel: a teacher drives MD, frames in the trust window train a fast student; per-round chart, speed-up."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lam_lab.data.errors import DataError
+from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
+from lam_lab.ui._live import fmt_duration, message_html
+from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems
+from lam_lab.ui.train_panel import cpu_threads, has_gpu
+
+STUDENTS: dict[str, dict[str, Any]] = {
+    "student": {},
+    "student-tiny": {"repinit_neuron": (8,), "repinit_axis": 4, "fitting_neuron": (16, 16), "student_basis": 8},
+}
+FRACTIONS = (("accurate", "#2ca02c"), ("candidates", "#ff7f0e"), ("failed", "#d62728"))
+
+
+def round_figure() -> go.FigureWidget:
+    """Empty per-round chart: fractions of explored frames (left), deviation and error in meV/Å (right, log)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("explored frames", "student vs teacher (meV/Å)"))
+    for name, color in FRACTIONS:
+        fig.add_trace(go.Bar(x=[], y=[], name=name, marker_color=color), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[], y=[], name="mean max force deviation", mode="lines+markers"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=[], y=[], name="force RMSE", mode="lines+markers"), row=1, col=2)
+    fig.update_layout(barmode="stack", height=320, margin=dict(l=50, r=10, t=60, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=0))
+    fig.update_xaxes(title_text="round", dtick=1)
+    fig.update_yaxes(title_text="fraction", tickformat=".0%", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    return go.FigureWidget(fig)
+
+
+def force_call_seconds(calc: Any, atoms: Any, repeats: int = 5) -> float:
+    """Mean wall time (s) of one energy+forces call of ``calc`` on slightly moved copies of ``atoms``."""
+    a = atoms.copy()
+    a.calc = calc
+    a.get_forces()  # warm-up: neighbor-list code paths, allocator
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a.positions = atoms.positions + rng.normal(scale=1e-3, size=atoms.positions.shape)
+        a.get_forces()
+    return (time.perf_counter() - t0) / repeats
+
+
+class DistillPanel(w.VBox):
+    """Distil a teacher into a student preset with :func:`lam_lab.distill` (exploration MD at the given
+    temperatures, trust window on the max force deviation); ``start``/``stop``/``wait`` as the buttons."""
+
+    def __init__(self, teacher: Any = None, systems: str = "claisen", out_root: str | Path = "lam_lab_runs",
+                 rounds: int = 3, **kwargs: Any):
+        gpu = has_gpu()
+        self.out_root = Path(out_root)
+        self.result: Any = None
+        self.rounds: list[Any] = []  # RoundEvent records
+        self.summary: dict[str, float] = {}
+        self.error = ""
+        self.on_model: list[Callable[[Any, str], None]] = []
+        self.teacher = ModelPicker("teacher", default_head="rxn-xtb")
+        if teacher is not None:
+            self.teacher.add(teacher, "given model")
+        self.systems = w.Text(value=systems, description="systems", layout=w.Layout(width="420px"),
+                              tooltip="comma-separated: reaction names (reactant + TS), SMILES, structure files")
+        self.student = w.Dropdown(options=list(STUDENTS), value="student" if gpu else "student-tiny",
+                                  description="student", layout=w.Layout(width="220px"))
+        self.trust_lo = w.FloatText(value=0.05, description="trust lo", layout=w.Layout(width="160px"))
+        self.trust_hi = w.FloatText(value=0.25, description="hi (eV/Å)", layout=w.Layout(width="170px"))
+        self.temperatures = w.Text(value="300, 600", description="T (K)", layout=w.Layout(width="200px"))
+        self.n_rounds = w.IntText(value=rounds, description="rounds", layout=w.Layout(width="150px"))
+        self.md_steps = w.IntText(value=200 if gpu else 60, description="MD steps", layout=w.Layout(width="160px"))
+        self.train_steps = w.IntText(value=500 if gpu else 60, description="train steps", layout=w.Layout(width="170px"))
+        self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
+        self.message = w.HTML("")
+        self.chart = round_figure()
+        self.result_html = w.HTML("")
+        super().__init__([
+            w.HTML("<b>Distill</b>: the teacher runs MD; frames where student and teacher forces disagree by an amount "
+                   "inside the trust window get teacher labels and retrain the student (DP-GEN style); it ends when "
+                   "almost every explored frame is below the window."),
+            self.teacher, self.systems, w.HBox([self.student, self.trust_lo, self.trust_hi, self.temperatures]),
+            w.HBox([self.n_rounds, self.md_steps, self.train_steps]), self.job.widget, self.message, self.chart,
+            self.result_html,
+        ], **kwargs)
+        self.add_class("lam-distill-panel")
+
+    def _settings(self) -> dict[str, Any]:
+        from lam_lab.train.config import TrainConfig
+
+        model, head = self.teacher.resolve()
+        if isinstance(model, str):
+            raise DataError("the teacher must be a lam_lab model (shipped, trained here, or a file)", field="teacher")
+        lo, hi = float(self.trust_lo.value), float(self.trust_hi.value)
+        if not 0 <= lo < hi:
+            raise DataError(f"trust window needs 0 ≤ lo < hi, got ({lo}, {hi})", field="trust")
+        steps = max(1, int(self.train_steps.value))
+        return dict(teacher=model, head=head, systems=resolve_systems(self.systems.value), trust=(lo, hi),
+                    temperatures=parse_floats(self.temperatures.value, "temperatures"), rounds=max(0, int(self.n_rounds.value)),
+                    md_steps=max(1, int(self.md_steps.value)), train_steps=steps, student_options=STUDENTS[self.student.value],
+                    config=TrainConfig(log_every=max(1, steps // 10), threads=None if has_gpu() else cpu_threads()))
+
+    def start(self) -> bool:
+        """Start the distillation in the background; False when one runs or the form is wrong (message shown)."""
+        if self.job.running:
+            return False
+        try:
+            import lam_lab.distill  # noqa: F401 - the engine part this panel drives
+
+            s = self._settings()
+        except (DataError, ImportError, KeyError, OSError) as exc:
+            return self._fail(str(exc))
+        self.error, self.result_html.value, self.rounds = "", "", []
+        with self.chart.batch_update():
+            for tr in self.chart.data:
+                tr.x, tr.y = [], []
+        self.message.value = message_html(f"distilling {self.teacher.label} into {self.student.value} on "
+                                          f"{len(s['systems'])} structure(s)…")
+        return self.job.start(s)
+
+    def stop(self) -> None:
+        """Stop after the current MD or training step (the student so far is kept)."""
+        self.job.stop()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the distillation ends; returns the :class:`lam_lab.distill.DistillResult`."""
+        self.job.wait(timeout)
+        return self.result
+
+    def _job(self, ctx: JobContext, s: dict[str, Any]) -> Any:
+        from lam_lab.distill import distill
+
+        total = s["rounds"] + 1
+
+        def on_event(event: Any) -> None:
+            if event.kind == "round":
+                self.rounds.append(event)
+                self._draw()
+                ctx.progress((event.round + 1) / total, f"round {event.round}/{s['rounds']}: {event.candidates:.0%} candidates")
+            elif event.kind == "step" and event.total_steps:
+                done = len(self.rounds) + event.step / event.total_steps
+                ctx.progress(done / total, f"round {len(self.rounds)}: training step {event.step}/{event.total_steps}")
+
+        out_dir = self.out_root / _dt.datetime.now().strftime("distill-%Y%m%d-%H%M%S-%f")
+        try:
+            res = distill(s["teacher"], s["systems"], head=s["head"], student="student", trust=s["trust"],
+                          temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
+                          sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"], config=s["config"],
+                          out_dir=out_dir, callbacks=[on_event], stop_event=ctx.stop_event, progress=False,
+                          student_options=s["student_options"])
+        except (DataError, ValueError, KeyError) as exc:
+            self._fail(str(exc))
+            raise
+        self.result = res
+        ctx.progress(1.0, "timing teacher and student…")
+        self._score(res, s)
+        if res.stopped:
+            raise JobStopped(res)
+        return res
+
+    def _score(self, res: Any, s: dict[str, Any]) -> None:
+        from lam_lab.md.calculator import LAMCalculator
+
+        atoms = s["systems"][0]
+        t_teacher = force_call_seconds(LAMCalculator(s["teacher"], head=res.head or s["head"]), atoms)
+        t_student = force_call_seconds(LAMCalculator(res.student), atoms)
+        last = res.rounds[-1] if res.rounds else None
+        self.summary = {"teacher_ms": 1e3 * t_teacher, "student_ms": 1e3 * t_student, "speedup": t_teacher / t_student,
+                        "student_f_rmse": last.student_f_rmse if last else float("nan"),
+                        "accurate": last.fraction(last.n_accurate) if last else float("nan"),
+                        "n_train": last.n_train if last else 0}
+        sm = self.summary
+        state = "converged" if res.converged else ("stopped" if res.stopped else "round limit reached")
+        self.result_html.value = (
+            f"<div><b>Result</b> ({html.escape(state)}, {fmt_duration(res.wall_time_s)}): student "
+            f"{sm['student_ms']:.1f} ms vs teacher {sm['teacher_ms']:.1f} ms per force call on {html.escape(atoms.get_chemical_formula())} "
+            f"→ <b>{sm['speedup']:.1f}× faster</b>; force RMSE vs teacher {sm['student_f_rmse']:.0f} meV/Å, "
+            f"{sm['accurate']:.0%} of the last round's frames below the trust window; {sm['n_train']} training frames."
+            + (f" Saved {html.escape(str(res.path))}." if res.path else "") + "</div>")
+
+    def _draw(self) -> None:
+        r = [e.round for e in self.rounds]
+        with self.chart.batch_update():
+            for k, (name, _) in enumerate(FRACTIONS):
+                self.chart.data[k].x, self.chart.data[k].y = r, [float(getattr(e, name) or 0.0) for e in self.rounds]
+            dev = [1e3 * e.max_dev_mean if e.max_dev_mean and np.isfinite(e.max_dev_mean) else None for e in self.rounds]
+            rmse = [e.student_f_rmse if e.student_f_rmse and np.isfinite(e.student_f_rmse) else None for e in self.rounds]
+            self.chart.data[3].x, self.chart.data[3].y = r, dev
+            self.chart.data[4].x, self.chart.data[4].y = r, rmse
+
+    def _finished(self, res: Any) -> None:
+        self.message.value = message_html(res.summary().splitlines()[-1])
+        for fn in self.on_model:
+            fn(res.student, f"distilled student ({len(res.rounds) - 1} rounds)")
+
+    def _fail(self, text: str) -> bool:
+        self.error = text
+        self.message.value = message_html(text, ok=False)
+        return False

@@ -1,0 +1,263 @@
+"""Fine-tune · Δ panel: a pre-trained branch (or none) on a few expensive labels; live curves, parity, learning curve."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import html
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import ipywidgets as w
+import numpy as np
+
+from lam_lab.data import Dataset
+from lam_lab.data.errors import DataError
+from lam_lab.ui import plots
+from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
+from lam_lab.ui._live import LiveCurves, fmt_duration, message_html, metrics_html
+from lam_lab.ui._sources import ModelPicker
+from lam_lab.ui.data_panel import builtin_names, load_builtin, show_figure
+from lam_lab.ui.train_panel import TINY, cpu_threads, has_gpu
+
+MODES = {"fine-tune": "finetune", "Δ on GFN2-xTB": "delta", "AtomFT correction": "atomft", "from scratch": "scratch"}
+MAX_TEST = 48  # test frames scored for parity (and validated during training)
+
+
+def test_split(ds: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """(pool, test): the frames marked info['split'] train/test if the set has them, else a seeded 80/20 split."""
+    marks = [f.info.get("split") for f in ds]
+    if "test" in marks:
+        pool = ds[[i for i, m in enumerate(marks) if m != "test"]]
+        test = ds[[i for i, m in enumerate(marks) if m == "test"]]
+    else:
+        pool, test = ds.split((0.8, 0.2), seed=seed)
+    if len(test) > MAX_TEST:
+        pick = np.random.default_rng(seed).choice(len(test), MAX_TEST, replace=False)
+        test = test[sorted(int(i) for i in pick)]
+    return pool, test
+
+
+def parity_data(model: Any, head: str, test: Dataset, label: str, baseline: str | None) -> dict[str, np.ndarray]:
+    """Reference vs model E/N (eV/atom) and force components (eV/Å) on ``test``; a Δ model gets its baseline added."""
+    from lam_lab.experiments.learning_curve import predict
+
+    frames = list(test)
+    e_pred, f_pred = predict(model, frames, head)
+    if baseline is not None:
+        e_pred = e_pred + np.array([f.labels[baseline].energy for f in frames])
+        f_pred = [p + f.labels[baseline].forces for p, f in zip(f_pred, frames)]
+    n = np.array([len(f) for f in frames])
+    return {"e_ref": np.array([f.labels[label].energy for f in frames]) / n, "e_pred": e_pred / n,
+            "f_ref": np.concatenate([f.labels[label].forces.ravel() for f in frames]),
+            "f_pred": np.concatenate([p.ravel() for p in f_pred])}
+
+
+def method_name(mode: str, pretrained: bool) -> str:
+    """The learning-curve name of a run: scratch, finetune, delta-scratch, delta-finetune, atomft."""
+    if mode == "delta":
+        return "delta-finetune" if pretrained else "delta-scratch"
+    return mode
+
+
+class FinetunePanel(w.VBox):
+    """Fine-tune, Δ-learn (on GFN2-xTB) or AtomFT-correct a pre-trained model — or train from scratch —
+    on N frames of a downstream set; then parity plots on the test split and a learning-curve comparison.
+
+    Buttons call :meth:`start`, :meth:`stop`, :meth:`learning_curve`; :meth:`wait` blocks. Runs go
+    through :func:`lam_lab.finetune`; each finished run adds a point to ``panel.rows`` (the comparison).
+    """
+
+    def __init__(self, pretrained: Any = None, dataset: Dataset | None = None, out_root: str | Path = "lam_lab_runs",
+                 frames: int = 50, steps: int | None = None, **kwargs: Any):
+        self.out_root = Path(out_root)
+        self.result: Any = None
+        self.rows: list[Any] = []  # CurveRow per finished run (and per learning-curve point)
+        self.figures: dict[str, Any] = {}
+        self.error = ""
+        self.on_model: list[Callable[[Any, str], None]] = []
+        self._dataset = dataset
+        self.pretrained = ModelPicker("pre-trained", auto_head=True)
+        self.pretrained.head.description = "branch"
+        if pretrained is not None:
+            self.pretrained.add(pretrained, "given model")
+        names = builtin_names()
+        self.downstream = w.Dropdown(options=(["given data set"] if dataset is not None else []) + names,
+                                     description="downstream", layout=w.Layout(width="260px"))
+        if dataset is None and "rxn-dft" in names:
+            self.downstream.value = "rxn-dft"
+        self.path = w.Text(placeholder="…or a file/folder of your own", layout=w.Layout(width="260px"))
+        self.mode = w.ToggleButtons(options=list(MODES), value="fine-tune", style={"button_width": "130px"})
+        self.frames = w.IntText(value=frames, description="N frames", layout=w.Layout(width="170px"))
+        self.steps = w.IntText(value=steps or (2000 if has_gpu() else 200), description="steps", layout=w.Layout(width="170px"))
+        self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
+        self.lc_job = BackgroundJob(self._lc_job, start_label="Learning curve", on_start=self.learning_curve)
+        self.lc_sizes = w.Text(value="10, 25, 50", description="sizes N", layout=w.Layout(width="220px"))
+        self.message = w.HTML("")
+        self.curves = LiveCurves("fine-tuning (solid: train, dashed: test split)", height=300)
+        self.metrics = w.HTML("")
+        half = dict(width="50%", min_width="320px")
+        self.e_out, self.f_out, self.lc_out = w.Output(layout=w.Layout(**half)), w.Output(layout=w.Layout(**half)), w.Output()
+        super().__init__([
+            w.HTML("<b>Fine-tune · Δ</b>: start from a pre-trained branch (DPA-2 paper: fine-tuning needs far fewer "
+                   "labels), learn only the difference to GFN2-xTB (Δ-ML), or keep the base frozen and learn a bounded "
+                   "correction α·Σtanh(Oᵢ) (AtomFT)."),
+            self.pretrained, w.HBox([self.downstream, self.path]), self.mode, w.HBox([self.frames, self.steps]),
+            self.job.widget, self.message, self.curves.figure, self.metrics, w.HBox([self.e_out, self.f_out]),
+            w.HTML("<b>Learning curve</b>: every mode at each N, same frames and steps, errors on the test split"),
+            w.HBox([self.lc_sizes, self.lc_job.widget]), self.lc_out,
+        ], **kwargs)
+        self.add_class("lam-finetune-panel")
+
+    # -- the form -----------------------------------------------------------------------------------
+    def dataset(self) -> Dataset:
+        """The downstream set chosen (path field first, then the dropdown)."""
+        from lam_lab.data import read
+
+        if self.path.value.strip():
+            return read(Path(self.path.value.strip()).expanduser())
+        if self.downstream.value == "given data set":
+            return self._dataset
+        if not self.downstream.value:
+            raise DataError("choose a downstream data set or give a file", field="downstream")
+        return load_builtin(self.downstream.value)
+
+    def _settings(self) -> dict[str, Any]:
+        from lam_lab.train.config import TrainConfig
+
+        mode = MODES[self.mode.value]
+        model, branch = (None, None) if mode == "scratch" else self.pretrained.resolve()
+        ds = self.dataset()
+        pool, test = test_split(ds)
+        label = ds.default_label()
+        steps = max(1, int(self.steps.value))
+        cfg = TrainConfig(log_every=max(1, min(10, steps // 40)), log_seconds=2.0, threads=None if has_gpu() else cpu_threads())
+        if model is not None:
+            preset = model.config
+        else:
+            from lam_lab.models import PRESETS
+
+            preset = PRESETS["dpa2-small"] if has_gpu() else dataclasses.replace(PRESETS["dpa2-small"], **TINY)
+        return dict(dataset=pool, validation=test, pretrained=model, mode=mode, label=label, branch=branch,
+                    frames=int(self.frames.value) or None, steps=steps, config=cfg, preset=preset)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Run :func:`lam_lab.finetune` with the form's settings in the background; False if busy or the form is wrong."""
+        if self.job.running or self.lc_job.running:
+            return False
+        try:
+            import lam_lab.finetune  # noqa: F401 - the engine part this panel drives
+
+            settings = self._settings()
+        except (DataError, ImportError, KeyError, OSError) as exc:
+            return self._fail(str(exc))
+        self.error, self.metrics.value = "", ""
+        self.message.value = message_html(f"{self.mode.value} on {settings['label']} with N = {settings['frames'] or 'all'}…")
+        self.curves.reset(["default"], title=f"{self.mode.value}, N = {settings['frames'] or 'all'}")
+        return self.job.start(settings)
+
+    def stop(self) -> None:
+        """Stop the run (or the learning curve) at the next step boundary."""
+        self.job.stop()
+        self.lc_job.stop()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the run ends; returns the :class:`lam_lab.finetune.FinetuneResult`."""
+        self.job.wait(timeout)
+        self.lc_job.wait(timeout)
+        return self.result
+
+    def _job(self, ctx: JobContext, s: dict[str, Any]) -> Any:
+        from lam_lab.experiments.learning_curve import CurveRow, score
+        from lam_lab.finetune import finetune
+
+        def on_event(event: Any) -> None:
+            self.curves(event)
+            if event.kind in ("step", "validation"):
+                ctx.progress(event.progress, f"step {event.step}/{event.total_steps} · ETA {fmt_duration(event.eta_s)}")
+
+        out_dir = self.out_root / _dt.datetime.now().strftime(f"finetune-{s['mode']}-%Y%m%d-%H%M%S-%f")
+        try:
+            res = finetune(s["dataset"], pretrained=s["pretrained"], mode=s["mode"], label=s["label"], branch=s["branch"],
+                           frames=s["frames"], preset=s["preset"], validation=s["validation"], steps=s["steps"],
+                           config=s["config"], out_dir=out_dir, callbacks=[on_event], stop_event=ctx.stop_event,
+                           progress=False)
+        except (DataError, ValueError, KeyError) as exc:
+            self._fail(str(exc))
+            raise
+        self.curves.flush()
+        self.result = res
+        baseline = "gfn2-xtb" if s["mode"] == "delta" else None
+        ctx.progress(1.0, "scoring the test split…")
+        test, label = s["validation"], s["label"]
+        sc = score(res.model, res.head, test, label, baseline)
+        n = int(res.model.metadata.get("extra", {}).get("finetune", {}).get("frames") or len(s["dataset"]))
+        self.rows.append(CurveRow(method_name(s["mode"], s["pretrained"] is not None), str(n), n, sc["e_rmse"], sc["f_rmse"], sc["barrier_err"], sc["barrier_pred"],
+                                  sc["barrier_ref"], res.train.wall_time_s, res.train.steps, res.branch))
+        par = parity_data(res.model, res.head, test, label, baseline)
+        self.figures["parity_e"] = plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom")
+        self.figures["parity_f"] = plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å")
+        self._show_comparison()
+        if res.train.stopped:
+            raise JobStopped(res)
+        return res
+
+    def _finished(self, res: Any) -> None:
+        show_figure(self.e_out, self.figures["parity_e"])
+        show_figure(self.f_out, self.figures["parity_f"])
+        branch = res.branch or "a fresh head"
+        zs = ", ".join(f"{h} {v:.0f}" for h, v in res.zero_shot.items())
+        self.message.value = message_html(f"done: {res.mode} from {branch}" + (f" (zero-shot F RMSE meV/Å: {zs})" if zs else "")
+                                          + (f"; saved {res.path}" if res.path else ""))
+        self.metrics.value = metrics_html(res.metrics, f"test split after {res.train.steps} steps")
+        for fn in self.on_model:
+            fn(res.model, f"{res.mode} ({len(self.rows)})")
+
+    # -- learning curve -----------------------------------------------------------------------------
+    def learning_curve(self, sizes: Sequence[int] | None = None, methods: Sequence[str] | None = None,
+                       steps: int | None = None) -> bool:
+        """Train every mode (``methods``: learning-curve names) at each N in the background and plot errors vs N."""
+        if self.job.running or self.lc_job.running:
+            return False
+        try:
+            from lam_lab.experiments.learning_curve import METHODS
+
+            if sizes is None:
+                sizes = [int(x) for x in self.lc_sizes.value.replace(";", ",").split(",") if x.strip()]
+            s = self._settings()
+        except (DataError, ImportError, KeyError, ValueError, OSError) as exc:
+            return self._fail(str(exc))
+        methods = list(methods or (METHODS if s["pretrained"] is not None else ["scratch", "delta-scratch"]))
+        return self.lc_job.start(s, list(sizes), methods, steps or s["steps"])
+
+    def _lc_job(self, ctx: JobContext, s: dict[str, Any], sizes: list[int], methods: list[str], steps: int) -> Any:
+        from lam_lab.experiments.learning_curve import learning_curve
+
+        ds = self.dataset()  # the learning curve makes its own split (info['split'] train/test)
+        total, done = len(sizes) * len(methods), []
+
+        def on_row(row: Any) -> None:
+            done.append(row)
+            self.rows.append(row)
+            self._show_comparison()
+            ctx.progress(len(done) / total, f"{row.method} N={row.n}: F RMSE {row.f_rmse:.0f} meV/Å")
+            ctx.check()
+
+        curve = learning_curve(ds, pretrained=s["pretrained"], sizes=sizes, methods=methods, label=s["label"],
+                               steps=steps, config=s["config"], preset=s["preset"], on_row=on_row)
+        self.figures["learning_curve"] = curve.figure()
+        return curve
+
+    def _show_comparison(self) -> None:
+        from lam_lab.experiments.learning_curve import LearningCurve
+
+        fig = LearningCurve(list(self.rows), {"dataset": "runs in this panel", "test": "test split"}).figure()
+        fig.update_layout(width=None, height=360)
+        self.figures["comparison"] = fig
+        show_figure(self.lc_out, fig)
+
+    def _fail(self, text: str) -> bool:
+        self.error = text
+        self.message.value = message_html(text, ok=False)
+        return False

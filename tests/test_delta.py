@@ -1,0 +1,82 @@
+"""Δ-learning: Δ targets, missing-baseline errors, LAMCalculator = tblite GFN2-xTB + Δ model, save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import lam_lab as ll
+from lam_lab.data.errors import DataError
+from lam_lab.delta import delta_dataset, delta_label
+from lam_lab.finetune import finetune
+from lam_lab.md import LAMCalculator
+from lam_lab.models import PRESETS, load
+
+HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
+TINY = dataclasses.replace(PRESETS["dpa2-small"], repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16),
+                           fitting_neuron=(16, 16), repinit_sel=30, repformer_sel=20)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    torch.set_num_threads(1)
+    ds = ll.datasets.load("rxn-dft")
+    return ds[[i for i, f in enumerate(ds) if f.info["split"] == "train"][:12]]
+
+
+def test_delta_targets_are_high_minus_baseline(frames):
+    d = delta_dataset(frames, HIGH, BASE)
+    name = delta_label(HIGH, BASE)
+    assert len(d) == len(frames) and d.label_sets == [name]
+    for f, g in zip(frames, d):
+        assert g.labels[name].energy == pytest.approx(f.labels[HIGH].energy - f.labels[BASE].energy, abs=1e-9)
+        np.testing.assert_allclose(g.labels[name].forces, f.labels[HIGH].forces - f.labels[BASE].forces, atol=1e-12)
+    assert HIGH in d.provenance.labels[name].settings["label"]
+
+
+def test_missing_baseline_label_names_file_frame_field(frames):
+    broken = frames[:]
+    broken.frames = [f.copy() for f in frames]
+    del broken.frames[3].labels[BASE]
+    with pytest.raises(DataError) as err:
+        delta_dataset(broken, HIGH, BASE)
+    assert err.value.frame == 3 and err.value.field == f"labels[{BASE!r}]" and err.value.source
+    with pytest.raises(DataError, match="baseline"):  # the same error through finetune(mode="delta")
+        finetune(broken, pretrained=None, mode="delta", label=HIGH, preset=TINY, steps=1, out_dir=None, progress=False)
+    broken.frames[3] = frames[3].copy()
+    broken.frames[5].labels[BASE].forces = None
+    with pytest.raises(DataError) as err:
+        delta_dataset(broken, HIGH, BASE)
+    assert err.value.frame == 5 and err.value.field == f"labels[{BASE!r}].forces"
+
+
+def test_delta_calculator_is_baseline_plus_model_and_round_trips(frames, tmp_path):
+    from tblite.ase import TBLite
+
+    res = finetune(frames, pretrained=None, mode="delta", label=HIGH, baseline=BASE, preset=TINY, steps=3,
+                   out_dir=tmp_path, progress=False)
+    spec = res.model.metadata["extra"]["delta"]
+    assert spec["baseline"] == BASE and spec["method"] == "GFN2-xTB" and spec["accuracy"] == 1.0
+    frame = frames[0]
+    atoms = frame.to_atoms()
+    atoms.calc = LAMCalculator(res.model)
+    e, f = atoms.get_potential_energy(), atoms.get_forces()
+    bare = frame.to_atoms()
+    bare.calc = LAMCalculator(res.model, baseline=False)
+    xtb = frame.to_atoms()
+    xtb.calc = TBLite(method="GFN2-xTB", accuracy=1.0, electronic_temperature=300.0, verbosity=0)
+    assert e == pytest.approx(bare.get_potential_energy() + xtb.get_potential_energy(), abs=1e-8)
+    np.testing.assert_allclose(f, bare.get_forces() + xtb.get_forces(), atol=1e-8)
+    # the run-time baseline is the one the labels were made with
+    assert xtb.get_potential_energy() == pytest.approx(frame.labels[BASE].energy, abs=1e-5)
+    assert atoms.get_potential_energies().sum() == pytest.approx(e, abs=1e-6)
+    # one file: the trainer's model.pt and finetuned.pt both carry the baseline
+    for path in (res.path, res.train.final):
+        loaded = load(path)
+        assert loaded.metadata["extra"]["delta"] == spec
+        again = frame.to_atoms()
+        again.calc = LAMCalculator(str(path))
+        assert again.get_potential_energy() == pytest.approx(e, abs=1e-6)
