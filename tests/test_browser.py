@@ -1,6 +1,6 @@
 """The Lab in a real browser: JupyterLab + headless Chromium (Playwright) run notebook 00 and train from the Train tab.
 
-Marked ``browser`` (deselected by default; ``make test-browser`` runs it). Uses Debian's Chromium at
+Marked ``browser`` and part of the default run (``make test-browser`` runs only it). Uses Debian's Chromium at
 /usr/bin/chromium — Playwright cannot download browsers here; as root with network it tries
 ``apt-get install -y chromium`` once, otherwise it skips with the reason.
 """

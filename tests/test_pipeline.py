@@ -51,7 +51,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert {"zero_shot", "finetune", "student_vs_teacher", "speed"} <= set(metrics)
     assert all(r["f_rmse"] > 0 for r in metrics["finetune"])
     page = res.report.read_text()
-    assert "<script" in page and "cdn." not in page.lower()  # plotly inlined, opens offline
+    assert "<script" in page and not re.search(r"<(script|link)[^>]+(src|href)=.?https?:", page)  # plotly inlined, offline
     for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD"):
         assert title in page
     assert "tiny</b> settings" in page

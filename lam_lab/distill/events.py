@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from lam_lab.json_safe import json_safe
 
 
 @dataclass
@@ -42,7 +43,7 @@ class DistillRound:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (NaN/inf become None)."""
-        return _clean(asdict(self))
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -83,17 +84,7 @@ class RoundEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (NaN/inf become None)."""
-        return _clean(asdict(self))
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+        return json_safe(asdict(self))
 
 
 __all__ = ["DistillRound", "RoundEvent"]

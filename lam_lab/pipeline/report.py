@@ -111,8 +111,10 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
         out.append(figure(plots.grouped_bars(rows, "method", "f_rmse", "n", "force error on the held-out reaction", "F RMSE (meV/Å)")))
     best = ft["best"]
     p = best["parity"]
-    out.append(f"<div class='grid'><div>{figure(plots.parity(p['e_ref'], p['e_pred'], f'best ({best['method']}, N={best['n']}): energy', 'eV/atom'))}</div>"
-               f"<div>{figure(plots.parity(p['f_ref'], p['f_pred'], 'force components', 'eV/Å'))}</div></div>")
+    title = f"best ({best['method']}, N={best['n']}): energy per atom"
+    e_fig = figure(plots.parity(p["e_ref"], p["e_pred"], title, "eV/atom"))
+    f_fig = figure(plots.parity(p["f_ref"], p["f_pred"], "force components", "eV/Å"))
+    out.append(f"<div class='grid'><div>{e_fig}</div><div>{f_fig}</div></div>")
     hist = ft.get("histories", {})
     if hist:
         merged = [{**e, "train_rmse": {tag: v for v in e.get("train_rmse", {}).values()},
@@ -135,8 +137,8 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
     out.append(table(metrics["student_vs_teacher"], [("model", "model"), ("e_rmse", "E RMSE (meV/atom)"),
                                                      ("f_rmse", "F RMSE (meV/Å)"), ("barrier_err", "|Δ barrier| (eV)")]))
     speed = metrics["speed"]
-    out.append("<p class='muted'>MD force-call cost (µs/atom/step, best of repeated calls; the teacher includes its Δ baseline "
-               "when it has one):</p>" + table(speed["rows"], [("system", "system"), ("atoms", "atoms"), ("teacher", "teacher"),
+    out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm neighbor "
+               "cache); a Δ teacher also pays its GFN2-xTB baseline at run time, the student does not:</p>" + table(speed["rows"], [("system", "system"), ("atoms", "atoms"), ("teacher", "teacher"),
                                                                ("student", "student")]))
     if speed.get("speedup"):
         out.append(f"<p>Student speed-up: <b>{speed['speedup']:.1f}×</b>.</p>")

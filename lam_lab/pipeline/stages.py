@@ -45,7 +45,7 @@ class Context:
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic JSON (NaN as null)."""
     from lam_lab.atomic import atomic_write_text
-    from lam_lab.pretrained.recipe import dumps
+    from lam_lab.json_safe import dumps
 
     return atomic_write_text(path, dumps(obj))
 
@@ -155,7 +155,8 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 
     spec, d = ctx.cfg.distill, ctx.dir("distill")
     ds = datasets.load(ctx.cfg.finetune.dataset)
-    starts = [f.to_atoms() for f in ds if f.info.get("role") in ("reactant", "ts", "product") and f.info.get("split") != "test"]
+    # the transition states of the training reactions: exploration from there visits both wells and the barrier
+    starts = [f.to_atoms() for f in ds if f.info.get("role") == "ts" and f.info.get("split") != "test"]
     events: list[dict[str, Any]] = []
     res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
                   temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,

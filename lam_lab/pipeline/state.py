@@ -48,7 +48,7 @@ def load_record(out: Path, name: str, key: str) -> StageRecord | None:
 
 def save_record(out: Path, record: StageRecord) -> None:
     """Write a stage's record (atomically: a killed pipeline never leaves a half-written record)."""
-    from lam_lab.pretrained.recipe import dumps
+    from lam_lab.json_safe import dumps
 
     data = {"key": record.key, "seconds": record.seconds, "files": record.files, "summary": record.summary}
     atomic_write_text(out / record.name / "stage.json", dumps(data))

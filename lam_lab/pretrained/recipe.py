@@ -7,7 +7,6 @@ on the held-out reaction of ``rxn-dft`` (zero-shot), and writes the model file w
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 
 from lam_lab.atomic import atomic_write_text
 from lam_lab.data.dataset import Dataset
+from lam_lab.json_safe import dumps
 from lam_lab.data.errors import DataError
 from lam_lab.train.config import ConfigError, ModelSpec, TrainConfig, from_dict
 
@@ -142,7 +142,7 @@ def pretrain(recipe: Recipe | str, out_dir: str | Path = "lam_lab_runs/pretrain"
                    validation={k: s.val for k, s in splits.items() if len(s.val)},
                    labels={k: s.label for k, s in splits.items()}, resume=resume and has_ckpt,
                    progress=progress, callbacks=callbacks, stop_event=stop_event)
-    from lam_lab.pretrained.card import make_card, write_card
+    from lam_lab.pretrained.model_card import make_card, write_card
 
     card = make_card(recipe, result, splits, session_s=time.perf_counter() - t0)
     model_path = out / f"{recipe.name}.pt"
@@ -168,17 +168,3 @@ def hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
-
-
-def dumps(obj: Any) -> str:
-    """JSON with NaN written as null (the card is read by browsers and other tools)."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not np.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        return x
-
-    return json.dumps(clean(obj), indent=2)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
+
+from lam_lab.json_safe import json_safe
 
 Kind = Literal["start", "step", "validation", "checkpoint", "stop", "end"]
 
@@ -49,17 +50,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (NaN/inf become None)."""
-        return _clean(asdict(self))
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
+        return json_safe(asdict(self))
 
 
 Callback = Callable[[Event], Any]
