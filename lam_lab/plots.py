@@ -35,14 +35,20 @@ def loss_curves(history: Sequence[Mapping[str, Any]], title: str = "training") -
 
 
 def parity(reference: Sequence[float], predicted: Sequence[float], title: str = "parity", unit: str = "eV") -> go.Figure:
-    """Predicted against reference with the y = x line and the RMSE in the title."""
-    ref, pred = np.asarray(reference, float).ravel(), np.asarray(predicted, float).ravel()
-    rmse = float(np.sqrt(np.mean((ref - pred) ** 2))) if ref.size else float("nan")
-    lo, hi = (float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))) if ref.size else (0.0, 1.0)
-    fig = go.Figure([go.Scattergl(x=ref, y=pred, mode="markers", marker=dict(size=4, opacity=0.6), name="frames"),
-                     go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="gray", dash="dash"), name="y = x")])
-    fig.update_layout(title=f"{title} (RMSE {rmse:.3g} {unit})", xaxis_title=f"reference ({unit})",
-                      yaxis_title=f"predicted ({unit})", template="plotly_white", height=360, showlegend=False)
+    """Predicted vs reference scatter with the y = x line and RMSE/MAE (in ``unit``) in the title."""
+    ref, pred = np.asarray(reference, dtype=float).ravel(), np.asarray(predicted, dtype=float).ravel()
+    if ref.shape != pred.shape:
+        raise ValueError(f"reference and predicted differ in length: {ref.shape} vs {pred.shape}")
+    err = pred - ref
+    rmse, mae = (float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))) if len(err) else (float("nan"),) * 2
+    lo, hi = (float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))) if len(ref) else (0.0, 1.0)
+    fig = go.Figure([
+        go.Scattergl(x=ref, y=pred, mode="markers", marker=dict(size=4, opacity=0.6), name="frames"),
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#888", dash="dash"), name="y = x"),
+    ])
+    fig.update_layout(title=f"{title} — RMSE {rmse:.4g} {unit}, MAE {mae:.4g} {unit}", height=380, showlegend=False,
+                      xaxis_title=f"reference ({unit})", yaxis_title=f"model ({unit})", margin=dict(l=60, r=10, t=50, b=50))
+    fig.update_yaxes(scaleanchor="x")
     return fig
 
 
@@ -123,7 +129,8 @@ def trajectory_3d(numbers: Sequence[int], positions: np.ndarray, bonds: Sequence
     fig = go.Figure(data=traces(idx[0]), frames=frames)
     fig.update_layout(
         title=title, height=480, showlegend=False, template="plotly_white",
-        scene=dict(xaxis=axis(0), yaxis=axis(1), zaxis=axis(2), aspectmode="cube"),
+        scene=dict(xaxis=axis(0), yaxis=axis(1), zaxis=axis(2), aspectmode="cube",
+                   camera=dict(eye=dict(x=0.85, y=0.85, z=0.55))),
         updatemenus=[dict(type="buttons", x=0.05, y=0.05, buttons=[
             dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=80, redraw=True), fromcurrent=True)]),
             dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],

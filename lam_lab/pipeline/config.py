@@ -86,11 +86,11 @@ class PipelineConfig:
 
 
 def quick() -> PipelineConfig:
-    """Small honest settings for 2 CPU cores (≈ 15 min): one N, three methods, two distillation rounds."""
+    """Small honest settings for 2 CPU cores (≈ 10–15 min): one N, three methods, three distillation rounds."""
     return PipelineConfig(
-        finetune=FinetuneStage(sizes=[50], modes=["scratch", "finetune", "delta-finetune"], steps=500),
-        distill=DistillStage(rounds=2, md_steps=150, train_steps=400, max_new=40),
-        md=MDStage(trajectories=4, steps=200),
+        finetune=FinetuneStage(sizes=[50], modes=["scratch", "finetune", "delta-finetune"], steps=1500),
+        distill=DistillStage(rounds=3, md_steps=200, train_steps=1500, max_new=60),
+        md=MDStage(trajectories=6, steps=300),
         scale="quick",
     )
 

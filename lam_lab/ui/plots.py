@@ -10,6 +10,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from plotly.subplots import make_subplots
 
 from lam_lab.data.dataset import Dataset
+from lam_lab.plots import parity  # noqa: F401  (the engine's; panels import it from here)
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 MAX_HIST_VALUES = 100_000  # larger samples are thinned (seeded) to keep the figure light
@@ -121,22 +122,4 @@ def label_histograms(datasets: Mapping[str, Dataset], quantity: str = "energy", 
             fig.update_xaxes(title_text=unit, row=r, col=1)
     fig.update_layout(barmode="overlay", height=170 + 170 * rows, title=("energy per atom" if quantity == "energy" else "force magnitude"),
                       margin=dict(l=50, r=10, t=90, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0))
-    return fig
-
-
-def parity(reference: Sequence[float], predicted: Sequence[float], title: str = "parity", unit: str = "eV") -> go.Figure:
-    """Predicted vs reference scatter with the y = x line and RMSE/MAE (in ``unit``) in the title."""
-    ref, pred = np.asarray(reference, dtype=float).ravel(), np.asarray(predicted, dtype=float).ravel()
-    if ref.shape != pred.shape:
-        raise ValueError(f"reference and predicted differ in length: {ref.shape} vs {pred.shape}")
-    err = pred - ref
-    rmse, mae = (float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))) if len(err) else (float("nan"),) * 2
-    lo, hi = (float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))) if len(ref) else (0.0, 1.0)
-    fig = go.Figure([
-        go.Scattergl(x=ref, y=pred, mode="markers", marker=dict(size=4, opacity=0.6), name="frames"),
-        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#888", dash="dash"), name="y = x"),
-    ])
-    fig.update_layout(title=f"{title} — RMSE {rmse:.4g} {unit}, MAE {mae:.4g} {unit}", height=380, showlegend=False,
-                      xaxis_title=f"reference ({unit})", yaxis_title=f"model ({unit})", margin=dict(l=60, r=10, t=50, b=50))
-    fig.update_yaxes(scaleanchor="x")
     return fig
