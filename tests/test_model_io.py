@@ -152,3 +152,13 @@ def test_unplain_extra_is_refused(tmp_path):
     with pytest.raises(TypeError, match=r"extra\['obj'\]"):
         save(model, tmp_path / "m.pt", extra={"obj": object()})
     assert not os.listdir(tmp_path)
+
+
+def test_files_from_before_the_model_options_load_as_the_paper():
+    from lam_lab.potential import ModelConfig
+
+    old = ModelConfig().to_dict()
+    del old["neighbor_norm"], old["radial_basis"]
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.neighbor_norm == "sel" and cfg.radial_basis == 0
+    assert ModelConfig().neighbor_norm == "data" and ModelConfig().radial_basis == 16
