@@ -20,37 +20,31 @@ def downstream_splits(ds: Dataset) -> tuple[Dataset, Dataset, Dataset]:
     return parts[0], parts[1], parts[2]
 
 
-def predict(model: Any, ds: Dataset) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies (eV) and forces (eV/Å) of every frame through :class:`LAMCalculator` (Δ baselines included)."""
-    from lam_lab.md.calculator import LAMCalculator
-
-    calc = LAMCalculator(model)
-    energies, forces = [], []
-    for frame in ds:
-        atoms = frame.to_atoms()
-        atoms.calc = calc
-        energies.append(atoms.get_potential_energy())
-        forces.append(atoms.get_forces())
-    return np.asarray(energies), forces
-
-
-def barrier(frames: Dataset, energies: np.ndarray) -> float:
-    """E(TS) − E(reactant) in eV from frames whose info['role'] is ts and reactant (NaN when either is absent)."""
-    role = {f.info.get("role"): i for i, f in enumerate(frames) if "neb_iteration" not in f.info}
-    if "ts" not in role or "reactant" not in role:
-        return float("nan")
-    return float(energies[role["ts"]] - energies[role["reactant"]])
-
-
 def score(model: Any, test: Dataset, label: str, baseline: str | None = None) -> dict[str, Any]:
-    """E RMSE (meV/atom), F RMSE (meV/Å), barrier error (eV) and parity data of ``model`` on ``test`` vs ``label``."""
-    e_pred, f_pred = predict(model, test)
+    """E RMSE (meV/atom), F RMSE (meV/Å), barrier (eV) and parity data of ``model`` on ``test`` vs ``label``.
+
+    A Δ model is scored with its baseline's stored labels added (the same numbers its calculator gives,
+    without recomputing GFN2-xTB); ``baseline`` names that label set when the model does not.
+    """
+    from lam_lab.delta import delta_spec
+    from lam_lab.experiments.learning_curve import _barrier_frames, predict
+
+    spec = delta_spec(model)
+    base = spec.get("baseline", baseline) if spec else None
+    e_pred, f_pred = predict(model, list(test), model.heads[model._head_index(None)])
+    if base is not None:
+        e_pred = e_pred + np.array([f.labels[base].energy for f in test])
+        f_pred = [p + f.labels[base].forces for p, f in zip(f_pred, test)]
     e_ref = np.array([f.labels[label].energy for f in test])
     f_ref = [f.labels[label].forces for f in test]
     n = np.array([len(f) for f in test])
     de = (e_pred - e_ref) / n
     df = np.concatenate([p - r for p, r in zip(f_pred, f_ref)])
-    b_ref, b_pred = barrier(test, e_ref), barrier(test, e_pred)
+    b_ref = b_pred = float("nan")
+    roles = _barrier_frames(test)  # (reactant, ts) indices
+    if roles is not None:
+        r, t = roles
+        b_ref, b_pred = float(e_ref[t] - e_ref[r]), float(e_pred[t] - e_pred[r])
     thin = np.random.default_rng(0).permutation(df.size)[:1500]
     return {"e_rmse": 1000 * float(np.sqrt(np.mean(de ** 2))), "f_rmse": 1000 * float(np.sqrt(np.mean(df ** 2))),
             "barrier_ref": b_ref, "barrier_pred": b_pred, "barrier_err": abs(b_pred - b_ref),
