@@ -372,7 +372,7 @@ def main() -> None:
                        for k, v in structs.items()},
         "threads": thread_counts, "warmup": args.warmup, "repeat": args.repeat, "quick": args.quick,
         "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg()),
-        "notes": ("Shared 2-core machine with other jobs running (see loadavg): times are noisy; compare "
+        "notes": ("Times depend on the load of this 2-core machine (see loadavg before/after): compare "
                   "ratios measured in the same run. With 2 threads and one core busy elsewhere, every "
                   "parallel op waits for the descheduled thread, so 2-thread times are dominated by op "
                   "count x scheduler slices, on both sides; the 1-thread figures show compute cost. "

@@ -30,7 +30,7 @@ class DistillSpec:
     head: str | None = None
     student: str = "student"
     student_options: dict[str, Any] = field(default_factory=dict)
-    trust: list[float] = field(default_factory=lambda: [0.05, 0.25])  # eV/Å
+    trust: list[float] = field(default_factory=lambda: [0.1, 1.5])  # eV/Å
     temperatures: list[float] = field(default_factory=lambda: [300.0, 600.0])  # K
     rounds: int = 5
     md_steps: int = 200

@@ -256,10 +256,10 @@ class Potential(nn.Module):
         return scale
 
     def neighbor_norm_modules(self) -> list[list[nn.Module]]:
-        """Per neighbor list, the blocks whose N^m (``n_norm`` buffer) the data sets; empty for the student."""
+        """Per neighbor list, the blocks whose N^m (``n_norm`` buffer) the data sets."""
         d = self.descriptor
         if self.config.kind != "dpa2":
-            return []
+            return [[d.two_body]]
         return [[d.repinit], list(d.layers)]
 
     # -- evaluation ----------------------------------------------------------------------------------

@@ -112,6 +112,21 @@ def test_student_roundtrip(tmp_path):
     np.testing.assert_array_equal(outputs(load(tmp_path / "s.pt"))[1], outputs(model)[1])
 
 
+def test_student_neighbor_norm_is_fitted_and_old_files_keep_sel(tmp_path):
+    from ase.build import molecule
+
+    model = build_model("student", ["H", "C", "O"], repinit_neuron=(8,), repinit_axis=4, fitting_neuron=(8,))
+    model.fit_input_stats([molecule("CH3CH2OH")])
+    n_norm = float(model.descriptor.two_body.n_norm)
+    assert 1.0 < n_norm < 9.0  # ethanol: 8 neighbours per atom within 5 Å, not sel = 80
+    save(model, tmp_path / "s.pt")
+    assert float(load(tmp_path / "s.pt").descriptor.two_body.n_norm) == n_norm
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)
+    del payload["state_dict"]["descriptor.two_body.n_norm"]  # a student file from before N^m was fitted
+    torch.save(payload, tmp_path / "old.pt")
+    assert float(load(tmp_path / "old.pt").descriptor.two_body.n_norm) == 80.0
+
+
 def test_overwrite_is_atomic(tmp_path):
     path = tmp_path / "m.pt"
     model = build_model("student", ["H", "O"], repinit_neuron=(8,), repinit_axis=4, fitting_neuron=(8,))

@@ -366,8 +366,17 @@ def test_input_stats_fitted_once_on_a_fresh_model():
     assert torch.equal(model.descriptor.env_scale, scale)
 
 
-def test_student_fast_pair_derivative_matches_autograd():
-    """The student's hand-written pair derivative gives autograd's forces, virial and (create_graph) second derivatives."""
+@pytest.mark.parametrize("kernel", ["auto", "0"])
+def test_student_fast_pair_derivative_matches_autograd(kernel, monkeypatch):
+    """The student's hand-written pair derivative (compiled kernel or PyTorch ops) gives autograd's forces,
+    virial and (create_graph) second derivatives."""
+    import shutil
+
+    from lam_lab.nn import kernels
+
+    monkeypatch.setenv("LAM_LAB_KERNELS", kernel)
+    if kernel == "auto" and shutil.which("c++") and shutil.which("ninja"):
+        assert kernels.pair_moments() is not None, "a compiler is here: the C++ kernel must build"
     model = tiny("student")
     batch = collate([model.prepare(f) for f in (ethanol(3), periodic(5))])
     two_body = model.descriptor.two_body

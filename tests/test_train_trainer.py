@@ -149,6 +149,13 @@ def test_batch_of_different_sizes_trains(cu):
     assert res.steps == 4
 
 
+def test_config_fields_as_keywords(cu):
+    res = train(tiny_model(["Cu"]), cu, steps=3, config=FAST, batch_atoms=20, lr=1e-3, out_dir=None, progress=False)
+    assert res.steps == 3
+    with pytest.raises(TypeError, match="'lrr'"):
+        train(tiny_model(["Cu"]), cu, steps=3, lrr=1e-3, out_dir=None, progress=False)
+
+
 def test_evaluate_matches_a_hand_computation(cu, ag):
     from lam_lab.nn.batch import collate
 

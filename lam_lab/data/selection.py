@@ -77,3 +77,18 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
         chosen.append(k)
         dist = np.minimum(dist, np.linalg.norm(x - x[k], axis=1))
     return sorted(chosen)
+
+
+def holdout_split(ds: "Dataset", seed: int = 0, max_test: int | None = None) -> tuple["Dataset", "Dataset"]:
+    """(pool, test): the frames marked info['split'] == "test" as test if the set has any, else a seeded 80/20
+    split; ``max_test`` caps the test part (a seeded subset, in order)."""
+    marks = [f.info.get("split") for f in ds]
+    if "test" in marks:
+        pool = ds[[i for i, m in enumerate(marks) if m != "test"]]
+        test = ds[[i for i, m in enumerate(marks) if m == "test"]]
+    else:
+        pool, test = ds.split((0.8, 0.2), seed=seed)
+    if max_test is not None and len(test) > max_test:
+        pick = np.random.default_rng(seed).choice(len(test), max_test, replace=False)
+        test = test[sorted(int(i) for i in pick)]
+    return pool, test

@@ -1,6 +1,6 @@
 """Distillation (issue 7): a fine-tuned teacher drives MD, a fast student learns the frames it gets wrong.
 
-    res = ll.distill("teacher.pt", [atoms], trust=(0.05, 0.25), temperatures=(300, 600), rounds=5)
+    res = ll.distill("teacher.pt", [atoms], trust=(0.1, 1.5), temperatures=(300, 600), rounds=5)
     res.student            # the student Potential; res.path: student.pt under out_dir
 """
 

@@ -62,7 +62,7 @@ def distill(
     systems: Sequence[Atoms] | Dataset,
     head: str | None = None,
     student: "str | Potential" = "student",
-    trust: tuple[float, float] = (0.05, 0.25),
+    trust: tuple[float, float] = (0.1, 1.5),
     temperatures: Sequence[float] = (300.0, 600.0),
     rounds: int = 5,
     md_steps: int = 200,
@@ -91,8 +91,12 @@ def distill(
     frame every ``sample_every`` steps, and measures per frame the largest per-atom |F_student −
     F_teacher| (eV/Å). Frames with deviation in ``trust`` = [lo, hi) — at most ``max_new`` — join the
     training set with the teacher's labels and the student is retrained from its current weights
-    for ``train_steps`` steps (``config``: the trainer's recipe, default TrainConfig()); frames ≥ hi
-    count as failed and are not used. It stops when a fraction ≥ ``converge`` of a round's frames is
+    for ``train_steps`` steps (``config``: the trainer's recipe, default TrainConfig(batch_atoms=64): the
+    student's step costs little, so several small molecules per step buy a steadier gradient); frames ≥ hi
+    count as failed and are not used. The exploration is the teacher's own MD, so a large deviation means
+    the student is wrong there, not that the geometry is unphysical (as in DP-GEN, where the model being
+    trained explores): the default hi (1.5 eV/Å) only screens out teacher failures, and lo (0.1 eV/Å)
+    is about the force error the student can reach on reactive molecules. It stops when a fraction ≥ ``converge`` of a round's frames is
     below lo, after ``rounds`` rounds, or when ``stop_event`` is set (after the current MD/training
     step, the student so far saved). ``md`` sets the exploration integrator (default Langevin 0.5 fs).
     ``student_options`` are ``build_model`` overrides of the student preset. Each round emits a
@@ -129,7 +133,7 @@ def distill(
     else:
         stud = build_model(student, elements, **dict(student_options or {}))
     dev = default_device(device)
-    cfg = config or TrainConfig()
+    cfg = config or TrainConfig(batch_atoms=64)
     out = _out_dir(out_dir)
 
     bus = EventBus(list(callbacks) + ([_print_round] if progress else []))

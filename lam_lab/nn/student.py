@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import Tensor, nn
 
+from lam_lab.nn import kernels
 from lam_lab.nn.env_matrix import Environment, environment
 from lam_lab.nn.repinit import Repinit
 from lam_lab.nn.symmetrization import symm_contract, symm_split
@@ -58,35 +59,22 @@ class _PairMoments(torch.autograd.Function):
     into the bin (i, Z_j, k_j) of its first spline, and sums the four bins' shifts; backward is
     the matching gather plus a few elementwise ops. When the caller asks for a graph of the
     gradient (training on forces, ``create_graph=True``), backward instead differentiates
-    :func:`pair_moments_reference`, so second derivatives stay exact.
+    :func:`pair_moments_reference`, so second derivatives stay exact. On CPU, with the compiled
+    kernel (:mod:`lam_lab.nn.kernels`), forward and first derivative are one fused loop per atom.
     """
 
     @staticmethod
     def forward(ctx, rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
                 n_basis: int, n_rows: int) -> Tensor:
-        n, s = mask.shape
-        xyz = rij.permute(2, 0, 1).reshape(3, -1)  # [3, P], P = N·S
-        r = torch.where(mask.reshape(-1), (xyz * xyz).sum(0).sqrt_(), rcut + 1.0)
-        inv_r = r.reciprocal()  # padding sits beyond the cutoff: w = 0 and every term below vanishes
-        u = xyz * inv_r
-        w, dw = _switch_with_slope(r, rcut_smth, rcut)
-        cs = scale.repeat_interleave(s) * w * inv_r  # c·s(r), s of Eq. 12
-        b, db, k = _bspline_with_slope(r, rcut, n_basis)
-        # the basis weight is w·φ_k (Eq. 19's w_ij times g_ij), so w enters twice with r̃ = s·(1, u)
-        db = db * w + b * dw
-        b = b * w
-        e = torch.cat([cs[None], cs * u])  # c·r̃, [4, P]
-        bins = (torch.arange(n, device=rij.device) * n_rows).repeat_interleave(s) + rows.reshape(-1) + k
-        z = torch.zeros(16, n * n_rows, dtype=rij.dtype, device=rij.device)
-        z.index_add_(1, bins, (b[:, None] * e[None]).view(16, -1))  # [(m, β), (i, Z_j, k)]
-        z = z.view(4, 4, -1, n_basis)
-        q = z[0].clone()
-        for m in range(1, 4):  # spline m of a pair in bin k adds to row k + m (k + 3 < K always)
-            q[..., m:] += z[m, ..., : n_basis - m]
+        consts = (rcut_smth, rcut, n_basis, n_rows)
         ctx.save_for_backward(rij, mask, rows, scale)
-        ctx.fast = (bins, b, db, e, u, cs * inv_r, scale.repeat_interleave(s) * (dw * inv_r) - cs * inv_r)
-        ctx.consts = (rcut_smth, rcut, n_basis, n_rows)
-        return q.view(4, n, n_rows)
+        ctx.consts = consts
+        ctx.kernel = kernels.pair_moments() if rij.device.type == "cpu" else None
+        if ctx.kernel is not None:
+            ctx.fast = None
+            return ctx.kernel.moments_forward(rij, mask, rows, scale, *consts)
+        q, ctx.fast = _moments_forward(rij, mask, rows, scale, *consts)
+        return q
 
     @staticmethod
     def backward(ctx, grad_q: Tensor):
@@ -96,22 +84,57 @@ class _PairMoments(torch.autograd.Function):
                 q = pair_moments_reference(rij, mask, rows, scale, *ctx.consts)
                 (grad,) = torch.autograd.grad(q, rij, grad_q, create_graph=True)
             return grad, None, None, None, None, None, None, None
-        bins, b, db, e, u, cs_r, cds = ctx.fast
-        n_basis = ctx.consts[2]
-        n, s = ctx.saved_tensors[1].shape
-        gq = grad_q.reshape(4, -1, n_basis)
-        h = torch.zeros(4, *gq.shape, dtype=gq.dtype, device=gq.device)  # [m, β, (i, Z_j), k]
-        for m in range(4):
-            h[m, ..., : n_basis - m] = gq[..., m:]
-        g = h.view(16, -1).index_select(1, bins).view(4, 4, -1)  # ∂L/∂(b_m r̃_β) of every pair
-        dl_db = (g * e[None]).sum(1)
-        dl_de = (g * b[:, None]).sum(0)
-        a = dl_de[1:]
-        ua = (u * a).sum(0)
-        dl_dr = (dl_db * db).sum(0) + cds * (dl_de[0] + ua)
-        # r̃ = c s (1, u): radial part along u, angular part (I − u uᵀ) a · c s / r
-        grad = u * (dl_dr - cs_r * ua) + cs_r * a
-        return grad.view(3, n, s).permute(1, 2, 0), None, None, None, None, None, None, None
+        if ctx.kernel is not None:
+            grad = ctx.kernel.moments_backward(grad_q, *ctx.saved_tensors, *ctx.consts)
+        else:
+            n, s = ctx.saved_tensors[1].shape
+            grad = _moments_backward(grad_q, *ctx.fast, ctx.consts[2], n, s)
+        return grad, None, None, None, None, None, None, None
+
+
+def _moments_forward(rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
+                     n_basis: int, n_rows: int) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """q of :class:`_PairMoments` [4, N, n_rows] and what its backward needs."""
+    n, s = mask.shape
+    xyz = rij.permute(2, 0, 1).reshape(3, -1)  # [3, P], P = N·S
+    r = torch.where(mask.reshape(-1), (xyz * xyz).sum(0).sqrt_(), rcut + 1.0)
+    inv_r = r.reciprocal()  # padding sits beyond the cutoff: w = 0 and every term below vanishes
+    u = xyz * inv_r
+    w, dw = _switch_with_slope(r, rcut_smth, rcut)
+    scale_p = scale.repeat_interleave(s)
+    cs = scale_p * w * inv_r  # c·s(r), s of Eq. 12
+    b, db, k = _bspline_with_slope(r, rcut, n_basis)
+    # the basis weight is w·φ_k (Eq. 19's w_ij times g_ij), so w enters twice with r̃ = s·(1, u)
+    db = db * w + b * dw
+    b = b * w
+    e = torch.cat([cs[None], cs * u])  # c·r̃, [4, P]
+    bins = (torch.arange(n, device=rij.device) * n_rows).repeat_interleave(s) + rows.reshape(-1) + k
+    z = torch.zeros(16, n * n_rows, dtype=rij.dtype, device=rij.device)
+    z.index_add_(1, bins, (b[:, None] * e[None]).view(16, -1))  # [(m, β), (i, Z_j, k)]
+    z = z.view(4, 4, -1, n_basis)
+    q = z[0].clone()
+    for m in range(1, 4):  # spline m of a pair in bin k adds to row k + m (k + 3 < K always)
+        q[..., m:] += z[m, ..., : n_basis - m]
+    cs_r = cs * inv_r
+    return q.view(4, n, n_rows), (bins, b, db, e, u, cs_r, scale_p * (dw * inv_r) - cs_r)
+
+
+def _moments_backward(grad_q: Tensor, bins: Tensor, b: Tensor, db: Tensor, e: Tensor, u: Tensor, cs_r: Tensor,
+                      cds: Tensor, n_basis: int, n: int, s: int) -> Tensor:
+    """∂L/∂r_ij [N, S, 3] from ∂L/∂q (the first derivative of :func:`_moments_forward`)."""
+    gq = grad_q.reshape(4, -1, n_basis)
+    h = torch.zeros(4, *gq.shape, dtype=gq.dtype, device=gq.device)  # [m, β, (i, Z_j), k]
+    for m in range(4):
+        h[m, ..., : n_basis - m] = gq[..., m:]
+    g = h.view(16, -1).index_select(1, bins).view(4, 4, -1)  # ∂L/∂(b_m r̃_β) of every pair
+    dl_db = (g * e[None]).sum(1)
+    dl_de = (g * b[:, None]).sum(0)
+    a = dl_de[1:]
+    ua = (u * a).sum(0)
+    dl_dr = (dl_db * db).sum(0) + cds * (dl_de[0] + ua)
+    # r̃ = c s (1, u): radial part along u, angular part (I − u uᵀ) a · c s / r
+    grad = u * (dl_dr - cs_r * ua) + cs_r * a
+    return grad.view(3, n, s).permute(1, 2, 0)
 
 
 def _switch_with_slope(r: Tensor, rcut_smth: float, rcut: float) -> tuple[Tensor, Tensor]:
@@ -169,6 +192,8 @@ class BasisTwoBody(nn.Module):
         # C[Z_i] as a [n_types·K, width] block per centre type; O(1) embeddings at init
         self.coef = nn.Parameter(torch.randn(n_types, n_types * n_basis, width, dtype=dtype))
         self.out_dim = width * axis
+        # N^m of Eq. 19: sel until Potential.fit_input_stats sets the data's mean neighbour count (as Repinit)
+        self.register_buffer("n_norm", torch.tensor(float(sel), dtype=dtype))
         self.use_fast = True  # hand-written pair derivative (False: plain autograd, same numbers)
 
     def moments(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
@@ -178,7 +203,7 @@ class BasisTwoBody(nn.Module):
         """
         n, s = index.shape
         t_j = torch.index_select(types, 0, index.clamp(min=0).reshape(-1)).view(n, s)
-        args = (rij, mask, t_j * self.n_basis, inv_scale * (1.0 / self.sel), self.rcut_smth, self.rcut,
+        args = (rij, mask, t_j * self.n_basis, inv_scale / self.n_norm, self.rcut_smth, self.rcut,
                 self.n_basis, self.n_types * self.n_basis)
         q = _PairMoments.apply(*args) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
         # C[Z_i]ᵀ q_i for all centre types in one GEMM, then each atom keeps its own type's block

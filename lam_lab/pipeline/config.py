@@ -51,8 +51,9 @@ class DistillStage:
     md_steps: int = 400
     temperatures: list[float] = field(default_factory=lambda: [300.0, 600.0])
     train_steps: int = 1500
-    trust_lo: float = 0.05
-    trust_hi: float = 0.25
+    trust_lo: float = 0.1
+    trust_hi: float = 1.5
+    init_steps: int = 4000
     max_new: int = 100
 
 
@@ -100,7 +101,7 @@ def tiny() -> PipelineConfig:
     return PipelineConfig(
         data=DataStage(sets=["rxn-dft", "metals-emt"]),
         finetune=FinetuneStage(sizes=[20], modes=["scratch", "finetune", "delta-finetune"], steps=20),
-        distill=DistillStage(rounds=1, md_steps=20, train_steps=20, max_new=8, temperatures=[300.0]),
+        distill=DistillStage(rounds=1, md_steps=20, train_steps=20, init_steps=20, max_new=8, temperatures=[300.0]),
         md=MDStage(trajectories=1, steps=20),
         scale="tiny",
     )

@@ -160,7 +160,7 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     events: list[dict[str, Any]] = []
     res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
                   temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,
-                  train_steps=spec.train_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
+                  train_steps=spec.train_steps, init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
                   seed=ctx.cfg.seed, stop_event=ctx.stop_event,
                   callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
     student = d / "student.pt"

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -63,6 +63,7 @@ def train(
     labels: str | Mapping[str, str] | None = None,
     heads: str | Mapping[str, str] | None = None,
     progress: bool = True,
+    **options: Any,
 ) -> TrainResult:
     """Train ``model`` on one data set or several (task name → Dataset, one head each, Eq. 44).
 
@@ -70,9 +71,14 @@ def train(
     writes under ``lam_lab_runs/``, ``None`` writes nothing. ``callbacks`` receive every
     :class:`Event`; setting ``stop_event`` ends the run at the next step boundary with a
     checkpoint. ``resume=True`` continues from the newest checkpoint in ``out_dir`` (or a path).
+    Other keyword ``options`` are :class:`TrainConfig` fields (``lr=1e-3, batch_atoms=64``).
     """
     cfg = config or TrainConfig()
+    unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise TypeError(f"train() got unknown option(s) {unknown}; options are TrainConfig fields")
     overrides = {k: v for k, v in {"steps": steps, "minutes": minutes, "device": device}.items() if v is not None}
+    overrides.update(options)
     cfg = cfg.replace(**overrides) if overrides else cfg
     if cfg.steps is None and cfg.minutes is None:
         cfg = cfg.replace(steps=TrainConfig.default_steps)

@@ -74,8 +74,8 @@ class DistillPanel(w.VBox):
                               tooltip="comma-separated: reaction names (reactant + TS), SMILES, structure files")
         self.student = w.Dropdown(options=list(STUDENTS), value="student" if gpu else "student-tiny",
                                   description="student", layout=w.Layout(width="220px"))
-        self.trust_lo = w.FloatText(value=0.05, description="trust lo", layout=w.Layout(width="160px"))
-        self.trust_hi = w.FloatText(value=0.25, description="hi (eV/Å)", layout=w.Layout(width="170px"))
+        self.trust_lo = w.FloatText(value=0.1, description="trust lo", layout=w.Layout(width="160px"))
+        self.trust_hi = w.FloatText(value=1.5, description="hi (eV/Å)", layout=w.Layout(width="170px"))
         self.temperatures = w.Text(value="300, 600", description="T (K)", layout=w.Layout(width="200px"))
         self.n_rounds = w.IntText(value=rounds, description="rounds", layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 60, description="MD steps", layout=w.Layout(width="160px"))

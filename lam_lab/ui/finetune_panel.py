@@ -17,6 +17,7 @@ from lam_lab.ui import plots
 from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
 from lam_lab.ui._live import LiveCurves, fmt_duration, message_html, metrics_html
 from lam_lab.ui._sources import ModelPicker
+from lam_lab.data.selection import holdout_split
 from lam_lab.ui.data_panel import builtin_names, load_builtin, show_figure
 from lam_lab.ui.train_panel import TINY, cpu_threads, has_gpu
 
@@ -25,17 +26,8 @@ MAX_TEST = 48  # test frames scored for parity (and validated during training)
 
 
 def test_split(ds: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """(pool, test): the frames marked info['split'] train/test if the set has them, else a seeded 80/20 split."""
-    marks = [f.info.get("split") for f in ds]
-    if "test" in marks:
-        pool = ds[[i for i, m in enumerate(marks) if m != "test"]]
-        test = ds[[i for i, m in enumerate(marks) if m == "test"]]
-    else:
-        pool, test = ds.split((0.8, 0.2), seed=seed)
-    if len(test) > MAX_TEST:
-        pick = np.random.default_rng(seed).choice(len(test), MAX_TEST, replace=False)
-        test = test[sorted(int(i) for i in pick)]
-    return pool, test
+    """(pool, test) as the panel uses them: :func:`lam_lab.data.selection.holdout_split` with at most MAX_TEST test frames."""
+    return holdout_split(ds, seed=seed, max_test=MAX_TEST)
 
 
 def parity_data(model: Any, head: str, test: Dataset, label: str, baseline: str | None) -> dict[str, np.ndarray]:
