@@ -264,10 +264,12 @@ class Potential(nn.Module):
 
     # -- evaluation ----------------------------------------------------------------------------------
     def forward(self, batch: Batch, head: str | None = None, forces: bool = True, virial: bool = False,
-                create_graph: bool = False) -> PotentialOutput:
+                create_graph: bool = False, exact_hessian: bool = True) -> PotentialOutput:
         """Energies (Eq. 1), forces −∂E/∂r (Eq. 2) and virial −∂E/∂ε under a symmetric strain ε (Eq. 3).
 
-        ``create_graph=True`` keeps the graph of the derivatives (training on forces).
+        ``create_graph=True`` keeps the graph of the derivatives (training on forces); with
+        ``exact_hessian=False`` that graph is exact only for gradients with respect to the parameters
+        (what a force loss needs; the student's fused kernel then skips second derivatives in positions).
         """
         fitting = self.fittings[self._head_index(head)]
         dtype, device = self.dtype, self.device
@@ -293,6 +295,9 @@ class Potential(nn.Module):
                 cell = cell + cell @ eps
             cell_of_atom = torch.index_select(cell, 0, batch.frame)
             rij = [displacements(pos_used, cell_of_atom, b.index, b.shift, b.mask) for b in blocks]
+            two_body = getattr(self.descriptor, "two_body", None)
+            if two_body is not None and hasattr(two_body, "exact_hessian"):
+                two_body.exact_hessian = exact_hessian or not create_graph
             desc = self.descriptor(batch.types, rij, [b.mask for b in blocks], [b.index for b in blocks])
             atomic = fitting(desc, batch.types)
             energy = torch.zeros(batch.n_frames, dtype=atomic.dtype, device=device).index_add(0, batch.frame, atomic)

@@ -59,6 +59,22 @@ def test_graph_cached_only_for_identical_geometry(model, monkeypatch):
     np.testing.assert_allclose(fresh.get_forces(), moved, atol=1e-10)
 
 
+def test_change_check_agrees_with_ase(model):
+    from ase.calculators.calculator import compare_atoms
+
+    atoms = molecule("CH3OH")
+    calc = LAMCalculator(model)
+    atoms.calc = calc
+    atoms.get_forces()
+    edits = [lambda a: None, lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-9),
+             lambda a: a.set_cell([5, 5, 5]), lambda a: a.set_pbc(True), lambda a: a.set_initial_charges([0.1] * 6),
+             lambda a: a.numbers.__setitem__(0, 8), lambda a: a.set_momenta(np.ones((6, 3)))]
+    for edit in edits:
+        other = atoms.copy()
+        edit(other)
+        assert sorted(calc.check_state(other)) == sorted(compare_atoms(calc.atoms, other))
+
+
 def test_stress_of_a_periodic_cell_matches_finite_strain(model):
     atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
     atoms.rattle(0.05, seed=2)

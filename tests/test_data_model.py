@@ -175,6 +175,23 @@ def test_random_split_is_disjoint_complete_reproducible():
     assert parts[0].name.endswith("[0]")
 
 
+def test_holdout_split_uses_marked_test_frames_else_a_seeded_fifth():
+    from lam_lab.data.selection import holdout_split
+
+    ds = _numbered(20)
+    for k, f in enumerate(ds):
+        f.info["k"] = k
+        f.info["split"] = "test" if k % 4 == 0 else "train"
+    pool, test = holdout_split(ds)
+    assert [f.info["k"] for f in test] == [0, 4, 8, 12, 16] and len(pool) == 15
+    _, capped = holdout_split(ds, max_test=3, seed=1)
+    assert len(capped) == 3 and {f.info["k"] for f in capped} <= {0, 4, 8, 12, 16}
+    for f in ds:
+        del f.info["split"]
+    pool, test = holdout_split(ds, seed=2)
+    assert (len(pool), len(test)) == (16, 4) and [f.info["k"] for f in holdout_split(ds, seed=2)[1]] == [f.info["k"] for f in test]
+
+
 def test_group_split_keeps_groups_whole():
     ds = _numbered(30)
     for k, f in enumerate(ds):

@@ -393,3 +393,22 @@ def test_student_fast_pair_derivative_matches_autograd(kernel, monkeypatch):
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     assert results[0][0].abs().max() > 1e-4 and results[0][-2].abs().max() > 1e-8  # not vacuous
+
+
+def test_student_training_graph_gives_the_exact_parameter_gradients():
+    """exact_hessian=False (the trainer's call: fused kernel, no second derivatives in positions) gives the same
+    force/virial loss gradients with respect to every parameter as the full graph."""
+    model = tiny("student")
+    batch = collate([model.prepare(f) for f in (ethanol(3), periodic(5))])
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = []
+    for exact in (True, False):
+        out = model(batch, virial=True, create_graph=True, exact_hessian=exact)
+        loss = (out.forces ** 2).sum() + (out.virial ** 2).sum() + out.energy.sum() ** 2
+        grads.append(torch.autograd.grad(loss, params, allow_unused=True))
+    for a, b in zip(*grads):
+        if a is None:
+            assert b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert max(float(g.abs().max()) for g in grads[1] if g is not None) > 1e-6

@@ -60,15 +60,17 @@ class _PairMoments(torch.autograd.Function):
     the matching gather plus a few elementwise ops. When the caller asks for a graph of the
     gradient (training on forces, ``create_graph=True``), backward instead differentiates
     :func:`pair_moments_reference`, so second derivatives stay exact. On CPU, with the compiled
-    kernel (:mod:`lam_lab.nn.kernels`), forward and first derivative are one fused loop per atom.
+    kernel (:mod:`lam_lab.nn.kernels`), forward and first derivative are one fused loop per atom, and
+    with ``exact_hessian=False`` the graph of the gradient is :class:`_PairMomentsGrad` (training).
     """
 
     @staticmethod
     def forward(ctx, rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
-                n_basis: int, n_rows: int) -> Tensor:
+                n_basis: int, n_rows: int, exact_hessian: bool = True) -> Tensor:
         consts = (rcut_smth, rcut, n_basis, n_rows)
         ctx.save_for_backward(rij, mask, rows, scale)
         ctx.consts = consts
+        ctx.exact_hessian = exact_hessian
         ctx.kernel = kernels.pair_moments() if rij.device.type == "cpu" else None
         if ctx.kernel is not None:
             ctx.fast = None
@@ -78,18 +80,43 @@ class _PairMoments(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_q: Tensor):
+        nones = (None,) * 8
         if torch.is_grad_enabled():  # create_graph: a differentiable gradient
             rij, mask, rows, scale = ctx.saved_tensors
+            if ctx.kernel is not None and not ctx.exact_hessian:
+                return (_PairMomentsGrad.apply(grad_q, rij, mask, rows, scale, ctx.consts, ctx.kernel),) + nones
             with torch.enable_grad():
                 q = pair_moments_reference(rij, mask, rows, scale, *ctx.consts)
                 (grad,) = torch.autograd.grad(q, rij, grad_q, create_graph=True)
-            return grad, None, None, None, None, None, None, None
+            return (grad,) + nones
         if ctx.kernel is not None:
             grad = ctx.kernel.moments_backward(grad_q, *ctx.saved_tensors, *ctx.consts)
         else:
             n, s = ctx.saved_tensors[1].shape
             grad = _moments_backward(grad_q, *ctx.fast, ctx.consts[2], n, s)
-        return grad, None, None, None, None, None, None, None
+        return (grad,) + nones
+
+
+class _PairMomentsGrad(torch.autograd.Function):
+    """dL/dr_ij = Jᵀ·dL/dq (J = ∂q/∂r_ij) as a function of dL/dq alone, for training on forces.
+
+    Its derivative with respect to dL/dq is J·(direction), one fused kernel pass (``moments_jvp``);
+    the derivative with respect to the positions (J's own dependence on r, third-order in E) is not
+    formed: gradients of a force loss with respect to the parameters are exact, those with respect
+    to positions or strain are not, which is why only ``exact_hessian=False`` callers (the trainer) get this.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_q: Tensor, rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, consts: tuple,
+                kernel) -> Tensor:
+        ctx.save_for_backward(rij, mask, rows, scale)
+        ctx.consts, ctx.kernel = consts, kernel
+        return kernel.moments_backward(grad_q, rij, mask, rows, scale, *consts)
+
+    @staticmethod
+    def backward(ctx, direction: Tensor):
+        rij, mask, rows, scale = ctx.saved_tensors
+        return ctx.kernel.moments_jvp(direction, rij, mask, rows, scale, *ctx.consts), None, None, None, None, None, None
 
 
 def _moments_forward(rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,
@@ -195,6 +222,7 @@ class BasisTwoBody(nn.Module):
         # N^m of Eq. 19: sel until Potential.fit_input_stats sets the data's mean neighbour count (as Repinit)
         self.register_buffer("n_norm", torch.tensor(float(sel), dtype=dtype))
         self.use_fast = True  # hand-written pair derivative (False: plain autograd, same numbers)
+        self.exact_hessian = True  # Potential.forward sets it per call (False: training, see _PairMomentsGrad)
 
     def moments(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
         """Eq. 19 for this g: p_i = (1/N^m) Σ_j w_ij g_ij ⊗ r̃_ij = C[Z_i]ᵀ q_i, [N, width, 4].
@@ -205,7 +233,7 @@ class BasisTwoBody(nn.Module):
         t_j = torch.index_select(types, 0, index.clamp(min=0).reshape(-1)).view(n, s)
         args = (rij, mask, t_j * self.n_basis, inv_scale / self.n_norm, self.rcut_smth, self.rcut,
                 self.n_basis, self.n_types * self.n_basis)
-        q = _PairMoments.apply(*args) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
+        q = _PairMoments.apply(*args, self.exact_hessian) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
         # C[Z_i]ᵀ q_i for all centre types in one GEMM, then each atom keeps its own type's block
         t, c, m = self.coef.shape
         all_types = (q.reshape(4 * n, c) @ self.coef.permute(1, 0, 2).reshape(c, t * m)).view(4, n, t, m)

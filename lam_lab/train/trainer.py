@@ -227,7 +227,7 @@ class Trainer:
         t1 = time.perf_counter()
         want_virial = pf.v > 0 and batch.virial is not None and bool(batch.has_virial.any())
         with self._autocast():
-            out = self.net(batch, head=task.head, forces=True, virial=want_virial, create_graph=True)
+            out = self.net(batch, head=task.head, forces=True, virial=want_virial, create_graph=True, exact_hessian=False)
             terms = compute_loss(out, batch, pf, cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()

@@ -127,7 +127,51 @@ torch::Tensor moments_backward(torch::Tensor grad_q, torch::Tensor rij, torch::T
   return grad;
 }
 
+torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor mask, torch::Tensor rows,
+                          torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
+  // dq = Σ_ij ∂q/∂r_ij · dir_ij: the derivative of the backward above with respect to dL/dq, which is
+  // what training on forces needs (dL/dθ flows through dL/dq; the geometry carries no parameters).
+  dir = dir.contiguous(); rij = rij.contiguous(); mask = mask.contiguous(); rows = rows.contiguous();
+  scale = scale.contiguous();
+  const int64_t n = mask.size(0), s = mask.size(1);
+  auto dq = torch::zeros({4, n, n_rows}, rij.options());
+  AT_DISPATCH_FLOATING_TYPES(rij.scalar_type(), "moments_jvp", [&] {
+    using T = scalar_t;
+    const T* d_ = dir.data_ptr<T>();
+    const T* r_ = rij.data_ptr<T>();
+    const bool* m_ = mask.data_ptr<bool>();
+    const int64_t* row_ = rows.data_ptr<int64_t>();
+    const T* c_ = scale.data_ptr<T>();
+    T* q_ = dq.data_ptr<T>();
+    const int64_t n_int = n_basis - 3;
+    const T h = T(rcut) / T(n_int);
+    at::parallel_for(0, n, 16, [&](int64_t lo, int64_t hi) {
+      Pair<T> p;
+      for (int64_t i = lo; i < hi; ++i) {
+        T* qi[4] = {q_ + i * n_rows, q_ + (n + i) * n_rows, q_ + (2 * n + i) * n_rows, q_ + (3 * n + i) * n_rows};
+        for (int64_t j = 0; j < s; ++j) {
+          const int64_t ij = i * s + j;
+          if (!m_[ij] || !pair_terms<T>(r_ + 3 * ij, c_[i], T(rcut_smth), T(rcut), n_int, h, row_[ij], p)) continue;
+          const T* w = d_ + 3 * ij;
+          const T ur = p.u[0] * w[0] + p.u[1] * w[1] + p.u[2] * w[2];
+          const T cs_r = p.cs * p.inv_r;
+          const T cds = c_[i] * p.dw * p.inv_r - cs_r;
+          const T e[4] = {p.cs, p.cs * p.u[0], p.cs * p.u[1], p.cs * p.u[2]};
+          T de[4] = {cds * ur, 0, 0, 0};
+          for (int d = 0; d < 3; ++d) de[d + 1] = cds * ur * p.u[d] + cs_r * (w[d] - p.u[d] * ur);
+          for (int m = 0; m < 4; ++m) {
+            const T dbm = p.db[m] * ur;
+            for (int bta = 0; bta < 4; ++bta) qi[bta][p.bin + m] += dbm * e[bta] + p.b[m] * de[bta];
+          }
+        }
+      }
+    });
+  });
+  return dq;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
   m.def("moments_backward", &moments_backward, "dL/dr_ij [N, S, 3] from dL/dq");
+  m.def("moments_jvp", &moments_jvp, "dq [4, N, n_rows] along a displacement direction [N, S, 3]");
 }
