@@ -296,6 +296,8 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=["rxn-xtb", "water"], help="rxn-xtb (headline) and/or water")
     p.add_argument("--skip-deepmd", action="store_true", help="lam_lab only (ratios null)")
     p.add_argument("--skip-zero-shot", action="store_true")
+    p.add_argument("--zero-shot-only", action="store_true",
+                   help="only the zero-shot table, written into the existing results file (other figures kept)")
     p.add_argument("--multitask", help="multi-task model file (default: the shipped lam-chon-small)")
     p.add_argument("--zs-heads", nargs="+", default=["rxn-xtb", "rxn-dft"], help="multi-task heads in the table")
     p.add_argument("--zs-steps", type=int, help="single-task steps (default: the multi-task card's)")
@@ -314,6 +316,13 @@ def main() -> None:
         print(f"{DP} not found (bash benchmarks/deepmd_env.sh builds it): DeePMD-kit skipped")
         args.skip_deepmd = True
     load_before = os.getloadavg()
+    if args.zero_shot_only:
+        path = Path(__file__).resolve().parent / "results" / f"{args.out or 'train_speed'}.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous["zero_shot"] = zero_shot(args)
+        previous["zero_shot"]["threads"] = args.threads
+        write_result(args.out or "train_speed", previous)
+        return
     with tempfile.TemporaryDirectory(prefix="train_speed-") as tmp:
         results = [run_case(c, args, Path(tmp)) for c in load_cases(args.cases, args.quick, Path(tmp))]
     zs = {"skipped": True} if args.skip_zero_shot else zero_shot(args)

@@ -64,6 +64,12 @@ class ModelConfig:
     # (force RMSE stayed at the labels' spread); like MACE's avg_num_neighbors, a constant from data
     # keeps the model smooth and size-extensive.
     neighbor_norm: str = "data"
+    # floor of that data value (Å-free count). Small molecules alone give N^m ≈ 6, and the three stacked
+    # repformer updates then grow until training diverges: single-task dpa2-small on rxn-xtb (batches of
+    # 32 atoms, lr 2e-3) had its gradient norm climb to 2·10⁴ and its force RMSE rise from 733 to 1186
+    # meV/Å between steps 1600 and 3200, and a 30-minute run ended with zero forces; with N^m ≥ 16 the
+    # same run kept learning (528 meV/Å at step 2000). The one-layer student needs no floor (preset: 1).
+    neighbor_norm_min: float = 16.0
     # Gaussians of s(r) added to the pair embedding's input (lam_lab extension; 0 = the paper's bare s), see
     # lam_lab.nn.repinit.PairEmbedding for why
     radial_basis: int = 16
@@ -73,6 +79,8 @@ class ModelConfig:
         self.fitting_neuron = tuple(int(n) for n in self.fitting_neuron)
         if self.neighbor_norm not in ("data", "sel"):
             raise ValueError(f"ModelConfig.neighbor_norm must be 'data' or 'sel', got {self.neighbor_norm!r}")
+        if self.neighbor_norm_min < 1:
+            raise ValueError(f"ModelConfig.neighbor_norm_min must be >= 1, got {self.neighbor_norm_min}")
         if self.kind not in ("dpa2", "student"):
             raise ValueError(f"ModelConfig.kind must be 'dpa2' or 'student', got {self.kind!r}")
         if self.dtype not in DTYPES:
@@ -252,7 +260,7 @@ class Potential(nn.Module):
             mean_nb = np.maximum(per_frame / len(items), 1.0)
             for k, module in enumerate(self.neighbor_norm_modules()):
                 for m in module:
-                    m.n_norm.fill_(float(min(mean_nb[k], m.sel)))
+                    m.n_norm.fill_(float(min(max(mean_nb[k], self.config.neighbor_norm_min), m.sel)))
         return scale
 
     def neighbor_norm_modules(self) -> list[list[nn.Module]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ATTEMPT_S = 300  # the slowest notebook takes < 1 min with SMALL settings
 SMALL = {"LAM_LAB_NB_FRAMES": "12", "LAM_LAB_NB_MD_STEPS": "200", "OMP_NUM_THREADS": "1", "LAM_LAB_QUICK": "1"}
 
 
@@ -31,9 +34,20 @@ def _run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[nb
         monkeypatch.setenv(key, value)
     out = tmp_path / f"executed-{name}"
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(NOTEBOOKS / name), str(out), str(tmp_path)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    cmd = [sys.executable, "-c", _RUNNER, str(NOTEBOOKS / name), str(out), str(tmp_path)]
+    for attempt in range(2):
+        # Now and then (2 of 4 runs of notebook 01 once, none of the next 10) the kernel finishes and sits
+        # idle while nbclient still waits for its reply: one retry after ATTEMPT_S instead of a red run.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=ATTEMPT_S)
+            break
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+            proc.communicate()
+            if attempt:
+                raise
+    assert proc.returncode == 0, stderr[-4000:]
     return nbformat.read(out, as_version=4), time.perf_counter() - start
 
 

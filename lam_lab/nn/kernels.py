@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 _SOURCE = Path(__file__).with_name("csrc") / "pair_moments.cpp"
+_NAME = "lam_lab_pair_moments_v1"
 _lock = threading.Lock()
 _state: dict[str, ModuleType | None | bool] = {"tried": False, "module": None}
 
@@ -37,11 +38,26 @@ def pair_moments() -> ModuleType | None:
 
 
 def _build() -> ModuleType | None:
+    _say_if_compiling()
     try:
         from torch.utils.cpp_extension import load
 
-        return load(name="lam_lab_pair_moments_v1", sources=[str(_SOURCE)], extra_cflags=["-O3"], verbose=False)
+        return load(name=_NAME, sources=[str(_SOURCE)], extra_cflags=["-O3"], verbose=False)
     except Exception as err:  # no compiler, no ninja, read-only cache: PyTorch ops give the same numbers
         warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {str(err)[:200]}); "
                       "using PyTorch ops (same results, slower). Set LAM_LAB_KERNELS=0 to silence.", stacklevel=3)
         return None
+
+
+def _say_if_compiling() -> None:
+    """One line on stderr when the kernel is not built yet, so a first MD step that takes a minute is explained."""
+    import sys
+
+    try:
+        from torch.utils.cpp_extension import _get_build_directory  # private: a hint only, never a failure
+
+        if list(Path(_get_build_directory(_NAME, verbose=False)).glob("*.so")):
+            return
+    except Exception:  # noqa: BLE001
+        return
+    print("lam_lab: compiling the student's C++ pair kernel (once per machine, about a minute)…", file=sys.stderr, flush=True)
