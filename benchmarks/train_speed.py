@@ -20,6 +20,7 @@ the energy bias on rxn-dft's train split.
     python benchmarks/train_speed.py                        # -> benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --quick                # smoke run (~3 min) -> train_speed_quick.json
     python benchmarks/train_speed.py --minutes 10 --steps 200 --threads 2 --multitask PATH
+    python benchmarks/train_speed.py --zero-shot-only --zs-minutes 30   # just the table, into the existing JSON
 """
 
 from __future__ import annotations
