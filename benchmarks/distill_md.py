@@ -11,7 +11,7 @@ relabelled by the teacher. No DFT label of the test split is used before the fin
 Reported:
 - force RMSE (meV/Å) of teacher and student against the DFT labels of rxn-dft's test split (the held-out
   Claisen reaction, frames with info['split'] == 'test'); ``force_error_ratio`` = student / teacher;
-- MD force-call cost (µs/atom/step, NVE through the lam_lab runner with guards off) of both on a 16-atom
+- MD step cost (µs/atom/step, NVE through the lam_lab runner with guards off, median of 3 runs) of both on a 16-atom
   molecule and a 64-H2O box (192 atoms), CPU (and CUDA when present); ``student_speedup`` = teacher / student
   time on the water box (the molecule ratio is reported too);
 - MD step cost and peak memory (peak RSS from /proc VmHWM, else resource.getrusage; one subprocess per size) on water boxes from ~100 to
@@ -80,8 +80,8 @@ def force_rmse_dft(model, test, head: str | None) -> float:
     return float(ll.evaluate(model, test, head=head, label=DFT, parity=False).rows[0].f_rmse)
 
 
-def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cpu") -> dict:
-    """NVE steps through the lam_lab runner (guards off): µs per atom per step of the force calls."""
+def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cpu", repeats: int = 3) -> dict:
+    """NVE steps through the lam_lab runner (guards off): µs per atom per step, the median of ``repeats`` runs."""
     from lam_lab.md.calculator import LAMCalculator
     from lam_lab.md.guards import GuardConfig
     from lam_lab.md.runner import run_md
@@ -89,10 +89,13 @@ def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cp
     calc = LAMCalculator(model, head=head, device=device)
     off = GuardConfig(min_distance=None, max_force=None, max_temperature=float("inf"), check_finite=False, every=10**9)
     run_md(atoms, calc, ensemble="nve", steps=2, interval=2, guards=off, keep_frames=False)  # warm-up
-    res = run_md(atoms, calc, ensemble="nve", steps=steps, interval=steps, guards=off, keep_frames=False, seed=1)
-    per_step = res.wall_time / max(res.steps_done, 1)
-    return {"atoms": len(atoms), "steps": int(res.steps_done), "device": device, "ms_per_step": 1000 * per_step,
-            "us_per_atom_step": 1e6 * per_step / len(atoms)}
+    runs = []
+    for k in range(repeats):
+        res = run_md(atoms, calc, ensemble="nve", steps=steps, interval=steps, guards=off, keep_frames=False, seed=1 + k)
+        runs.append(res.wall_time / max(res.steps_done, 1))
+    per_step = float(np.median(runs))
+    return {"atoms": len(atoms), "steps": int(steps), "repeats": repeats, "device": device, "ms_per_step": 1000 * per_step,
+            "us_per_atom_step": 1e6 * per_step / len(atoms), "ms_per_step_runs": [1000 * r for r in runs]}
 
 
 def peak_rss_mb() -> float:

@@ -1,7 +1,8 @@
 """Optional compiled CPU kernels (C++, built once on first use with torch.utils.cpp_extension).
 
 The student's pair moments are memory-bound elementwise work over every neighbor pair; as PyTorch ops
-they cost ~40 passes over [16, N·S] tensors, fused here into one loop per atom (csrc/pair_moments.cpp).
+they cost ~40 passes over [16, N·S] tensors, fused here into one loop per atom (csrc/pair_moments.cpp);
+a student's whole MD step (energies, forces, virial) is one call (csrc/student_md.cpp).
 ``LAM_LAB_KERNELS``: "auto" (default) builds and uses them on CPU, falling back to PyTorch with one
 warning if no compiler is found; "0" never uses them. The build (~30–60 s) is cached by PyTorch under
 ``TORCH_EXTENSIONS_DIR`` (default ~/.cache/torch_extensions), so later processes load it in well under a second.
@@ -9,14 +10,16 @@ warning if no compiler is found; "0" never uses them. The build (~30–60 s) is 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import warnings
 from pathlib import Path
 from types import ModuleType
 
-_SOURCE = Path(__file__).with_name("csrc") / "pair_moments.cpp"
-_NAME = "lam_lab_pair_moments_v1"
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = [_CSRC / "pair_moments.cpp", _CSRC / "student_md.cpp"]
+
 _lock = threading.Lock()
 _state: dict[str, ModuleType | None | bool] = {"tried": False, "module": None}
 
@@ -37,26 +40,39 @@ def pair_moments() -> ModuleType | None:
     return _state["module"]  # type: ignore[return-value]
 
 
+def _name() -> str:
+    """Module name carrying a hash of every source and header, so any change gets its own fresh build
+    (PyTorch's own check hashes the .cpp files only, not the header they share)."""
+    digest = hashlib.sha1()
+    for path in sorted(_CSRC.iterdir()):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return f"lam_lab_kernels_{digest.hexdigest()[:10]}"
+
+
 def _build() -> ModuleType | None:
-    _say_if_compiling()
+    name = _name()
+    _say_if_compiling(name)
     try:
         from torch.utils.cpp_extension import load
 
-        return load(name=_NAME, sources=[str(_SOURCE)], extra_cflags=["-O3"], verbose=False)
+        # -march=native: built on the machine that runs it; -fno-math-errno lets sqrt vectorise
+        return load(name=name, sources=[str(s) for s in _SOURCES], extra_cflags=["-O3", "-march=native", "-fno-math-errno"],
+                    verbose=False)
     except Exception as err:  # no compiler, no ninja, read-only cache: PyTorch ops give the same numbers
         warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {str(err)[:200]}); "
                       "using PyTorch ops (same results, slower). Set LAM_LAB_KERNELS=0 to silence.", stacklevel=3)
         return None
 
 
-def _say_if_compiling() -> None:
+def _say_if_compiling(name: str) -> None:
     """One line on stderr when the kernel is not built yet, so a first MD step that takes a minute is explained."""
     import sys
 
     try:
         from torch.utils.cpp_extension import _get_build_directory  # private: a hint only, never a failure
 
-        if list(Path(_get_build_directory(_NAME, verbose=False)).glob("*.so")):
+        if list(Path(_get_build_directory(name, verbose=False)).glob("*.so")):
             return
     except Exception:  # noqa: BLE001
         return

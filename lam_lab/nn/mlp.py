@@ -93,3 +93,4 @@ class MLP(nn.Module):
             else:
                 x = y
         return self.out(x) if self.out is not None else x
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -9,6 +10,21 @@ from vesin import NeighborList as _VesinNeighborList
 
 from lam_lab.nn.batch import Graph
 from lam_lab.nn.neighbor_list import pad_pairs
+
+
+@dataclass(frozen=True)
+class VerletPairs:
+    """Candidate pairs within the largest cutoff + skin, grouped by ascending centre: centre i, neighbor j,
+    integer cell shift S [P, 3] and its vector (S·cell)ᵀ [3, P] (Å); the cell and pbc they were
+    searched in, and ``build``, which changes whenever the pairs do."""
+
+    i: np.ndarray
+    j: np.ndarray
+    S: np.ndarray
+    shift_vec: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    build: int
 
 
 class VerletCache:
@@ -34,15 +50,11 @@ class VerletCache:
         self._ref: np.ndarray | None = None  # positions at the last search
         self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # i, j, S, (S·cell)ᵀ
 
-    def graph(self, positions: np.ndarray, cell: np.ndarray | None, pbc: Sequence[bool] | bool,
-              types: np.ndarray) -> Graph:
-        """The :class:`Graph` the model needs (same as ``model.prepare`` gives, without labels); positions Å."""
+    def pairs(self, positions: np.ndarray, cell: np.ndarray | None, pbc: Sequence[bool] | bool) -> VerletPairs:
+        """The candidate pairs for ``positions`` (Å), searched again only when needed (see the class)."""
         pos = np.ascontiguousarray(positions, dtype=np.float64)
         if pos.ndim != 2 or pos.shape[1] != 3:
             raise ValueError(f"positions must be [n_atoms, 3], got shape {pos.shape}")
-        types = np.asarray(types, dtype=np.int64)
-        if types.shape != (len(pos),):
-            raise ValueError(f"types must be [n_atoms] = [{len(pos)}], got shape {types.shape}")
         pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
         box = np.zeros((3, 3)) if cell is None or not pbc_arr.any() else np.asarray(cell, dtype=np.float64).reshape(3, 3)
         key = (len(pos), box.tobytes(), pbc_arr.tobytes())
@@ -51,6 +63,17 @@ class VerletCache:
             self._search(pos, box, pbc_arr)
             self._key = key
         i, j, S, shift_vec = self._pairs
+        return VerletPairs(i, j, S, shift_vec, box, pbc_arr, self.builds)
+
+    def graph(self, positions: np.ndarray, cell: np.ndarray | None, pbc: Sequence[bool] | bool,
+              types: np.ndarray) -> Graph:
+        """The :class:`Graph` the model needs (same as ``model.prepare`` gives, without labels); positions Å."""
+        pos = np.ascontiguousarray(positions, dtype=np.float64)
+        types = np.asarray(types, dtype=np.int64)
+        if types.shape != (len(pos),):
+            raise ValueError(f"types must be [n_atoms] = [{len(pos)}], got shape {types.shape}")
+        pairs = self.pairs(pos, cell, pbc)
+        i, j, S, shift_vec = pairs.i, pairs.j, pairs.S, pairs.shift_vec
         # component-major with np.take: several times faster than fancy indexing of [P, 3] rows
         pos_t = np.ascontiguousarray(pos.T)
         vec = pos_t.take(j, axis=1)
@@ -69,7 +92,7 @@ class VerletCache:
                 keep = np.flatnonzero(inside)
                 lists.append(pad_pairs(len(pos), i.take(keep), j.take(keep), S.take(keep, axis=0), d.take(keep), rc,
                                        sel, sort=False))
-        return Graph(types=types, positions=pos, cell=box, pbc=pbc_arr, neighbors=lists)
+        return Graph(types=types, positions=pos, cell=pairs.cell, pbc=pairs.pbc, neighbors=lists)
 
     def _moved_too_far(self, pos: np.ndarray) -> bool:
         """Whether some atom moved more than skin/2 (Å) since the last search."""

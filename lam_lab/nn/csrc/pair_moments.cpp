@@ -4,95 +4,22 @@
 //
 // PyTorch runs this as ~40 elementwise ops on [16, N·S] tensors plus a scatter; here each pair is read
 // once and its 16 products go straight into its atom's row (no atomics: one thread owns atom i).
-// The derivatives recompute the per-pair quantities instead of storing them. All three are checked
-// against the plain-autograd definition (pair_moments_reference) in tests/test_model_physics.py.
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <cmath>
+// The derivatives recompute the per-pair quantities instead of storing them. The verlet_* pair reads
+// r_ij from positions and a Verlet list instead of a padded [N, S, 3] tensor (MD, student_md.cpp).
+// All are checked against the plain-autograd definition (pair_moments_reference) in
+// tests/test_model_physics.py and tests/test_student_inference.py.
+#include "pair_kernels.h"
 
-namespace {
-
-// One neighbour's terms: r̂, the switch w (Eq. 13), e = c·r̃ (Eq. 11), the four w·φ_m and their slopes.
-template <typename T>
-struct Pair {
-  T u[3], w, dw, e[4], b[4], db[4];  // db: d(w·φ)/dr
-  T cs_r;  // c·s(r)/r
-  T cds;   // d(c·s)/dr
-  int64_t bin;
-};
-
-// false where the neighbour lies at/after rcut (w = 0: nothing to add)
-template <typename T>
-inline bool pair_terms(const T* rij, T c, T rs, T rc, int64_t n_int, T h, int64_t row, Pair<T>& p) {
-  const T x = rij[0], y = rij[1], z = rij[2];
-  const T r = std::sqrt(x * x + y * y + z * z);
-  if (!(r < rc) || r <= T(0)) return false;
-  const T inv_r = T(1) / r;
-  p.u[0] = x * inv_r; p.u[1] = y * inv_r; p.u[2] = z * inv_r;
-  const T width = rc - rs;
-  T t = (r - rs) / width;
-  t = t < T(0) ? T(0) : (t > T(1) ? T(1) : t);
-  const T t2 = t * t;
-  p.w = (t * (T(15) - T(6) * t) - T(10)) * t2 * t + T(1);  // Eq. 13
-  p.dw = (T(1) - t) * (T(1) - t) * t2 * (T(-30) / width);
-  const T cs = c * p.w * inv_r;
-  p.e[0] = cs; p.e[1] = cs * p.u[0]; p.e[2] = cs * p.u[1]; p.e[3] = cs * p.u[2];
-  p.cs_r = cs * inv_r;
-  p.cds = c * p.dw * inv_r - p.cs_r;
-  T xk = r / h;
-  const T top = T(n_int) - T(1e-6);
-  xk = xk > top ? top : xk;
-  const T k = std::floor(xk);
-  const T v = xk - k, v2 = v * v, v3 = v2 * v;
-  const T b[4] = {(T(1) - T(3) * v + T(3) * v2 - v3) / T(6), T(2) / T(3) - v2 + T(0.5) * v3,
-                  T(1) / T(6) + T(0.5) * (v + v2 - v3), v3 / T(6)};
-  const T s[4] = {T(-0.5) + v - T(0.5) * v2, T(-2) * v + T(1.5) * v2, T(0.5) + v - T(1.5) * v2, T(0.5) * v2};
-  for (int m = 0; m < 4; ++m) {
-    p.db[m] = s[m] / h * p.w + b[m] * p.dw;
-    p.b[m] = b[m] * p.w;
-  }
-  p.bin = row + static_cast<int64_t>(k);
-  return true;
-}
-
-// f(i, ij, pair) for every real neighbour j of every atom i inside rcut; atoms are split across
-// threads, so f may write atom i's rows of a [4, N, n_rows] tensor without atomics.
-template <typename T, typename F>
-void for_each_pair(const torch::Tensor& rij, const torch::Tensor& mask, const torch::Tensor& rows,
-                   const torch::Tensor& scale, double rcut_smth, double rcut, int64_t n_basis, F&& f) {
-  const int64_t n = mask.size(0), s = mask.size(1);
-  const T* r_ = rij.data_ptr<T>();
-  const bool* m_ = mask.data_ptr<bool>();
-  const int64_t* row_ = rows.data_ptr<int64_t>();
-  const T* c_ = scale.data_ptr<T>();
-  const int64_t n_int = n_basis - 3;
-  const T h = T(rcut) / T(n_int);
-  at::parallel_for(0, n, 16, [&](int64_t lo, int64_t hi) {
-    Pair<T> p;
-    for (int64_t i = lo; i < hi; ++i)
-      for (int64_t j = 0; j < s; ++j) {
-        const int64_t ij = i * s + j;
-        if (m_[ij] && pair_terms<T>(r_ + 3 * ij, c_[i], T(rcut_smth), T(rcut), n_int, h, row_[ij], p)) f(i, ij, p);
-      }
-  });
-}
-
-}  // namespace
+using namespace lam_lab;
 
 torch::Tensor moments_forward(torch::Tensor rij, torch::Tensor mask, torch::Tensor rows, torch::Tensor scale,
                               double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
   rij = rij.contiguous(); mask = mask.contiguous(); rows = rows.contiguous(); scale = scale.contiguous();
-  const int64_t n = mask.size(0);
+  const int64_t n = mask.size(0), s = mask.size(1);
   auto q = torch::zeros({4, n, n_rows}, rij.options());
   AT_DISPATCH_FLOATING_TYPES(rij.scalar_type(), "moments_forward", [&] {
-    using T = scalar_t;
-    T* q_ = q.data_ptr<T>();
-    for_each_pair<T>(rij, mask, rows, scale, rcut_smth, rcut, n_basis, [&](int64_t i, int64_t, const Pair<T>& p) {
-      for (int bta = 0; bta < 4; ++bta) {
-        T* qi = q_ + (bta * n + i) * n_rows + p.bin;
-        for (int m = 0; m < 4; ++m) qi[m] += p.b[m] * p.e[bta];
-      }
-    });
+    add_moments<scalar_t>(padded<scalar_t>(rij, mask), n, s, rows, scale, rcut_smth, rcut, n_basis,
+                          Layout::component_major(n, n_rows), q.data_ptr<scalar_t>(), nullptr);
   });
   return q;
 }
@@ -101,34 +28,71 @@ torch::Tensor moments_backward(torch::Tensor grad_q, torch::Tensor rij, torch::T
                                torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
   grad_q = grad_q.contiguous(); rij = rij.contiguous(); mask = mask.contiguous(); rows = rows.contiguous();
   scale = scale.contiguous();
-  const int64_t n = mask.size(0);
+  const int64_t n = mask.size(0), s = mask.size(1);
   auto grad = torch::zeros_like(rij);
   AT_DISPATCH_FLOATING_TYPES(rij.scalar_type(), "moments_backward", [&] {
-    using T = scalar_t;
-    const T* g_ = grad_q.data_ptr<T>();
-    T* out = grad.data_ptr<T>();
-    for_each_pair<T>(rij, mask, rows, scale, rcut_smth, rcut, n_basis, [&](int64_t i, int64_t ij, const Pair<T>& p) {
-      T dl_db[4] = {0, 0, 0, 0}, dl_de[4] = {0, 0, 0, 0};
-      for (int bta = 0; bta < 4; ++bta) {
-        const T* gi = g_ + (bta * n + i) * n_rows + p.bin;
-        for (int m = 0; m < 4; ++m) {
-          dl_db[m] += gi[m] * p.e[bta];
-          dl_de[bta] += gi[m] * p.b[m];
-        }
-      }
-      const T ua = p.u[0] * dl_de[1] + p.u[1] * dl_de[2] + p.u[2] * dl_de[3];
-      T dl_dr = p.cds * (dl_de[0] + ua);
-      for (int m = 0; m < 4; ++m) dl_dr += dl_db[m] * p.db[m];
-      // r̃ = c s (1, u): radial part along u, angular part (I − u uᵀ) a · c s / r
-      for (int d = 0; d < 3; ++d) out[3 * ij + d] = p.u[d] * (dl_dr - p.cs_r * ua) + p.cs_r * dl_de[d + 1];
-    });
+    scalar_t* out = grad.data_ptr<scalar_t>();
+    pair_gradients<scalar_t>(padded<scalar_t>(rij, mask), n, s, rows, scale, rcut_smth, rcut, n_basis,
+                             Layout::component_major(n, n_rows), grad_q.data_ptr<scalar_t>(), [&](int64_t, int64_t ij, const Pair<scalar_t>&, const scalar_t* g) {
+                               for (int d = 0; d < 3; ++d) out[3 * ij + d] = g[d];
+                             });
   });
   return grad;
 }
 
+std::vector<torch::Tensor> verlet_moments_forward(torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
+                                                  torch::Tensor rows, torch::Tensor scale, double rcut_smth,
+                                                  double rcut, int64_t n_basis, int64_t n_rows) {
+  // q as moments_forward but atom-major [N, 4, n_rows], and how many neighbours each atom has inside
+  // rcut (the caller checks sel)
+  pos = pos.contiguous(); index = index.contiguous(); shift = shift.contiguous(); rows = rows.contiguous();
+  scale = scale.contiguous();
+  TORCH_CHECK(pos.scalar_type() == torch::kFloat64 && shift.scalar_type() == torch::kFloat64,
+              "verlet_moments_forward: positions and shifts must be float64");
+  const int64_t n = index.size(0), s = index.size(1);
+  auto q = torch::zeros({n, 4, n_rows}, scale.options());
+  auto count = torch::zeros({n}, index.options());
+  AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "verlet_moments_forward", [&] {
+    add_moments<scalar_t>(verlet<scalar_t>(pos, index, shift), n, s, rows, scale, rcut_smth, rcut, n_basis,
+                          Layout::atom_major(n, n_rows), q.data_ptr<scalar_t>(), count.data_ptr<int64_t>());
+  });
+  return {q, count};
+}
+
+std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos, torch::Tensor index,
+                                         torch::Tensor shift, torch::Tensor rows, torch::Tensor scale,
+                                         double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
+  // forces −∂E/∂r [N, 3] and virial −Σ_ij r_ij ⊗ ∂E/∂r_ij [3, 3] (eV; symmetrised by the caller), float64,
+  // from grad_q = ∂E/∂q [N, 4, n_rows]; r_ij = r_j − r_i + shift. Each thread sums into its own buffer (the j side
+  // of a pair belongs to any atom), added up at the end.
+  grad_q = grad_q.contiguous(); pos = pos.contiguous(); index = index.contiguous(); shift = shift.contiguous();
+  rows = rows.contiguous(); scale = scale.contiguous();
+  const int64_t n = index.size(0), s = index.size(1);
+  const int64_t n_threads = at::get_num_threads();
+  auto buf = torch::zeros({n_threads, n * 3 + 9}, pos.options());
+  AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "verlet_forces", [&] {
+    using T = scalar_t;
+    double* b_ = buf.data_ptr<double>();
+    const int64_t* idx = index.data_ptr<int64_t>();
+    pair_gradients<T>(verlet<T>(pos, index, shift), n, s, rows, scale, rcut_smth, rcut, n_basis,
+                      Layout::atom_major(n, n_rows), grad_q.data_ptr<T>(), [&](int64_t i, int64_t ij, const Pair<T>& p, const T* g) {
+                        double* f = b_ + at::get_thread_num() * (n * 3 + 9);
+                        const int64_t j = idx[ij];
+                        for (int a = 0; a < 3; ++a) {
+                          f[3 * i + a] += g[a];
+                          f[3 * j + a] -= g[a];
+                          const double ra = double(p.r) * p.u[a];
+                          for (int c = 0; c < 3; ++c) f[3 * n + 3 * a + c] -= ra * g[c];
+                        }
+                      });
+  });
+  auto total = buf.sum(0);
+  return {total.narrow(0, 0, 3 * n).view({n, 3}), total.narrow(0, 3 * n, 9).view({3, 3})};
+}
+
 torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor mask, torch::Tensor rows,
                           torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
-  // dq = Σ_ij ∂q/∂r_ij · dir_ij: the derivative of the backward above with respect to dL/dq, which is
+  // dq = Σ_ij ∂q/∂r_ij · dir_ij: the derivative of moments_backward with respect to dL/dq, which is
   // what training on forces needs (dL/dθ flows through dL/dq; the geometry carries no parameters).
   dir = dir.contiguous(); rij = rij.contiguous(); mask = mask.contiguous(); rows = rows.contiguous();
   scale = scale.contiguous();
@@ -138,7 +102,8 @@ torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor ma
     using T = scalar_t;
     const T* d_ = dir.data_ptr<T>();
     T* q_ = dq.data_ptr<T>();
-    for_each_pair<T>(rij, mask, rows, scale, rcut_smth, rcut, n_basis, [&](int64_t i, int64_t ij, const Pair<T>& p) {
+    for_each_pair<T>(padded<T>(rij, mask), mask.size(0), mask.size(1), rows, scale, rcut_smth, rcut, n_basis,
+                     [&](int64_t i, int64_t ij, const Pair<T>& p) {
       const T* w = d_ + 3 * ij;
       const T ur = p.u[0] * w[0] + p.u[1] * w[1] + p.u[2] * w[2];
       T de[4] = {p.cds * ur, 0, 0, 0};
@@ -152,8 +117,20 @@ torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor ma
   return dq;
 }
 
+std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift, torch::Tensor rows,
+                                      torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t sel,
+                                      std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
+                                      torch::Tensor lead, std::vector<torch::Tensor> weights,
+                                      std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
+                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
   m.def("moments_backward", &moments_backward, "dL/dr_ij [N, S, 3] from dL/dq");
+  m.def("verlet_moments_forward", &verlet_moments_forward,
+        "q [4, N, n_rows] and neighbours inside rcut per atom, from positions and a Verlet list (MD)");
+  m.def("verlet_forces", &verlet_forces, "forces [N, 3] and virial [3, 3] from dE/dq, Verlet list (MD)");
+  m.def("student_md", &student_md, "student atomic energies [N], forces [N, 3] and virial [3, 3] for MD "
+        "(empty when an atom has more than sel neighbours inside rcut)");
   m.def("moments_jvp", &moments_jvp, "dq [4, N, n_rows] along a displacement direction [N, S, 3]");
 }

@@ -1,0 +1,95 @@
+// A basis-embedding student's energies, forces and virial for one MD step, in one call (CPU, no autograd).
+//
+// The model is small: through PyTorch's Python API its ~60 operations (pair kernels, one GEMM per type
+// block for p = C[Z_i]ᵀ q, Eq. 18's products, the fitting net and their hand-written backward pass)
+// cost as much in dispatch as in arithmetic. Here they run back to back from C++. The numbers match
+// Potential.forward (tests/test_student_inference.py); lam_lab/nn/student_inference.py prepares the
+// arguments. Atoms are sorted by type: block b holds atoms [block_ends[b-1], block_ends[b]), all of
+// centre type t_b, with coef[b] = C[t_b] restricted to the neighbour types present, [n_rows, width].
+#include "pair_kernels.h"
+
+namespace {
+
+// The fitting MLP (lam_lab/nn/mlp.py: tanh layers, skips "none" 0 / "same" 1 / "double" 2, optional
+// per-unit step dt, linear output) on the input [lead, x], and ∂(Σ outputs)/∂x by hand. The first
+// layer takes lead (the type embedding, no gradient needed) and x through separate column blocks of
+// its weight, so the [N, 1032] input is never concatenated and its gradient never sliced.
+torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Tensor& x_in,
+                                     const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
+                                     const std::vector<torch::Tensor>& dts, const std::vector<int64_t>& skips,
+                                     const torch::Tensor& out_weight, const torch::Tensor& out_bias, torch::Tensor& grad) {
+  TORCH_CHECK(!weights.empty() && skips[0] == 0, "student_md: the fitting net's first layer changes the width");
+  const int64_t n_lead = lead.size(1);
+  auto w_x = weights[0].narrow(1, n_lead, x_in.size(1));
+  std::vector<torch::Tensor> acts;
+  torch::Tensor x;
+  for (size_t l = 0; l < weights.size(); ++l) {
+    auto a = l == 0 ? at::addmm(at::addmm(biases[0], lead, weights[0].narrow(1, 0, n_lead).t()), x_in, w_x.t())
+                    : at::addmm(biases[l], x, weights[l].t());
+    a.tanh_();
+    acts.push_back(a);
+    auto y = dts[l].numel() ? a * dts[l] : a;
+    x = skips[l] == 1 ? x + y : (skips[l] == 2 ? at::cat({x, x}, 1) + y : y);
+  }
+  auto value = at::addmm(out_bias, x, out_weight.t()).squeeze(1);
+  grad = out_weight.sum(0).expand_as(x);
+  for (size_t l = weights.size(); l-- > 0;) {
+    const auto& a = acts[l];
+    auto g_pre = dts[l].numel() ? grad * dts[l] : grad;
+    auto g_in = at::mm(g_pre * (1 - a * a), l == 0 ? w_x : weights[l]);  // tanh' = 1 − tanh²
+    if (skips[l] == 1) g_in += grad;
+    if (skips[l] == 2) {
+      const int64_t half = grad.size(1) / 2;
+      g_in += grad.narrow(1, 0, half) + grad.narrow(1, half, half);
+    }
+    grad = g_in;
+  }
+  return value;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift, torch::Tensor rows,
+                                      torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t sel,
+                                      std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
+                                      torch::Tensor lead, std::vector<torch::Tensor> weights,
+                                      std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
+                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias) {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(coef.size() == block_ends.size() && !coef.empty(), "student_md: one coef per type block");
+  const int64_t n = index.size(0), n_rows = coef[0].size(0), width = coef[0].size(1);
+  auto moments = verlet_moments_forward(pos, index, shift, rows, scale, rcut_smth, rcut, n_basis, n_rows);
+  const auto& q = moments[0];  // [N, 4, n_rows]
+  if (n > 0 && moments[1].max().item<int64_t>() > sel) return {};
+
+  // Eq. 19 for g = Σ_k φ_k C_k: p_i = C[Z_i]ᵀ q_i, one GEMM per type block, [N, 4, width]
+  auto p = torch::empty({n, 4, width}, q.options());
+  auto grad_q = torch::empty_like(q);
+  auto per_block = [&](auto&& f) {
+    int64_t lo = 0;
+    for (size_t b = 0; b < coef.size(); ++b) {
+      f(lo, block_ends[b] - lo, coef[b]);
+      lo = block_ends[b];
+    }
+  };
+  per_block([&](int64_t lo, int64_t len, const torch::Tensor& c) {
+    auto out = p.narrow(0, lo, len).view({-1, width});
+    at::mm_out(out, q.narrow(0, lo, len).view({-1, n_rows}), c);
+  });
+  auto p_lt = p.narrow(2, 0, axis);  // Eq. 20, [N, 4, axis]
+  auto d = at::bmm(p.transpose(1, 2), p_lt);  // Eq. 18, [N, width, axis]
+  torch::Tensor grad_d;
+  auto atomic = fitting_value_and_grad(lead, d.view({n, width * axis}), weights, biases, dts, skips, out_weight,
+                                       out_bias, grad_d);
+
+  // backwards: ∂E/∂D → ∂E/∂p (p enters D twice) → ∂E/∂q → forces and virial (pair kernel)
+  grad_d = grad_d.view({n, width, axis});
+  auto grad_p = at::bmm(p_lt, grad_d.transpose(1, 2));  // [N, 4, width]
+  grad_p.narrow(2, 0, axis).add_(at::bmm(p, grad_d));
+  per_block([&](int64_t lo, int64_t len, const torch::Tensor& c) {
+    auto out = grad_q.narrow(0, lo, len).view({-1, n_rows});
+    at::mm_out(out, grad_p.narrow(0, lo, len).view({-1, width}), c.t());
+  });
+  auto fv = verlet_forces(grad_q, pos, index, shift, rows, scale, rcut_smth, rcut, n_basis, n_rows);
+  return {atomic, fv[0], fv[1]};
+}
