@@ -8,8 +8,8 @@ DeePMD-kit runs in its own venv (``benchmarks/deepmd_env.sh`` builds it) through
 in the same run; if it cannot run, ``ratio_vs_deepmd`` is null with ``deepmd_error`` and the owners'
 reference figures are quoted instead. Times of ours include the neighbor list (vesin) and batching,
 as DeePMD-kit's ``model(coord, atype, box)`` includes its own; ``model_only`` rows leave it out;
-``md`` rows are one MD force call with a warm Verlet cache (``lam_lab.nn.verlet``, skin 1 Å: pair
-distances updated, no new search), the figure that matters in MD. Headline figures: 1 thread.
+``md`` rows are one MD force call through ``LAMCalculator`` with a warm Verlet cache (``lam_lab.nn.verlet``,
+skin 1 Å: no new pair search; the student on CPU takes its autograd-free path), the figure that matters in MD. Headline figures: 1 thread.
 
 Usage: python benchmarks/model_speed.py [--quick] [--threads 1 2] [--no-deepmd]   -> benchmarks/results/model_speed.json
 (build DeePMD-kit's venv once first: bash benchmarks/deepmd_env.sh)
@@ -167,23 +167,27 @@ def ours(args, structs: dict, devices: list[str], peaks: dict[str, float]) -> tu
 
 
 def md_caller(model, frames: list, device: str) -> Callable[[], Any]:
-    """One MD force call as a calculator with a warm :class:`VerletCache` makes it: every call moves the
-    atoms by ±1 mÅ (no new pair search), updates the lists, collates and returns energy + forces."""
+    """One MD force call as users get it: a :class:`LAMCalculator` per frame (warm Verlet cache; a student on
+    CPU takes its autograd-free path), every call moving the atoms by ±1 mÅ (no new pair search)."""
     import numpy as np
 
-    from lam_lab.nn.batch import collate, frame_types
-    from lam_lab.nn.verlet import VerletCache
+    from lam_lab.md.calculator import LAMCalculator
 
-    caches = [VerletCache(model.cutoffs(), skin=1.0) for _ in frames]
-    types = [frame_types(f.numbers, model.type_map) for f in frames]
-    jitter = [np.random.default_rng(k).choice([-1e-3, 1e-3], size=f.positions.shape) for k, f in enumerate(frames)]
+    systems = []
+    for k, f in enumerate(frames):
+        atoms = f.to_atoms()
+        atoms.calc = LAMCalculator(model, device=device)
+        systems.append((atoms, f.positions.copy(), np.random.default_rng(k).choice([-1e-3, 1e-3], size=f.positions.shape)))
     step = [0]
 
     def call():
         step[0] += 1
         sign = 1.0 if step[0] % 2 else 0.0
-        graphs = [c.graph(f.positions + sign * dj, f.cell, f.pbc, t) for c, f, dj, t in zip(caches, frames, jitter, types)]
-        return model(collate(graphs).to(device), forces=True)
+        out = []
+        for atoms, pos, dj in systems:
+            atoms.positions = pos + sign * dj
+            out.append(atoms.get_forces())
+        return out
 
     return call
 

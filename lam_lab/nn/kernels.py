@@ -19,6 +19,8 @@ from types import ModuleType
 
 _CSRC = Path(__file__).with_name("csrc")
 _SOURCES = [_CSRC / "pair_moments.cpp", _CSRC / "student_md.cpp"]
+# -march=native: built on the machine that runs it; -fno-math-errno lets sqrt vectorise
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno"]
 
 _lock = threading.Lock()
 _state: dict[str, ModuleType | None | bool] = {"tried": False, "module": None}
@@ -41,9 +43,9 @@ def pair_moments() -> ModuleType | None:
 
 
 def _name() -> str:
-    """Module name carrying a hash of every source and header, so any change gets its own fresh build
+    """Module name carrying a hash of every source, header and flag, so any change gets its own fresh build
     (PyTorch's own check hashes the .cpp files only, not the header they share)."""
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(" ".join(_FLAGS).encode())
     for path in sorted(_CSRC.iterdir()):
         if path.suffix in (".cpp", ".h"):
             digest.update(path.name.encode() + path.read_bytes())
@@ -56,11 +58,11 @@ def _build() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        # -march=native: built on the machine that runs it; -fno-math-errno lets sqrt vectorise
-        return load(name=name, sources=[str(s) for s in _SOURCES], extra_cflags=["-O3", "-march=native", "-fno-math-errno"],
-                    verbose=False)
+        return load(name=name, sources=[str(s) for s in _SOURCES], extra_cflags=_FLAGS, verbose=False)
     except Exception as err:  # no compiler, no ninja, read-only cache: PyTorch ops give the same numbers
-        warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {str(err)[:200]}); "
+        # the compiler's own "error:" lines say more than the start of ninja's command line
+        lines = [ln.strip() for ln in str(err).splitlines() if "error" in ln.lower()][:3] or [str(err)[:200]]
+        warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {' | '.join(lines)[:600]}); "
                       "using PyTorch ops (same results, slower). Set LAM_LAB_KERNELS=0 to silence.", stacklevel=3)
         return None
 

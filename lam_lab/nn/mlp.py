@@ -94,3 +94,6 @@ class MLP(nn.Module):
                 x = y
         return self.out(x) if self.out is not None else x
 
+    def steps(self) -> list[Tensor | None]:
+        """The per-unit step ("timestep") of each layer's skipped branch, None where the layer has none."""
+        return [self.dts[di] if di >= 0 else None for di in self._dt_index]

@@ -1,10 +1,10 @@
-"""Student energy, forces and virial for MD on CPU without autograd: the compiled pair kernel reads the
-positions and a Verlet list directly, and the backward pass through C·q, symmetrisation (Eq. 18–20)
-and the fitting net is written out by hand.
+"""Student energy, forces and virial for MD on CPU without autograd, in one compiled call per step
+(csrc/student_md.cpp): the pair kernel reads the positions and a Verlet list directly, and the backward
+pass through C·q, the symmetrisation (Eq. 18–20) and the fitting net is written out by hand.
 
 A student model is small enough that, through :meth:`Potential.forward`, building padded neighbor
-tensors every step and running the autograd engine cost more than its arithmetic (on 192 water atoms
-~10 of ~15 ms per MD step). The numbers are the same as ``Potential.forward`` (same pairs, same
+tensors every step, the autograd engine and Python's dispatch of ~100 small operations cost more than
+its arithmetic (192 water atoms, 1 thread: 15 ms per MD step that way, ~6 ms this way). The numbers are the same as ``Potential.forward`` (same pairs, same
 sums; tests/test_student_inference.py); :class:`lam_lab.md.calculator.LAMCalculator` uses this path
 whenever :meth:`StudentMD.available` says so and falls back to the general one otherwise.
 """
@@ -34,11 +34,12 @@ class StudentOutput:
 @dataclass
 class _VerletTensors:
     """A Verlet list as the kernel reads it, atoms renumbered so that each type is one contiguous block:
-    ``order`` [N] (sorted position → original atom), index [N, W] (-1 = padding), shift vectors
+    ``order`` [N] (sorted position → original atom) and its inverse ``back``, index [N, W] (-1 = padding), shift vectors
     [N, W, 3] (Å, float64), the q row of each neighbor's type [N, W] among the ``present`` types only
     (q has no columns for elements absent from the structure), and (type, first, end) blocks."""
 
     order: np.ndarray
+    back: np.ndarray
     index: Tensor
     shift: Tensor
     rows: Tensor
@@ -62,6 +63,7 @@ class StudentMD:
         self.fitting = model.fittings[model._head_index(head)]
         self.kernel = kernels.pair_moments()
         self._lists: _VerletTensors | None = None
+        self._work = [torch.empty(0, dtype=model.dtype) for _ in range(6)]  # student_md's reused buffers
         self.fallbacks = 0  # calls answered None (an atom had more than sel neighbors inside the cutoff)
 
     @staticmethod
@@ -103,7 +105,7 @@ class StudentMD:
         rows[flat] = slot.take(sorted_types.take(j)) * self.model.descriptor.two_body.n_basis
         ends = list(first[1:]) + [n]
         self._lists = _VerletTensors(
-            order=order, index=torch.from_numpy(index).view(n, width), shift=torch.from_numpy(shift).view(n, width, 3),
+            order=order, back=new, index=torch.from_numpy(index).view(n, width), shift=torch.from_numpy(shift).view(n, width, 3),
             rows=torch.from_numpy(rows).view(n, width), types=torch.from_numpy(sorted_types),
             present=torch.from_numpy(present),
             blocks=[(int(t), int(lo), int(hi)) for t, lo, hi in zip(present, first, ends)], key=key)
@@ -114,11 +116,12 @@ class StudentMD:
                  virial: bool = False) -> StudentOutput | None:
         """E, F (and the virial) at ``positions`` (Å) with candidate ``pairs`` from a Verlet cache; ``types``
         index the model's type map. None when an atom has more neighbors inside the cutoff than ``sel``
-        (the model would drop the farthest: the caller must use ``Potential.forward``)."""
+        (the model would drop the farthest: the caller must use ``Potential.forward``) or there are no atoms."""
         desc = self.model.descriptor
         two_body, mlp = desc.two_body, self.fitting.mlp
+        if len(types) == 0:
+            return None
         lists = self._tensors(pairs, np.asarray(types, dtype=np.int64))
-        n = len(lists.order)
         pos = torch.from_numpy(np.asarray(positions, dtype=np.float64).take(lists.order, axis=0))
         scale = (1.0 / torch.index_select(desc.env_scale[0], 0, lists.types)) / two_body.n_norm
         # C[Z_i] restricted to the rows of the neighbor types present, [n_rows, width] per type block
@@ -130,15 +133,13 @@ class StudentMD:
             pos, lists.index, lists.shift, lists.rows, scale, two_body.rcut_smth, two_body.rcut, two_body.n_basis,
             two_body.sel, [hi for _, _, hi in lists.blocks], coef, two_body.axis, desc.type_embedding(lists.types),
             [layer.weight for layer in mlp.layers], [layer.bias for layer in mlp.layers],
-            [mlp.dts[i] if i >= 0 else none for i in mlp._dt_index], [_SKIPS[k] for k in mlp.skip],
-            mlp.out.weight, mlp.out.bias)
+            [none if dt is None else dt for dt in mlp.steps()], [_SKIPS[k] for k in mlp.skip],
+            mlp.out.weight, mlp.out.bias, self._work)
         if not out:
             self.fallbacks += 1
             return None
         atomic_t, forces, vir = out
         atomic = atomic_t.to(torch.float64) + self.fitting.energy_bias.to(torch.float64)[lists.types]
-        back = np.empty(n, dtype=np.int64)
-        back[lists.order] = np.arange(n)
-        return StudentOutput(energy=float(atomic.sum()), atomic_energy=atomic.numpy().take(back),
-                             forces=forces.numpy().take(back, axis=0),
+        return StudentOutput(energy=float(atomic.sum()), atomic_energy=atomic.numpy().take(lists.back),
+                             forces=forces.numpy().take(lists.back, axis=0),
                              virial=(0.5 * (vir + vir.T)).numpy() if virial else None)

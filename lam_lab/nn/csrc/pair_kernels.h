@@ -213,9 +213,9 @@ void pair_gradients(const Src& src, int64_t n, int64_t s, const torch::Tensor& r
 }  // namespace lam_lab
 
 // defined in pair_moments.cpp, used by student_md.cpp
-std::vector<torch::Tensor> verlet_moments_forward(torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
-                                                  torch::Tensor rows, torch::Tensor scale, double rcut_smth,
-                                                  double rcut, int64_t n_basis, int64_t n_rows);
+torch::Tensor verlet_moments_forward(torch::Tensor& q, torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
+                                     torch::Tensor rows, torch::Tensor scale, double rcut_smth, double rcut,
+                                     int64_t n_basis, int64_t n_rows);
 std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos, torch::Tensor index,
                                          torch::Tensor shift, torch::Tensor rows, torch::Tensor scale,
                                          double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows);

@@ -40,23 +40,23 @@ torch::Tensor moments_backward(torch::Tensor grad_q, torch::Tensor rij, torch::T
   return grad;
 }
 
-std::vector<torch::Tensor> verlet_moments_forward(torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
-                                                  torch::Tensor rows, torch::Tensor scale, double rcut_smth,
-                                                  double rcut, int64_t n_basis, int64_t n_rows) {
-  // q as moments_forward but atom-major [N, 4, n_rows], and how many neighbours each atom has inside
-  // rcut (the caller checks sel)
+torch::Tensor verlet_moments_forward(torch::Tensor& q, torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
+                                     torch::Tensor rows, torch::Tensor scale, double rcut_smth, double rcut,
+                                     int64_t n_basis, int64_t n_rows) {
+  // q as moments_forward but atom-major [N, 4, n_rows], written into q (resized, reused across MD
+  // steps); returns how many neighbours each atom has inside rcut (the caller checks sel)
   pos = pos.contiguous(); index = index.contiguous(); shift = shift.contiguous(); rows = rows.contiguous();
   scale = scale.contiguous();
   TORCH_CHECK(pos.scalar_type() == torch::kFloat64 && shift.scalar_type() == torch::kFloat64,
               "verlet_moments_forward: positions and shifts must be float64");
   const int64_t n = index.size(0), s = index.size(1);
-  auto q = torch::zeros({n, 4, n_rows}, scale.options());
+  q.resize_({n, 4, n_rows}).zero_();
   auto count = torch::zeros({n}, index.options());
   AT_DISPATCH_FLOATING_TYPES(scale.scalar_type(), "verlet_moments_forward", [&] {
     add_moments<scalar_t>(verlet<scalar_t>(pos, index, shift), n, s, rows, scale, rcut_smth, rcut, n_basis,
                           Layout::atom_major(n, n_rows), q.data_ptr<scalar_t>(), count.data_ptr<int64_t>());
   });
-  return {q, count};
+  return count;
 }
 
 std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos, torch::Tensor index,
@@ -122,14 +122,12 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
                                       std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
                                       torch::Tensor lead, std::vector<torch::Tensor> weights,
                                       std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
-                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias);
+                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
+                                      std::vector<torch::Tensor> work);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
   m.def("moments_backward", &moments_backward, "dL/dr_ij [N, S, 3] from dL/dq");
-  m.def("verlet_moments_forward", &verlet_moments_forward,
-        "q [4, N, n_rows] and neighbours inside rcut per atom, from positions and a Verlet list (MD)");
-  m.def("verlet_forces", &verlet_forces, "forces [N, 3] and virial [3, 3] from dE/dq, Verlet list (MD)");
   m.def("student_md", &student_md, "student atomic energies [N], forces [N, 3] and virial [3, 3] for MD "
         "(empty when an atom has more than sel neighbours inside rcut)");
   m.def("moments_jvp", &moments_jvp, "dq [4, N, n_rows] along a displacement direction [N, S, 3]");

@@ -18,6 +18,7 @@ torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Ten
                                      const std::vector<torch::Tensor>& weights, const std::vector<torch::Tensor>& biases,
                                      const std::vector<torch::Tensor>& dts, const std::vector<int64_t>& skips,
                                      const torch::Tensor& out_weight, const torch::Tensor& out_bias, torch::Tensor& grad) {
+  // grad arrives as a buffer for ∂/∂x_in (resized here) and leaves holding it
   TORCH_CHECK(!weights.empty() && skips[0] == 0, "student_md: the fitting net's first layer changes the width");
   const int64_t n_lead = lead.size(1);
   auto w_x = weights[0].narrow(1, n_lead, x_in.size(1));
@@ -32,18 +33,27 @@ torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Ten
     x = skips[l] == 1 ? x + y : (skips[l] == 2 ? at::cat({x, x}, 1) + y : y);
   }
   auto value = at::addmm(out_bias, x, out_weight.t()).squeeze(1);
-  grad = out_weight.sum(0).expand_as(x);
+  auto buffer = grad;
+  auto g = out_weight.sum(0).expand_as(x);
   for (size_t l = weights.size(); l-- > 0;) {
     const auto& a = acts[l];
-    auto g_pre = dts[l].numel() ? grad * dts[l] : grad;
-    auto g_in = at::mm(g_pre * (1 - a * a), l == 0 ? w_x : weights[l]);  // tanh' = 1 − tanh²
-    if (skips[l] == 1) g_in += grad;
-    if (skips[l] == 2) {
-      const int64_t half = grad.size(1) / 2;
-      g_in += grad.narrow(1, 0, half) + grad.narrow(1, half, half);
+    auto g_pre = dts[l].numel() ? g * dts[l] : g;
+    auto g_z = g_pre * (1 - a * a);  // tanh' = 1 − tanh²
+    if (l == 0) {  // skips[0] is "none": nothing to add
+      buffer.resize_({x_in.size(0), x_in.size(1)});
+      at::mm_out(buffer, g_z, w_x);
+      g = buffer;
+      break;
     }
-    grad = g_in;
+    auto g_in = at::mm(g_z, weights[l]);
+    if (skips[l] == 1) g_in += g;
+    if (skips[l] == 2) {
+      const int64_t half = g.size(1) / 2;
+      g_in += g.narrow(1, 0, half) + g.narrow(1, half, half);
+    }
+    g = g_in;
   }
+  grad = g;
   return value;
 }
 
@@ -54,17 +64,23 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
                                       std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
                                       torch::Tensor lead, std::vector<torch::Tensor> weights,
                                       std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
-                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias) {
+                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
+                                      std::vector<torch::Tensor> work) {
+  // work: six tensors of the model's dtype kept by the caller between steps (resized here as needed),
+  // so the large per-step arrays are not allocated, page-faulted and freed every step
   torch::NoGradGuard no_grad;
   TORCH_CHECK(coef.size() == block_ends.size() && !coef.empty(), "student_md: one coef per type block");
+  TORCH_CHECK(work.size() == 6, "student_md: six work tensors");
   const int64_t n = index.size(0), n_rows = coef[0].size(0), width = coef[0].size(1);
-  auto moments = verlet_moments_forward(pos, index, shift, rows, scale, rcut_smth, rcut, n_basis, n_rows);
-  const auto& q = moments[0];  // [N, 4, n_rows]
-  if (n > 0 && moments[1].max().item<int64_t>() > sel) return {};
+  auto& q = work[0];  // [N, 4, n_rows]
+  auto count = verlet_moments_forward(q, pos, index, shift, rows, scale, rcut_smth, rcut, n_basis, n_rows);
+  if (n > 0 && count.max().item<int64_t>() > sel) return {};
 
   // Eq. 19 for g = Σ_k φ_k C_k: p_i = C[Z_i]ᵀ q_i, one GEMM per type block, [N, 4, width]
-  auto p = torch::empty({n, 4, width}, q.options());
-  auto grad_q = torch::empty_like(q);
+  auto& p = work[1];
+  auto& grad_q = work[5];
+  p.resize_({n, 4, width});
+  grad_q.resize_({n, 4, n_rows});
   auto per_block = [&](auto&& f) {
     int64_t lo = 0;
     for (size_t b = 0; b < coef.size(); ++b) {
@@ -77,14 +93,18 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
     at::mm_out(out, q.narrow(0, lo, len).view({-1, n_rows}), c);
   });
   auto p_lt = p.narrow(2, 0, axis);  // Eq. 20, [N, 4, axis]
-  auto d = at::bmm(p.transpose(1, 2), p_lt);  // Eq. 18, [N, width, axis]
-  torch::Tensor grad_d;
+  auto& d = work[2];
+  d.resize_({n, width, axis});
+  at::bmm_out(d, p.transpose(1, 2), p_lt);  // Eq. 18, [N, width, axis]
+  auto grad_d = work[3];
   auto atomic = fitting_value_and_grad(lead, d.view({n, width * axis}), weights, biases, dts, skips, out_weight,
                                        out_bias, grad_d);
 
   // backwards: ∂E/∂D → ∂E/∂p (p enters D twice) → ∂E/∂q → forces and virial (pair kernel)
   grad_d = grad_d.view({n, width, axis});
-  auto grad_p = at::bmm(p_lt, grad_d.transpose(1, 2));  // [N, 4, width]
+  auto& grad_p = work[4];
+  grad_p.resize_({n, 4, width});
+  at::bmm_out(grad_p, p_lt, grad_d.transpose(1, 2));  // [N, 4, width]
   grad_p.narrow(2, 0, axis).add_(at::bmm(p, grad_d));
   per_block([&](int64_t lo, int64_t len, const torch::Tensor& c) {
     auto out = grad_q.narrow(0, lo, len).view({-1, n_rows});
