@@ -11,7 +11,8 @@ relabelled by the teacher. No DFT label of the test split is used before the fin
 Reported:
 - force RMSE (meV/Å) of teacher and student against the DFT labels of rxn-dft's test split (the held-out
   Claisen reaction, frames with info['split'] == 'test'); ``force_error_ratio`` = student / teacher;
-- MD step cost (µs/atom/step, NVE through the lam_lab runner with guards off, median of 3 runs) of both on a 16-atom
+- MD step cost (µs/atom/step, NVE through the lam_lab runner with guards off; teacher and student runs
+  alternate, 5 each, medians) of both on a 16-atom
   molecule and a 64-H2O box (192 atoms), CPU (and CUDA when present); ``student_speedup`` = teacher / student
   time on the water box (the molecule ratio is reported too);
 - MD step cost and peak memory (peak RSS from /proc VmHWM, else resource.getrusage; one subprocess per size) on water boxes from ~100 to
@@ -80,22 +81,50 @@ def force_rmse_dft(model, test, head: str | None) -> float:
     return float(ll.evaluate(model, test, head=head, label=DFT, parity=False).rows[0].f_rmse)
 
 
-def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cpu", repeats: int = 3) -> dict:
-    """NVE steps through the lam_lab runner (guards off): µs per atom per step, the median of ``repeats`` runs."""
-    from lam_lab.md.calculator import LAMCalculator
-    from lam_lab.md.guards import GuardConfig
-    from lam_lab.md.runner import run_md
+class MDTimer:
+    """NVE steps of one model on one structure through the lam_lab runner (guards off), warm calculator."""
 
-    calc = LAMCalculator(model, head=head, device=device)
-    off = GuardConfig(min_distance=None, max_force=None, max_temperature=float("inf"), check_finite=False, every=10**9)
-    run_md(atoms, calc, ensemble="nve", steps=2, interval=2, guards=off, keep_frames=False)  # warm-up
-    runs = []
+    def __init__(self, model, atoms, head: str | None = None, device: str = "cpu"):
+        from lam_lab.md.calculator import LAMCalculator
+        from lam_lab.md.guards import GuardConfig
+
+        self.atoms, self.device = atoms, device
+        self.calc = LAMCalculator(model, head=head, device=device)
+        self.guards = GuardConfig(min_distance=None, max_force=None, max_temperature=float("inf"), check_finite=False,
+                                  every=10**9)
+        self.seconds_per_step(2)  # warm-up: kernels, Verlet list, allocations
+
+    def seconds_per_step(self, steps: int, seed: int = 1) -> float:
+        from lam_lab.md.runner import run_md
+
+        res = run_md(self.atoms, self.calc, ensemble="nve", steps=steps, interval=steps, guards=self.guards,
+                     keep_frames=False, seed=seed)
+        return res.wall_time / max(res.steps_done, 1)
+
+    def row(self, runs: list[float], steps: int) -> dict:
+        per_step = float(np.median(runs))
+        return {"atoms": len(self.atoms), "steps": int(steps), "repeats": len(runs), "device": self.device,
+                "ms_per_step": 1000 * per_step, "us_per_atom_step": 1e6 * per_step / len(self.atoms),
+                "ms_per_step_runs": [1000 * r for r in runs]}
+
+
+def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cpu", repeats: int = 3) -> dict:
+    """µs per atom per MD step of one model, the median of ``repeats`` runs."""
+    timer = MDTimer(model, atoms, head, device)
+    return timer.row([timer.seconds_per_step(steps, seed=1 + k) for k in range(repeats)], steps)
+
+
+def md_speedup(teacher, student, atoms, steps: int, head: str | None, device: str, repeats: int = 5) -> dict:
+    """Teacher and student MD step cost measured in alternation (T, S, T, S, ...), so that a machine whose
+    speed drifts (a shared VM) moves both alike; speedup = median teacher / median student time."""
+    t, s = MDTimer(teacher, atoms, head, device), MDTimer(student, atoms, None, device)
+    t_runs, s_runs = [], []
     for k in range(repeats):
-        res = run_md(atoms, calc, ensemble="nve", steps=steps, interval=steps, guards=off, keep_frames=False, seed=1 + k)
-        runs.append(res.wall_time / max(res.steps_done, 1))
-    per_step = float(np.median(runs))
-    return {"atoms": len(atoms), "steps": int(steps), "repeats": repeats, "device": device, "ms_per_step": 1000 * per_step,
-            "us_per_atom_step": 1e6 * per_step / len(atoms), "ms_per_step_runs": [1000 * r for r in runs]}
+        t_runs.append(t.seconds_per_step(steps, seed=1 + k))
+        s_runs.append(s.seconds_per_step(steps, seed=1 + k))
+    return {"teacher": t.row(t_runs, steps), "student": s.row(s_runs, steps),
+            "speedup": float(np.median(t_runs) / np.median(s_runs)),
+            "speedup_per_repeat": [a / b for a, b in zip(t_runs, s_runs)]}
 
 
 def peak_rss_mb() -> float:
@@ -145,6 +174,37 @@ def scaling(model_path: Path, sizes, steps: int, device: str, threads: int, name
     return {"rows": rows, "time_exponent": k}
 
 
+def speed_rows(teacher, student, head: str, ts, test, s: dict) -> list[dict]:
+    """MD speed of teacher and student on the Claisen molecule and the 192-atom water box, CPU (and CUDA)."""
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    systems = {"molecule": ts.reactant if len(ts.reactant) >= 14 else max((f.to_atoms() for f in test), key=len),
+               "water192": water_box(64, seed=0)}
+    speed = []
+    for dev in devices:
+        for sname, atoms in systems.items():
+            pair = md_speedup(teacher, student, atoms, s["speed_steps"], head, dev)
+            speed.append({"system": sname, "device": dev, **pair})
+            print(f"{sname} {dev}: teacher {pair['teacher']['us_per_atom_step']:.0f}, student "
+                  f"{pair['student']['us_per_atom_step']:.0f} µs/atom/step -> {pair['speedup']:.1f}x", flush=True)
+    return speed
+
+
+def update_speed(teacher, student, head: str, ts, test, s: dict) -> None:
+    """--speed-only: new speed rows and headline in the existing results file (the rest is kept as it was)."""
+    path = Path(__file__).resolve().parent / "results" / "distill_md.json"
+    payload = json.loads(path.read_text())
+    speed = speed_rows(teacher, student, head, ts, test, s)
+    headline = next(r for r in speed if r["system"] == "water192" and r["device"] == "cpu")
+    payload["student_speedup"] = headline["speedup"]
+    payload["meets_targets"]["speed"] = headline["speedup"] >= TARGETS["student_speedup"]
+    payload["student_speedup_molecule"] = next(r["speedup"] for r in speed if r["system"] == "molecule" and r["device"] == "cpu")
+    payload["speed"] = speed
+    payload["speed_remeasured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    write_result("distill_md", payload)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few minutes: short teacher, 2 rounds, boxes up to ~1,000 atoms")
@@ -153,6 +213,9 @@ def main() -> None:
     p.add_argument("--teacher-minutes", type=float, default=None, help="budget of the teacher trained here (quick 2, default 10)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="work folder (default: lam_lab_runs/bench-distill-md)")
+    p.add_argument("--speed-only", action="store_true",
+                   help="re-measure the MD speed of the teacher and the already distilled student (OUT/distill/student.pt) "
+                        "and update the speed figures of the existing results file")
     p.add_argument("--_scale", nargs=5, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._scale:
@@ -184,8 +247,12 @@ def main() -> None:
         raise SystemExit(f"the teacher has heads {teacher.heads}: name one with --head")
     print(f"teacher {teacher_path} head {head} ({teacher.config.kind}, {sum(x.numel() for x in teacher.parameters())} params)")
 
-    # -- distillation for Claisen MD ------------------------------------------------------------------
     ts = builtin_ts("claisen", dataset="rxn-xtb")
+    if args.speed_only:
+        update_speed(teacher, ll.load(work / "distill" / "student.pt"), head, ts, test, s)
+        return
+
+    # -- distillation for Claisen MD ------------------------------------------------------------------
     starts = [getattr(ts, role) for role in s["starts"]]
     res = distill(teacher, starts, head=head, temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
                   sample_every=10, max_new=100, init_frames=train, train_steps=s["train_steps"], init_steps=s["init_steps"],
@@ -199,19 +266,7 @@ def main() -> None:
     f_student = force_rmse_dft(student, test, None)
     print(f"force RMSE vs DFT on {len(test)} test frames: teacher {f_teacher:.1f}, student {f_student:.1f} meV/Å")
 
-    # -- speed in MD -------------------------------------------------------------------------------------
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    systems = {"molecule": ts.reactant if len(ts.reactant) >= 14 else max((f.to_atoms() for f in test), key=len),
-               "water192": water_box(64, seed=0)}
-    speed = []
-    for dev in devices:
-        for sname, atoms in systems.items():
-            t_row = md_cost(teacher, atoms, s["speed_steps"], head=head, device=dev)
-            s_row = md_cost(student, atoms, s["speed_steps"], device=dev)
-            speed.append({"system": sname, "device": dev, "teacher": t_row, "student": s_row,
-                          "speedup": t_row["ms_per_step"] / s_row["ms_per_step"]})
-            print(f"{sname} {dev}: teacher {t_row['us_per_atom_step']:.0f}, student {s_row['us_per_atom_step']:.0f} µs/atom/step "
-                  f"-> {speed[-1]['speedup']:.1f}x", flush=True)
+    speed = speed_rows(teacher, student, head, ts, test, s)
     headline = next(r for r in speed if r["system"] == "water192" and r["device"] == "cpu")
 
     # -- energy conservation (student) ----------------------------------------------------------------
@@ -219,6 +274,7 @@ def main() -> None:
     print(f"student NVE: {drift}")
 
     # -- linear scaling ------------------------------------------------------------------------------------
+    devices = sorted({r["device"] for r in speed})
     student_path = res.path or work / "student.pt"
     scale = {dev: {"student": scaling(student_path, s["scale_student"], s["scale_steps"], dev, args.threads, "student"),
                    "teacher": scaling(teacher_path, s["scale_teacher"], s["scale_steps"], dev, args.threads, "teacher")}

@@ -107,9 +107,16 @@ def test_follows_weight_updates_and_moving_atoms():
     md, cache = StudentMD(model), VerletCache(model.cutoffs(), skin=0.5)
     atoms = water_box(2)
     fast(model, atoms, cache, md)
-    with torch.no_grad():
+    with torch.no_grad():  # same geometry, new weights (the type embedding and env scale too): seen at once
         model.descriptor.two_body.coef.mul_(1.5)
         model.fittings[0].mlp.layers[0].weight.add_(0.01)
+        model.descriptor.type_embedding.net.layers[0].bias.add_(0.2)
+        model.descriptor.env_scale.mul_(1.1)
+        model.fittings[0].energy_bias.add_(1.0)
+    e, ea, f, _ = reference(model, atoms)
+    out = fast(model, atoms, cache, md)
+    assert out.energy == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(out.forces, f, atol=1e-9)
     for step in range(4):
         atoms.positions += np.random.default_rng(step).normal(0, 0.2, atoms.positions.shape)  # past skin/2 at times
         out = fast(model, atoms, cache, md)

@@ -64,6 +64,8 @@ class StudentMD:
         self.kernel = kernels.pair_moments()
         self._lists: _VerletTensors | None = None
         self._work = [torch.empty(0, dtype=model.dtype) for _ in range(6)]  # student_md's reused buffers
+        self._args: tuple | None = None  # (key, student_md's model arguments)
+        self._bias: Tensor | None = None  # float64 energy bias of each (sorted) atom, eV
         self.fallbacks = 0  # calls answered None (an atom had more than sel neighbors inside the cutoff)
 
     @staticmethod
@@ -111,35 +113,47 @@ class StudentMD:
             blocks=[(int(t), int(lo), int(hi)) for t, lo, hi in zip(present, first, ends)], key=key)
         return self._lists
 
-    @torch.no_grad()
-    def __call__(self, pairs: VerletPairs, positions: np.ndarray, types: np.ndarray,
-                 virial: bool = False) -> StudentOutput | None:
-        """E, F (and the virial) at ``positions`` (Å) with candidate ``pairs`` from a Verlet cache; ``types``
-        index the model's type map. None when an atom has more neighbors inside the cutoff than ``sel``
-        (the model would drop the farthest: the caller must use ``Potential.forward``) or there are no atoms."""
+    def _arguments(self, lists: _VerletTensors) -> tuple:
+        """student_md's model arguments for these atoms, recomputed only when a parameter or buffer changed
+        (in place, as an optimizer or load_state_dict does) or the atoms did."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        key = (lists.key, tuple((id(t), t._version) for t in tensors))
+        if self._args is not None and self._args[0] == key:
+            return self._args[1]
         desc = self.model.descriptor
         two_body, mlp = desc.two_body, self.fitting.mlp
-        if len(types) == 0:
-            return None
-        lists = self._tensors(pairs, np.asarray(types, dtype=np.int64))
-        pos = torch.from_numpy(np.asarray(positions, dtype=np.float64).take(lists.order, axis=0))
         scale = (1.0 / torch.index_select(desc.env_scale[0], 0, lists.types)) / two_body.n_norm
         # C[Z_i] restricted to the rows of the neighbor types present, [n_rows, width] per type block
         width = two_body.coef.shape[2]
         coef = [two_body.coef[t].view(two_body.n_types, -1, width).index_select(0, lists.present).view(-1, width)
                 for t, _, _ in lists.blocks]
         none = torch.empty(0, dtype=scale.dtype)
-        out = self.kernel.student_md(
-            pos, lists.index, lists.shift, lists.rows, scale, two_body.rcut_smth, two_body.rcut, two_body.n_basis,
-            two_body.sel, [hi for _, _, hi in lists.blocks], coef, two_body.axis, desc.type_embedding(lists.types),
-            [layer.weight for layer in mlp.layers], [layer.bias for layer in mlp.layers],
-            [none if dt is None else dt for dt in mlp.steps()], [_SKIPS[k] for k in mlp.skip],
-            mlp.out.weight, mlp.out.bias, self._work)
+        args = (scale, two_body.rcut_smth, two_body.rcut, two_body.n_basis, two_body.sel,
+                [hi for _, _, hi in lists.blocks], coef, two_body.axis, desc.type_embedding(lists.types),
+                [layer.weight for layer in mlp.layers], [layer.bias for layer in mlp.layers],
+                [none if dt is None else dt for dt in mlp.steps()], [_SKIPS[k] for k in mlp.skip],
+                mlp.out.weight, mlp.out.bias)
+        self._bias = self.fitting.energy_bias.to(torch.float64)[lists.types]
+        self._args = (key, args)
+        return args
+
+    @torch.no_grad()
+    def __call__(self, pairs: VerletPairs, positions: np.ndarray, types: np.ndarray,
+                 virial: bool = False) -> StudentOutput | None:
+        """E, F (and the virial) at ``positions`` (Å) with candidate ``pairs`` from a Verlet cache; ``types``
+        index the model's type map. None when an atom has more neighbors inside the cutoff than ``sel``
+        (the model would drop the farthest: the caller must use ``Potential.forward``) or there are no atoms."""
+        if len(types) == 0:
+            return None
+        lists = self._tensors(pairs, np.asarray(types, dtype=np.int64))
+        pos = torch.from_numpy(np.asarray(positions, dtype=np.float64).take(lists.order, axis=0))
+        args = self._arguments(lists)
+        out = self.kernel.student_md(pos, lists.index, lists.shift, lists.rows, *args, self._work, virial)
         if not out:
             self.fallbacks += 1
             return None
         atomic_t, forces, vir = out
-        atomic = atomic_t.to(torch.float64) + self.fitting.energy_bias.to(torch.float64)[lists.types]
+        atomic = atomic_t.to(torch.float64) + self._bias
         return StudentOutput(energy=float(atomic.sum()), atomic_energy=atomic.numpy().take(lists.back),
                              forces=forces.numpy().take(lists.back, axis=0),
                              virial=(0.5 * (vir + vir.T)).numpy() if virial else None)

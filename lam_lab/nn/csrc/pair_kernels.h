@@ -218,4 +218,5 @@ torch::Tensor verlet_moments_forward(torch::Tensor& q, torch::Tensor pos, torch:
                                      int64_t n_basis, int64_t n_rows);
 std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos, torch::Tensor index,
                                          torch::Tensor shift, torch::Tensor rows, torch::Tensor scale,
-                                         double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows);
+                                         double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows,
+                                         bool virial);

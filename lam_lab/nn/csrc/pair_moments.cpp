@@ -61,8 +61,10 @@ torch::Tensor verlet_moments_forward(torch::Tensor& q, torch::Tensor pos, torch:
 
 std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos, torch::Tensor index,
                                          torch::Tensor shift, torch::Tensor rows, torch::Tensor scale,
-                                         double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows) {
-  // forces −∂E/∂r [N, 3] and virial −Σ_ij r_ij ⊗ ∂E/∂r_ij [3, 3] (eV; symmetrised by the caller), float64,
+                                         double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows,
+                                         bool virial) {
+  // forces −∂E/∂r [N, 3] and virial −Σ_ij r_ij ⊗ ∂E/∂r_ij [3, 3] (eV; symmetrised by the caller; zero
+  // unless asked for), float64,
   // from grad_q = ∂E/∂q [N, 4, n_rows]; r_ij = r_j − r_i + shift. Each thread sums into its own buffer (the j side
   // of a pair belongs to any atom), added up at the end.
   grad_q = grad_q.contiguous(); pos = pos.contiguous(); index = index.contiguous(); shift = shift.contiguous();
@@ -81,6 +83,7 @@ std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos
                         for (int a = 0; a < 3; ++a) {
                           f[3 * i + a] += g[a];
                           f[3 * j + a] -= g[a];
+                          if (!virial) continue;
                           const double ra = double(p.r) * p.u[a];
                           for (int c = 0; c < 3; ++c) f[3 * n + 3 * a + c] -= ra * g[c];
                         }
@@ -123,7 +126,7 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
                                       torch::Tensor lead, std::vector<torch::Tensor> weights,
                                       std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
                                       std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
-                                      std::vector<torch::Tensor> work);
+                                      std::vector<torch::Tensor> work, bool virial);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
