@@ -128,9 +128,14 @@ class StudentMD:
         coef = [two_body.coef[t].view(two_body.n_types, -1, width).index_select(0, lists.present).view(-1, width)
                 for t, _, _ in lists.blocks]
         none = torch.empty(0, dtype=scale.dtype)
+        w0, lead = mlp.layers[0].weight, desc.type_embedding.dim
+        # student_md.cpp forms Dᵀ [axis, width] per atom: the D columns of the first layer, permuted to match
+        w_d = w0[:, lead:].reshape(len(w0), width, two_body.axis).transpose(1, 2).reshape(len(w0), -1).contiguous()
         args = (scale, two_body.rcut_smth, two_body.rcut, two_body.n_basis, two_body.sel,
                 [hi for _, _, hi in lists.blocks], coef, two_body.axis, desc.type_embedding(lists.types),
-                [layer.weight for layer in mlp.layers], [layer.bias for layer in mlp.layers],
+                # the first layer's weight as its type-embedding and D column blocks, each contiguous
+                [w0[:, :lead].contiguous(), w_d, *[layer.weight for layer in mlp.layers[1:]]],
+                [layer.bias for layer in mlp.layers],
                 [none if dt is None else dt for dt in mlp.steps()], [_SKIPS[k] for k in mlp.skip],
                 mlp.out.weight, mlp.out.bias)
         self._bias = self.fitting.energy_bias.to(torch.float64)[lists.types]

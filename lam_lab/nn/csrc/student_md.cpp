@@ -14,6 +14,66 @@ namespace {
 // per-unit step dt, linear output) on the input [lead, x], and ∂(Σ outputs)/∂x by hand. The first
 // layer takes lead (the type embedding, no gradient needed) and x through separate column blocks of
 // its weight, so the [N, 1032] input is never concatenated and its gradient never sliced.
+// Eq. 18 per atom, stored transposed: Dᵀ[γ, α] = Σ_β p[β, γ] p[β, α] for γ < axis, [N, axis, width]
+// (the caller permutes the first layer's columns to match). Every inner loop then runs along α over
+// whole rows of p, which vectorises; PyTorch's bmm spends most of its time on 4×16 blocks.
+void symm_t(const torch::Tensor& p, int64_t axis, torch::Tensor& dt) {
+  const int64_t n = p.size(0), width = p.size(2);
+  dt.resize_({n, axis, width});
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "symm_t", [&] {
+    using T = scalar_t;
+    const T* p_ = p.data_ptr<T>();
+    T* d_ = dt.data_ptr<T>();
+    at::parallel_for(0, n, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const T* __restrict__ pi = p_ + i * 4 * width;
+        for (int64_t c = 0; c < axis; ++c) {
+          T* __restrict__ row = d_ + (i * axis + c) * width;
+          const T p0 = pi[c], p1 = pi[width + c], p2 = pi[2 * width + c], p3 = pi[3 * width + c];
+          for (int64_t a = 0; a < width; ++a)
+            row[a] = p0 * pi[a] + p1 * pi[width + a] + p2 * pi[2 * width + a] + p3 * pi[3 * width + a];
+        }
+      }
+    });
+  });
+}
+
+// ∂L/∂p [N, 4, width] from G = ∂L/∂Dᵀ [N, axis, width]: p enters as p_α (all rows) and as p_γ (γ < axis)
+void symm_t_grad(const torch::Tensor& p, const torch::Tensor& g, torch::Tensor& out) {
+  const int64_t n = p.size(0), width = p.size(2), axis = g.size(1);
+  out.resize_({n, 4, width});
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "symm_t_grad", [&] {
+    using T = scalar_t;
+    const T* p_ = p.data_ptr<T>();
+    const T* g_ = g.data_ptr<T>();
+    T* o_ = out.data_ptr<T>();
+    at::parallel_for(0, n, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const T* __restrict__ pi = p_ + i * 4 * width;
+        const T* __restrict__ gi = g_ + i * axis * width;
+        T* __restrict__ oi = o_ + i * 4 * width;
+        for (int bta = 0; bta < 4; ++bta) {
+          const T* __restrict__ pb = pi + bta * width;
+          T* __restrict__ ob = oi + bta * width;
+          for (int64_t a = 0; a < width; ++a) ob[a] = 0;
+          for (int64_t c = 0; c < axis; ++c) {  // Σ_γ G[γ, α] p[β, γ]
+            const T pc = pb[c];
+            const T* __restrict__ gc = gi + c * width;
+            for (int64_t a = 0; a < width; ++a) ob[a] += pc * gc[a];
+          }
+          for (int64_t c = 0; c < axis; ++c) {  // Σ_α G[γ, α] p[β, α]
+            const T* __restrict__ gc = gi + c * width;
+            T acc = 0;
+            _Pragma("omp simd reduction(+ : acc)")  // (_Pragma: this code sits inside a macro argument)
+            for (int64_t a = 0; a < width; ++a) acc += gc[a] * pb[a];
+            ob[c] += acc;
+          }
+        }
+      }
+    });
+  });
+}
+
 // ∂L/∂z of a = tanh(z), y = dt·a: g·dt·(1 − a²) in one pass (four ATen ops otherwise)
 torch::Tensor tanh_grad(const torch::Tensor& g, const torch::Tensor& a, const torch::Tensor& dt) {
   auto gc = g.contiguous();
@@ -39,14 +99,16 @@ torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Ten
                                      const std::vector<torch::Tensor>& dts, const std::vector<int64_t>& skips,
                                      const torch::Tensor& out_weight, const torch::Tensor& out_bias, torch::Tensor& grad) {
   // grad arrives as a buffer for ∂/∂x_in (resized here) and leaves holding it
-  TORCH_CHECK(!weights.empty() && skips[0] == 0, "student_md: the fitting net's first layer changes the width");
-  const int64_t n_lead = lead.size(1);
-  auto w_x = weights[0].narrow(1, n_lead, x_in.size(1));
+  // weights[0] comes split by the caller into its lead and x column blocks, each contiguous (a strided
+  // view would be copied by every GEMM)
+  TORCH_CHECK(weights.size() == biases.size() + 1 && skips[0] == 0,
+              "student_md: the first layer's weight in two blocks, and it must change the width");
+  const auto& w_x = weights[1];
   std::vector<torch::Tensor> acts;
   torch::Tensor x;
-  for (size_t l = 0; l < weights.size(); ++l) {
-    auto a = l == 0 ? at::addmm(at::addmm(biases[0], lead, weights[0].narrow(1, 0, n_lead).t()), x_in, w_x.t())
-                    : at::addmm(biases[l], x, weights[l].t());
+  for (size_t l = 0; l < biases.size(); ++l) {
+    auto a = l == 0 ? at::addmm(at::addmm(biases[0], lead, weights[0].t()), x_in, w_x.t())
+                    : at::addmm(biases[l], x, weights[l + 1].t());
     a.tanh_();
     acts.push_back(a);
     const bool has_dt = dts[l].numel() > 0;
@@ -56,20 +118,21 @@ torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Ten
   }
   auto value = at::addmm(out_bias, x, out_weight.t()).squeeze(1);
   auto g = out_weight.sum(0).expand_as(x);
-  for (size_t l = weights.size(); l-- > 0;) {
+  for (size_t l = biases.size(); l-- > 0;) {
     auto g_z = tanh_grad(g, acts[l], dts[l]);
     if (l == 0) {  // skips[0] is "none": nothing to add
       grad.resize_({x_in.size(0), x_in.size(1)});
       at::mm_out(grad, g_z, w_x);
       return value;
     }
+    const auto& w = weights[l + 1];
     if (skips[l] == 1) {
-      g = at::addmm(g, g_z, weights[l]);
+      g = at::addmm(g, g_z, w);
     } else if (skips[l] == 2) {
       const int64_t half = g.size(1) / 2;
-      g = at::mm(g_z, weights[l]) + g.narrow(1, 0, half) + g.narrow(1, half, half);
+      g = at::mm(g_z, w) + g.narrow(1, 0, half) + g.narrow(1, half, half);
     } else {
-      g = at::mm(g_z, weights[l]);
+      g = at::mm(g_z, w);
     }
   }
   return value;
@@ -110,20 +173,15 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
     auto out = p.narrow(0, lo, len).view({-1, width});
     at::mm_out(out, q.narrow(0, lo, len).view({-1, n_rows}), c);
   });
-  auto p_lt = p.narrow(2, 0, axis);  // Eq. 20, [N, 4, axis]
   auto& d = work[2];
-  d.resize_({n, width, axis});
-  at::bmm_out(d, p.transpose(1, 2), p_lt);  // Eq. 18, [N, width, axis]
-  auto grad_d = work[3];
+  symm_t(p, axis, d);  // Eq. 18 with p^< of Eq. 20, as Dᵀ [N, axis, width]
+  auto& grad_d = work[3];
   auto atomic = fitting_value_and_grad(lead, d.view({n, width * axis}), weights, biases, dts, skips, out_weight,
                                        out_bias, grad_d);
 
-  // backwards: ∂E/∂D → ∂E/∂p (p enters D twice) → ∂E/∂q → forces and virial (pair kernel)
-  grad_d = grad_d.view({n, width, axis});
+  // backwards: ∂E/∂Dᵀ → ∂E/∂p (p enters D twice) → ∂E/∂q → forces and virial (pair kernel)
   auto& grad_p = work[4];
-  grad_p.resize_({n, 4, width});
-  at::bmm_out(grad_p, p_lt, grad_d.transpose(1, 2));  // [N, 4, width]
-  grad_p.narrow(2, 0, axis).add_(at::bmm(p, grad_d));
+  symm_t_grad(p, grad_d.view({n, axis, width}), grad_p);
   per_block([&](int64_t lo, int64_t len, const torch::Tensor& c) {
     auto out = grad_q.narrow(0, lo, len).view({-1, n_rows});
     at::mm_out(out, grad_p.narrow(0, lo, len).view({-1, width}), c.t());
