@@ -12,7 +12,7 @@ Reported:
 - force RMSE (meV/Å) of teacher and student against the DFT labels of rxn-dft's test split (the held-out
   Claisen reaction, frames with info['split'] == 'test'); ``force_error_ratio`` = student / teacher;
 - MD step cost (µs/atom/step, NVE through the lam_lab runner with guards off; teacher and student runs
-  alternate, 5 each, medians) of both on a 16-atom
+  alternate, 7 each, medians) of both on a 16-atom
   molecule and a 64-H2O box (192 atoms), CPU (and CUDA when present); ``student_speedup`` = teacher / student
   time on the water box (the molecule ratio is reported too);
 - MD step cost and peak memory (peak RSS from /proc VmHWM, else resource.getrusage; one subprocess per size) on water boxes from ~100 to
@@ -114,7 +114,7 @@ def md_cost(model, atoms, steps: int, head: str | None = None, device: str = "cp
     return timer.row([timer.seconds_per_step(steps, seed=1 + k) for k in range(repeats)], steps)
 
 
-def md_speedup(teacher, student, atoms, steps: int, head: str | None, device: str, repeats: int = 5) -> dict:
+def md_speedup(teacher, student, atoms, steps: int, head: str | None, device: str, repeats: int = 7) -> dict:
     """Teacher and student MD step cost measured in alternation (T, S, T, S, ...), so that a machine whose
     speed drifts (a shared VM) moves both alike; speedup = median teacher / median student time."""
     t, s = MDTimer(teacher, atoms, head, device), MDTimer(student, atoms, None, device)

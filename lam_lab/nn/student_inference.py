@@ -113,11 +113,18 @@ class StudentMD:
             blocks=[(int(t), int(lo), int(hi)) for t, lo, hi in zip(present, first, ends)], key=key)
         return self._lists
 
+    def _inputs(self) -> list[Tensor]:
+        """Every parameter and buffer this path reads (fetched directly: model.parameters() walks the
+        whole module tree, which costs as much as a tenth of a step)."""
+        desc, mlp = self.model.descriptor, self.fitting.mlp
+        layers = [*desc.type_embedding.net.layers, *mlp.layers, mlp.out]
+        return [desc.two_body.coef, desc.two_body.n_norm, desc.env_scale, self.fitting.energy_bias, *mlp.dts,
+                *[t for layer in layers for t in (layer.weight, layer.bias) if t is not None]]
+
     def _arguments(self, lists: _VerletTensors) -> tuple:
         """student_md's model arguments for these atoms, recomputed only when a parameter or buffer changed
         (in place, as an optimizer or load_state_dict does) or the atoms did."""
-        tensors = [*self.model.parameters(), *self.model.buffers()]
-        key = (lists.key, tuple((id(t), t._version) for t in tensors))
+        key = (lists.key, tuple((id(t), t._version) for t in self._inputs()))
         if self._args is not None and self._args[0] == key:
             return self._args[1]
         desc = self.model.descriptor
