@@ -79,4 +79,4 @@ def _say_if_compiling(name: str) -> None:
             return
     except Exception:  # noqa: BLE001
         return
-    print("lam_lab: compiling the student's C++ pair kernel (once per machine, about a minute)…", file=sys.stderr, flush=True)
+    print("lam_lab: compiling the student's C++ kernels (once per machine, about a minute)…", file=sys.stderr, flush=True)
