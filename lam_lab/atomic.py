@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-import torch
-
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it (see ``atomic_write``)."""
+    import torch  # here, not at the top: JSON/text writers (the CLI's data commands) need no torch
+
     return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 

@@ -2,8 +2,22 @@
 
 from lam_lab.train.config import ConfigError, LossConfig, RunConfig, TrainConfig, load_run_config
 from lam_lab.train.events import Event, JSONLLogger, TqdmProgress, read_jsonl
-from lam_lab.train.metrics import MetricsRow, MetricsTable, evaluate
-from lam_lab.train.trainer import TrainResult, train
+
+# the parts that need torch load on first use, so that `lam-lab data ...` (which reads TrainConfig through
+# the fine-tune and distill commands' parsers) does not spend ~2 s importing torch
+_LAZY = {"MetricsRow": "metrics", "MetricsTable": "metrics", "evaluate": "metrics", "TrainResult": "trainer",
+         "train": "trainer"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"lam_lab.train.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lam_lab.train' has no attribute {name!r}")
+
 
 __all__ = [
     "train", "TrainConfig", "TrainResult", "LossConfig", "RunConfig", "ConfigError", "load_run_config",
@@ -19,7 +33,7 @@ import types as _types
 
 class _CallableModule(_types.ModuleType):
     def __call__(self, *args, **kwargs):  # noqa: D102
-        return train(*args, **kwargs)
+        return __getattr__("train")(*args, **kwargs)
 
 
 _sys.modules[__name__].__class__ = _CallableModule
