@@ -43,10 +43,23 @@ def pair_moments() -> ModuleType | None:
     return _state["module"]  # type: ignore[return-value]
 
 
+def _cpu() -> bytes:
+    """What -march=native compiles for: the CPU's instruction-set flags (a build cached in a home folder
+    shared by different machines must not be loaded on a CPU that lacks them)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", "rb") as fh:
+            flags = next((line for line in fh if line.startswith((b"flags", b"Features"))), b"")
+    except OSError:
+        flags = b""
+    return platform.machine().encode() + flags
+
+
 def _name() -> str:
-    """Module name carrying a hash of every source, header and flag, so any change gets its own fresh build
-    (PyTorch's own check hashes the .cpp files only, not the header they share)."""
-    digest = hashlib.sha1(" ".join(_FLAGS).encode())
+    """Module name carrying a hash of every source, header and flag and of the CPU, so any change gets its own
+    fresh build (PyTorch's own check hashes the .cpp files only, not the header they share)."""
+    digest = hashlib.sha1(" ".join(_FLAGS).encode() + _cpu())
     for path in sorted(_CSRC.iterdir()):
         if path.suffix in (".cpp", ".h"):
             digest.update(path.name.encode() + path.read_bytes())
