@@ -120,14 +120,6 @@ torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor ma
   return dq;
 }
 
-std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift, torch::Tensor rows,
-                                      torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t sel,
-                                      std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
-                                      torch::Tensor lead, std::vector<torch::Tensor> weights,
-                                      std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
-                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
-                                      std::vector<torch::Tensor> work, bool virial);
-
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
   m.def("moments_backward", &moments_backward, "dL/dr_ij [N, S, 3] from dL/dq");
