@@ -8,6 +8,26 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 
+def user_mode(directory: bool = False) -> int:
+    """Permission bits a plain ``open``/``mkdir`` would give under the current umask (0o666 or 0o777 masked)."""
+    mask = _umask()
+    return (0o777 if directory else 0o666) & ~mask
+
+
+def _umask() -> int:
+    # Linux reports it without changing it; os.umask would briefly set 0 for every thread of the process
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it (see ``atomic_write``)."""
     import torch  # here, not at the top: JSON/text writers (the CLI's data commands) need no torch
@@ -30,6 +50,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, user_mode())  # mkstemp makes 0600 files; a saved model should follow the umask
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -13,6 +13,7 @@ import torch
 
 from lam_lab.atomic import atomic_save
 from lam_lab.data.errors import DataError
+from lam_lab.integrity import seal, verify
 from lam_lab.potential import ModelConfig, Potential
 
 FORMAT = "lam_lab.model"
@@ -82,7 +83,7 @@ def to_payload(model: Potential, extra: dict | None = None) -> dict[str, Any]:
     spec = atomft_spec(model)
     if spec:  # AtomFT heads (base + bounded correction): rebuilt by from_payload before the weights load
         payload["atomft"] = spec
-    return payload
+    return seal(payload)
 
 
 def from_payload(payload: Any, source: str | os.PathLike | None = None, map_location: Any = "cpu") -> Potential:
@@ -94,6 +95,9 @@ def from_payload(payload: Any, source: str | os.PathLike | None = None, map_loca
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise DataError(f"model file format {payload['format_version']} is newer than this lam_lab "
                         f"reads ({FORMAT_VERSION}); upgrade lam_lab", source=src)
+    problem = verify(payload)
+    if problem:
+        raise DataError(problem, source=src)
     try:
         model = Potential(ModelConfig.from_dict(dict(payload["config"])), payload["type_map"], payload["heads"])
         if payload.get("atomft"):
@@ -120,7 +124,7 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> Potential:
     """Read a model written by :func:`save` with ``torch.load(weights_only=True)``; DataError naming the file if unreadable."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+        raise FileNotFoundError(f"model file {path} does not exist" if not path.is_dir() else f"{path} is a folder, not a model file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for truncated/foreign files

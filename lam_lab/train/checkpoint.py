@@ -11,6 +11,7 @@ import torch
 
 from lam_lab.atomic import atomic_save  # noqa: F401  (re-exported: checkpoint writers use it)
 from lam_lab.data.errors import DataError
+from lam_lab.integrity import describe_mismatch, seal, verify
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -26,7 +27,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise DataError(f"not a readable lam_lab checkpoint ({exc.__class__.__name__}: {exc})", source=str(path)) from exc
     if not isinstance(state, dict) or state.get("format") != "lam_lab.checkpoint":
         raise DataError("not a lam_lab training checkpoint (no 'format' marker)", source=str(path))
+    problem = verify(state)
+    if problem:
+        raise DataError(problem, source=str(path))
     return state
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """What a checkpoint records of its model so a resume can tell another model apart: type map, config, heads."""
+    return {"type_map": list(model.type_map), "model_config": model.config.to_dict(), "heads": list(model.heads)}
+
+
+def check_same_model(state: dict[str, Any], model: Any, path: str | Path) -> None:
+    """Refuse to resume ``model`` from a checkpoint of another model, saying what differs (type map, size)."""
+    saved = {"type_map": state.get("type_map"), "config": state.get("model_config")}
+    diffs = describe_mismatch(saved, {"type_map": list(model.type_map), "config": model.config.to_dict()})
+    if not diffs and "model" in state:  # checkpoints from before the identity keys: compare tensor shapes
+        mine = model.state_dict()
+        diffs = [f"{k}: shape {tuple(v.shape)} in the file vs {tuple(mine[k].shape)} here"
+                 for k, v in state["model"].items() if k in mine and tuple(v.shape) != tuple(mine[k].shape)][:3]
+    if diffs:
+        raise DataError("cannot resume: the checkpoint belongs to another model: " + "; ".join(diffs)
+                        + ". Resume with the same model settings or start a fresh run in a new folder", source=str(path))
 
 
 class CheckpointManager:
@@ -50,7 +72,7 @@ class CheckpointManager:
 
     def save(self, state: dict[str, Any], step: int) -> Path:
         """Write ``state`` atomically as the checkpoint of ``step`` and prune the oldest."""
-        path = atomic_save({"format": "lam_lab.checkpoint", **state}, self.directory / f"step_{step:08d}.pt")
+        path = atomic_save(seal({"format": "lam_lab.checkpoint", **state}), self.directory / f"step_{step:08d}.pt")
         for old in self.paths()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path

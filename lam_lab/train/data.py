@@ -10,6 +10,7 @@ import numpy as np
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
+from lam_lab.train.guard import validate_task_data
 
 if TYPE_CHECKING:
     from lam_lab.nn.batch import Graph
@@ -80,6 +81,7 @@ class Task:
     validation: Dataset | None = None
     graphs: GraphCache | None = None
     val_graphs: GraphCache | None = None
+    source_index: list[int] | None = None  # index in the caller's Dataset of each training frame (error messages)
 
 
 def _suggest(name: str, known: Sequence[str]) -> str:
@@ -126,18 +128,21 @@ def resolve_tasks(
         label = labels if isinstance(labels, str) else (labels or {}).get(name) or ds.default_label()
         if label not in ds.label_sets:
             raise DataError(f"label set {label!r} not in dataset {ds.name!r}" + _suggest(label, ds.label_sets), field=f"labels.{name}")
+        validate_task_data(name, ds, label)  # as ll.data.read does for files: NaN labels never reach the loss
         train_ds = ds.with_label(label)
         if not len(train_ds):
             raise DataError(f"task {name!r}: no frame carries label {label!r}", field=f"datasets.{name}")
         val = (validation or {}).get(name) if not isinstance(validation, Dataset) else validation
         if val is not None:
+            validate_task_data(name, val, label, role="validation")
             val = val.with_label(label)
         weight = float((weights or {}).get(name, 1.0))
         if not weight > 0:
             raise DataError(f"task weight must be > 0, got {weight}", field=f"weights.{name}")
         head = heads if isinstance(heads, str) else (heads or {}).get(name, name)
         _check_elements(model, train_ds, name)
-        tasks.append(Task(name, head, label, train_ds, weight, val if val is not None and len(val) else None))
+        tasks.append(Task(name, head, label, train_ds, weight, val if val is not None and len(val) else None,
+                          source_index=[i for i, f in enumerate(ds) if label in f.labels]))
     return tasks
 
 

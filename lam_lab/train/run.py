@@ -114,6 +114,12 @@ def _model(cfg: RunConfig, datasets: list[Dataset], heads: dict[str, str], sourc
         if not path.exists():
             raise ConfigError(f"model file {spec.path!r} not found", source=source, field="model.path")
         model = load(path)
+        if spec.type_map and list(spec.type_map) != list(model.type_map):
+            from lam_lab.integrity import describe_mismatch
+
+            diff = describe_mismatch({"type_map": model.type_map}, {"type_map": list(spec.type_map)})
+            raise ConfigError(f"the model file does not match this run file: {'; '.join(diff)}; drop model.type_map "
+                              "or give the model's own order", source=source, field="model.type_map")
         for task, head in heads.items():
             if head not in model.heads and not cfg.data[task].new_head:
                 close = difflib.get_close_matches(head, model.heads, n=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import math
 import threading
 import time
@@ -17,10 +16,12 @@ import torch
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.train import distributed
-from lam_lab.train.checkpoint import CheckpointManager, load_checkpoint
+from lam_lab.train.checkpoint import CheckpointManager, check_same_model, load_checkpoint, model_identity
 from lam_lab.train.config import TrainConfig
 from lam_lab.train.data import FrameSampler, GraphCache, Task, TaskSampler, resolve_tasks
 from lam_lab.train.ema import EMA
+from lam_lab.train.guard import check_step
+from lam_lab.train.rundir import open_run_folder
 from lam_lab.train.events import Callback, Event, EventBus, JSONLLogger, TqdmProgress
 from lam_lab.train.loss import LossTerms, compute_loss, prefactors
 from lam_lab.train.metrics import MetricsTable, evaluate_graphs
@@ -84,12 +85,14 @@ def train(
         cfg = cfg.replace(steps=TrainConfig.default_steps)
     cfg.check()
     tasks = resolve_tasks(model, datasets, weights, labels, heads, validation)
-    if out_dir == "auto":
-        out_dir = Path("lam_lab_runs") / _dt.datetime.now().strftime("train-%Y%m%d-%H%M%S")
     info = distributed.setup(cfg.device)
+    lock = None
     try:
+        out_dir, lock = open_run_folder(out_dir, resume, info.is_main)  # unique, not another run's, locked
         return Trainer(model, tasks, cfg, info, out_dir, callbacks, stop_event, progress).run(resume)
     finally:
+        if lock is not None:
+            lock.release()
         distributed.cleanup(info)
 
 
@@ -223,7 +226,8 @@ class Trainer:
         t0 = time.perf_counter()
         from lam_lab.nn.batch import collate
 
-        batch = collate([task.graphs[i] for i in self.samplers[k].next()]).to(self.info.device, self.dtype)
+        frames = self.samplers[k].next()
+        batch = collate([task.graphs[i] for i in frames]).to(self.info.device, self.dtype)
         t1 = time.perf_counter()
         want_virial = pf.v > 0 and batch.virial is not None and bool(batch.has_virial.any())
         with self._autocast():
@@ -233,6 +237,10 @@ class Trainer:
         terms.total.backward()
         # the norm is reported in step events even without clipping (a cheap divergence warning)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
+        # before optimizer.step: a NaN never reaches the weights, the EMA or a checkpoint
+        check_step(task.name, step, [task.source_index[i] if task.source_index else i for i in frames], float(terms.total.detach()),
+                   {"energy": terms.energy, "force": terms.force, "virial": terms.virial}, float(grad_norm),
+                   getattr(out, "energy", None))
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)
@@ -345,6 +353,7 @@ class Trainer:
             "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(), "samplers": [s.state_dict() for s in self.samplers],
             "rng": rng, "best_score": self.best_score, "history": self.history, "timing": dict(self.timing),
+            **model_identity(self.model),
         }
         path = self.ckpt.save(state, self.step)
         self._ckpt_step, self._ckpt_path = self.step, path
@@ -360,6 +369,7 @@ class Trainer:
             warnings.warn("resume requested but no checkpoint found: starting from step 0", stacklevel=3)
             return False
         state = load_checkpoint(path, map_location=self.info.device)
+        check_same_model(state, self.model, path)
         names = [t["name"] for t in state["tasks"]]
         if names != [t.name for t in self.tasks]:
             raise DataError(f"checkpoint tasks {names} differ from this run's {[t.name for t in self.tasks]}", source=str(path))

@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
+from lam_lab.atomic import user_mode
 from lam_lab.data.errors import DataError
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def atomic_dir(path: Path, may_replace: bool) -> Iterator[Path]:
     parent = path.parent if str(path.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, user_mode(directory=True))  # mkdtemp makes 0700 folders; the data set follows the umask
     try:
         yield tmp
         if path.exists():
