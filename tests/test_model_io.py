@@ -123,6 +123,7 @@ def test_student_neighbor_norm_is_fitted_and_old_files_keep_sel(tmp_path):
     assert float(load(tmp_path / "s.pt").descriptor.two_body.n_norm) == n_norm
     payload = torch.load(tmp_path / "s.pt", weights_only=True)
     del payload["state_dict"]["descriptor.two_body.n_norm"]  # a student file from before N^m was fitted
+    del payload["checksum"]  # (and before checksums)
     torch.save(payload, tmp_path / "old.pt")
     assert float(load(tmp_path / "old.pt").descriptor.two_body.n_norm) == 80.0
 
@@ -154,6 +155,7 @@ def test_corrupt_and_foreign_files_name_the_file(tmp_path):
     assert str(foreign) in str(err.value)
     payload = torch.load(good, weights_only=True)
     payload["state_dict"].pop(next(iter(payload["state_dict"])))
+    del payload["checksum"]  # a structurally broken file that no checksum vouches for
     broken = tmp_path / "broken.pt"
     torch.save(payload, broken)
     with pytest.raises(DataError, match="damaged or inconsistent"):

@@ -104,6 +104,8 @@ class LAMCalculator(Calculator):
         if atoms is not None and (self.atoms is None or self.check_state(atoms)):
             self.atoms = atoms.copy()
         atoms = self.atoms
+        if len(atoms) == 0:
+            raise ValueError("LAMCalculator: the Atoms object has no atoms")
         periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3 and "stress" in properties
         fast = None
         if self._student is not None:
@@ -117,6 +119,8 @@ class LAMCalculator(Calculator):
             atomic = out.atomic_energy.detach().cpu().numpy().astype(np.float64)
             forces = out.forces.detach().cpu().numpy().astype(np.float64)
             virial = out.virial.detach()[0].cpu().numpy().astype(np.float64) if periodic else None
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            raise ValueError(_nonfinite_reason(atoms))
         self.results = {"energy": energy, "free_energy": energy, "energies": atomic, "forces": forces}
         if periodic:
             stress = -virial / atoms.get_volume()
@@ -138,3 +142,16 @@ class LAMCalculator(Calculator):
             if "stress" not in base:
                 raise RuntimeError(f"the Δ baseline {self.baseline.name!r} gives no stress for this periodic cell")
             r["stress"] = r["stress"] + base["stress"]
+
+
+def _nonfinite_reason(atoms: Atoms) -> str:
+    """Why the model gave NaN/inf: coincident atoms (named, with their distance), else a plain statement."""
+    from lam_lab.md.analysis import close_pairs
+
+    pairs, d = close_pairs(atoms.positions, 0.1, np.asarray(atoms.cell), atoms.pbc) if len(atoms) > 1 else ([], [])
+    if len(d):
+        k = int(np.argmin(d))
+        i, j = (int(x) for x in pairs[k])
+        return (f"LAMCalculator: atoms {atoms[i].symbol}{i} and {atoms[j].symbol}{j} coincide ({d[k]:.2g} Å apart): "
+                "the model's energy is not finite there; check the structure for duplicated atoms")
+    return "LAMCalculator: the model returned a non-finite energy or forces for this structure"

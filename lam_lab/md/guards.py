@@ -87,6 +87,9 @@ def check_state(atoms: Atoms, energy: float, forces: np.ndarray, temperature: fl
             idx = np.flatnonzero(~np.isfinite(np.asarray(forces)).all(axis=-1)) if "forces" in bad else []
             return GuardTrip("nonfinite", f"non-finite {', '.join(bad)} (NaN or inf) from the calculator or integrator",
                              step, time, tuple(int(i) for i in idx[:8]))
+    far = start_trip(atoms, step, time) if config.check_finite else None
+    if far is not None:  # before the compiled neighbor search below, which a 1e6 Å coordinate crashes
+        return far
     if config.min_distance is not None and len(atoms) > 1:
         from lam_lab.md.analysis import close_pairs
 
@@ -108,4 +111,22 @@ def check_state(atoms: Atoms, energy: float, forces: np.ndarray, temperature: fl
     return None
 
 
-__all__ = ["GuardConfig", "GuardTrip", "GuardKind", "MDGuardError", "check_state"]
+def start_trip(atoms: Atoms, step: int = 0, time: float = 0.0) -> GuardTrip | None:
+    """A trip for a state no integrator or neighbor search should see: no atoms, NaN/inf or absurd coordinates."""
+    from lam_lab.nn.neighbor_list import MAX_COORDINATE
+
+    if len(atoms) == 0:
+        return GuardTrip("nonfinite", "the structure has no atoms", step, time)
+    pos = atoms.positions
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if len(bad):
+        return GuardTrip("nonfinite", f"non-finite positions (NaN or inf) on {len(bad)} atom(s), first "
+                         f"{_label(atoms, int(bad[0]))}", step, time, tuple(int(i) for i in bad[:8]))
+    far = np.flatnonzero(np.abs(pos).max(axis=1) > MAX_COORDINATE)
+    if len(far):
+        return GuardTrip("nonfinite", f"atom {_label(atoms, int(far[0]))} is beyond ±{MAX_COORDINATE:g} Å "
+                         "(wrong units or an exploded structure)", step, time, tuple(int(i) for i in far[:8]))
+    return None
+
+
+__all__ = ["GuardConfig", "start_trip", "GuardTrip", "GuardKind", "MDGuardError", "check_state"]

@@ -22,7 +22,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from lam_lab.md.guards import GuardConfig, GuardTrip, MDGuardError, check_state
+from lam_lab.md.guards import GuardConfig, GuardTrip, MDGuardError, check_state, start_trip
 
 ENSEMBLES = ("nve", "langevin", "bussi", "nose-hoover")
 Ensemble = Literal["nve", "langevin", "bussi", "nose-hoover"]
@@ -270,6 +270,11 @@ class MDRunner:
             raise RuntimeError("an MDRunner runs once; make a new one for another run")
         self._started = True
         cfg, atoms = self.config, self.atoms
+        early = start_trip(atoms)  # NaN positions would end in a LinAlgError while drawing velocities
+        if early is not None:
+            return self._conclude(MDResult([], *(np.zeros(0, dtype=float if k else int) for k in range(6)), n_atoms=len(atoms),
+                                           steps_done=0, status="guard", reason=str(early), trip=early, bad_frame=None,
+                                           trajectory=None, wall_time=0.0, config=cfg, atoms=atoms))
         rng = np.random.default_rng(cfg.seed)
         if not cfg.keep_momenta:
             t0 = cfg.temperature if cfg.init_temperature is None else cfg.init_temperature
@@ -339,6 +344,11 @@ class MDRunner:
                           n_atoms=len(atoms), steps_done=step if trip is None else max(trip.step - 1, 0), status=status,
                           reason=reason, trip=trip, bad_frame=bad, trajectory=str(cfg.trajectory) if cfg.trajectory else None,
                           wall_time=time.perf_counter() - start, config=cfg, atoms=atoms)
+        return self._conclude(result)
+
+    def _conclude(self, result: MDResult) -> MDResult:
+        """Raise or print the guard's trip as ``on_guard`` asks; the result otherwise."""
+        trip, cfg = result.trip, self.config
         if trip and cfg.on_guard == "raise":
             raise MDGuardError(trip, result)
         if trip and cfg.on_guard == "warn":

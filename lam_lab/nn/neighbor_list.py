@@ -56,6 +56,32 @@ class NeighborList:
         return NeighborList(out_idx, out_shift, out_idx >= 0, out_d, cutoff, dropped)
 
 
+MAX_COORDINATE = 1e5  # Å; beyond this the compiled cell list divides by zero (SIGFPE kills the process)
+
+
+def check_geometry(positions: np.ndarray, cell: np.ndarray | None = None, where: str = "") -> None:
+    """ValueError naming the atom when positions (Å) or the cell are non-finite or absurdly large.
+
+    Called before the compiled neighbor search: a NaN or a 1e6 Å coordinate there ends the whole
+    interpreter (a notebook kernel dies) instead of raising.
+    """
+    from lam_lab.data.errors import DataError
+
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+    if len(bad):
+        raise DataError(f"{where}atom {int(bad[0])} has non-finite coordinates {pos[bad[0]].tolist()} "
+                        f"({len(bad)} atom(s) with NaN or inf)", field="positions")
+    far = np.flatnonzero(np.abs(pos).max(axis=1, initial=0.0) > MAX_COORDINATE) if len(pos) else []
+    if len(far):
+        raise DataError(f"{where}atom {int(far[0])} is at {pos[far[0]].tolist()} Å, beyond ±{MAX_COORDINATE:g} Å "
+                        "(wrong units, or an exploded structure?)", field="positions")
+    if cell is not None:
+        box = np.asarray(cell, dtype=np.float64)
+        if not np.all(np.isfinite(box)) or np.abs(box).max(initial=0.0) > MAX_COORDINATE:
+            raise DataError(f"{where}cell {box.tolist()} is non-finite or larger than {MAX_COORDINATE:g} Å", field="cell")
+
+
 def neighbor_list(
     positions: np.ndarray,
     cutoff: float,
@@ -70,6 +96,7 @@ def neighbor_list(
     neighbors the farthest are dropped (as in DeePMD-kit) and a warning says how many.
     """
     pos = np.ascontiguousarray(positions, dtype=np.float64)
+    check_geometry(pos, cell)
     n = len(pos)
     pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
     box = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64).reshape(3, 3)

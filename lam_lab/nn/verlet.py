@@ -9,7 +9,7 @@ import numpy as np
 from vesin import NeighborList as _VesinNeighborList
 
 from lam_lab.nn.batch import Graph
-from lam_lab.nn.neighbor_list import pad_pairs
+from lam_lab.nn.neighbor_list import check_geometry, pad_pairs
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class VerletCache:
             raise ValueError(f"positions must be [n_atoms, 3], got shape {pos.shape}")
         pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
         box = np.zeros((3, 3)) if cell is None or not pbc_arr.any() else np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        check_geometry(pos, box)  # every call: a NaN position would otherwise pass the move test and reuse old pairs
         key = (len(pos), box.tobytes(), pbc_arr.tobytes())
         self.calls += 1
         if key != self._key or self._moved_too_far(pos):

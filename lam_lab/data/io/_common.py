@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -130,3 +131,38 @@ def keep_only(ds: "Dataset", label: str, path: Path | str) -> "Dataset":
             del f.labels[k]
     ds.provenance.labels = {k: v for k, v in ds.provenance.labels.items() if k == label}
     return ds
+
+
+# -- text in extxyz comment lines ----------------------------------------------------------------------
+# ASE's extxyz writer escapes `"` but not `\`, cannot hold a newline, and its reader turns strings such
+# as "T", "1e0" or "1 2 3" into bools, numbers and arrays. lam_lab therefore writes every string value
+# that would not come back unchanged as "%" + its %-escaped text, and marks the frame with TEXT_MARK so
+# a reader knows; files without the mark (older ones, other tools') are read as they are.
+TEXT_MARK = "lam_text"
+_PLAIN_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/+*()@:,#]*")
+_WORDS = {"t", "f", "true", "false", "nan", "inf", "infinity"}
+
+
+def _plain_text(text: str) -> bool:
+    return bool(_PLAIN_TEXT.fullmatch(text)) and text.lower() not in _WORDS and not text.startswith("_JSON")
+
+
+def encode_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with every string value that extxyz would not read back unchanged %-escaped (see TEXT_MARK)."""
+    out, marked = dict(info), False
+    for key, value in info.items():
+        if isinstance(value, str) and not _plain_text(value):
+            out[key] = "%" + quote(value, safe="")
+            marked = True
+    if marked:
+        out[TEXT_MARK] = True
+    return out
+
+
+def decode_info(info: dict[str, Any]) -> None:
+    """Undo :func:`encode_info` in place (only on frames that carry its mark)."""
+    if not info.pop(TEXT_MARK, False):
+        return
+    for key, value in info.items():
+        if isinstance(value, str) and value.startswith("%"):
+            info[key] = unquote(value[1:])

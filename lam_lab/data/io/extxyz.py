@@ -18,7 +18,8 @@ from lam_lab.data.dataset import Dataset, Provenance
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame
 from lam_lab.data.io._ase import atoms_to_frame, frame_to_atoms, merge_label
-from lam_lab.data.io._common import DEFAULT_LABEL, atomic_file, dumps, keep_only, label_key, write_label
+from lam_lab.data.io._common import (DEFAULT_LABEL, atomic_file, decode_info, dumps, encode_info, keep_only,
+                                     label_key, write_label)
 
 EXTENSIONS = (".xyz", ".extxyz")
 
@@ -32,6 +33,7 @@ def read_extxyz(path: Path, label: str | None = None) -> Dataset:
     meta: dict = {}
     try:
         for atoms in ase.io.iread(str(path), index=":", format="extxyz"):
+            decode_info(atoms.info)  # names and notes with quotes, backslashes or newlines (see _common)
             named |= "lam_label" in atoms.info
             if "lam_dataset" in atoms.info:
                 meta = meta or _meta(atoms.info.pop("lam_dataset"))
@@ -98,6 +100,7 @@ def write_extxyz(ds: Dataset, path: Path, label: str | None = None) -> None:
             atoms.info["lam_labels"] = dumps(names)
         if index == 0:
             atoms.info["lam_dataset"] = dumps({"name": ds.name, "provenance": dict(ds.provenance.to_dict(), source=None)})
+        atoms.info = encode_info(atoms.info)
         images.append(atoms)
     with atomic_file(path) as tmp:
         ase.io.write(str(tmp), images, format="extxyz")
