@@ -46,6 +46,7 @@ class FinetuneResult:
     branch: str | None = None  # pre-trained head it started from (None: a fresh head)
     label: str = ""  # label set trained on (the Δ label set in mode "delta")
     zero_shot: dict[str, float] = field(default_factory=dict)  # force RMSE (meV/Å) per candidate head
+    heads: dict[str, str] = field(default_factory=dict)  # pre-trained head -> what became of it (kept/replayed/dropped)
 
 
 def finetune(
@@ -105,7 +106,7 @@ def finetune(
     elif validation is not None:
         val_ds = validation.with_label(label)
     scratch = mode == "scratch" or (mode == "delta" and pretrained is None)
-    chosen, zero, added, hooks, replays = None, {}, [], [], {}
+    chosen, zero, added, hooks, replays, fate = None, {}, [], [], {}, {}
     if scratch:
         from lam_lab.models import build_model
         from lam_lab.train.run import _elements
@@ -127,6 +128,7 @@ def finetune(
         if replay:
             replays = replay_sets(base, replay_data, seed)
         model = keep_heads(base, [(HEAD, chosen)] + [(h, h) for h in replays], seed=seed)
+        fate = head_fates(base.heads, chosen, replays, zero, mode)
         if chosen is None:
             model.fit_energy_bias(train_ds, head=HEAD, label=target)
         else:
@@ -139,7 +141,7 @@ def finetune(
 
             attach_correction(model, HEAD, alpha)
     info = {"mode": mode, "pretrained": source, "branch": chosen, "label": label, "frames": len(train_ds),
-            "freeze": str(freeze), "replay": float(replay), "new_elements": added, "seed": seed}
+            "freeze": str(freeze), "replay": float(replay), "new_elements": added, "seed": seed, "heads": fate}
     if mode == "atomft":
         info["alpha"] = float(alpha)
     model.metadata = {"provenance": {}, "source": None, "extra": {"finetune": info, **({"delta": spec} if spec else {})}}
@@ -163,7 +165,7 @@ def finetune(
 
         path = Path(out_dir) / "finetuned.pt"
         save(res.model, path)
-    return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, zero)
+    return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, zero, fate)
 
 
 # -- data -------------------------------------------------------------------------------------------------
@@ -178,8 +180,7 @@ def select_frames(dataset: Dataset, label: str, n: int | None, seed: int = 0) ->
     if not 0 < n <= len(ds):
         raise DataError(f"frames={n} but the data set has {len(ds)} frames with label {label!r}",
                         source=dataset.provenance.source, field="frames")
-    perm = np.random.default_rng(seed).permutation(len(ds))
-    return ds[sorted(int(i) for i in perm[:n])]
+    return ds.subset(n, seed)
 
 
 def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, seed: int = 0,
@@ -202,9 +203,7 @@ def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, see
     out = {}
     for h, (ds, lab) in pairs.items():
         ds = ds.with_label(lab)
-        if len(ds) > max_frames:
-            ds = ds[sorted(int(i) for i in np.random.default_rng(seed).choice(len(ds), max_frames, replace=False))]
-        out[h] = (ds, lab)
+        out[h] = (ds.subset(min(max_frames, len(ds)), seed), lab)
     return out
 
 
@@ -302,6 +301,31 @@ def choose_branch(model: Potential, ds: Dataset, label: str, allow_fresh: bool =
     heads = {h: e for h, e in errors.items() if h != "fresh"}
     best = min(heads, key=heads.get)
     return (None if allow_fresh and errors["fresh"] < heads[best] else best), errors
+
+
+def head_fates(heads: Sequence[str], chosen: str | None, replays: Mapping[str, Any], zero: Mapping[str, float],
+               mode: str) -> dict[str, str]:
+    """What became of each pre-trained head (kept as the downstream head, replayed, or dropped), with a warning
+    when every one was dropped; zero-shot force RMSEs (meV/Å) on the training labels say why."""
+    import warnings
+
+    def why(h: str) -> str:
+        return f" (zero-shot F RMSE {zero[h]:.0f} meV/Å vs {zero['fresh']:.0f} for a fresh head)" if h in zero and "fresh" in zero else ""
+
+    fate = {}
+    for h in heads:
+        if h == chosen:
+            fate[h] = f"kept: starts the downstream head {HEAD!r}{why(h)}"
+        elif h in replays:
+            fate[h] = "kept: replayed against forgetting"
+        else:
+            fate[h] = f"dropped{why(h)}"
+    if chosen is None:
+        what = "label − baseline (Δ)" if mode == "delta" else "these labels"
+        warnings.warn(f"{mode}: no pre-trained head predicts {what} better than zero, so all of {list(heads)} were "
+                      f"dropped and the downstream head {HEAD!r} starts fresh on the pre-trained descriptor; pass "
+                      "branch=<head> to start from one anyway", stacklevel=3)
+    return fate
 
 
 def keep_heads(model: Potential, heads: Sequence[tuple[str, str | None]], seed: int = 0) -> Potential:
@@ -403,11 +427,12 @@ def ff_pretrain_finetune(dataset: Dataset, pretrain_data: Dataset | str = "water
     The model's type map covers both data sets; the pre-training head is called ``"ff"``. Remaining
     keyword arguments go to :func:`finetune` (label, mode, frames, steps, freeze, ...).
     """
+    from lam_lab.data.io import load_source
     from lam_lab.models import build_model
-    from lam_lab.train.run import _elements, load_source
+    from lam_lab.train.run import _elements
     from lam_lab.train.trainer import train
 
-    ff = load_source(pretrain_data, "pretrain_data") if isinstance(pretrain_data, str) else pretrain_data
+    ff = load_source(pretrain_data)
     plabel = pretrain_label or ff.default_label()
     ff = select_frames(ff, plabel, pretrain_frames, seed)
     if out_dir == "auto":

@@ -64,16 +64,48 @@ def grouped_bars(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, 
     return fig
 
 
-def curve_lines(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, title: str, unit: str) -> go.Figure:
-    """Lines of ``y`` against ``x`` for each ``group`` on log–log axes (learning curves)."""
+def baseline_line(fig: go.Figure, value: float | None, name: str, **where: Any) -> None:
+    """A dashed horizontal line at ``value`` labelled ``name`` (a reference method alone, e.g. GFN2-xTB)."""
+    if value is not None and np.isfinite(value):
+        fig.add_hline(y=value, line=dict(color="#444", dash="dash", width=1.5), annotation_text=name,
+                      annotation_position="top left", **where)
+
+
+def curve_lines(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, title: str, unit: str,
+                baseline: Mapping[str, Any] | None = None) -> go.Figure:
+    """Lines of ``y`` against ``x`` for each ``group`` on log–log axes (learning curves); ``baseline`` a dashed line."""
     fig = go.Figure()
     for k, g in enumerate(dict.fromkeys(r[group] for r in rows)):
         sel = sorted((r for r in rows if r[group] == g), key=lambda r: r[x])
         fig.add_scatter(x=[r[x] for r in sel], y=[r[y] for r in sel], mode="lines+markers", name=str(g),
                         line=dict(color=COLORS[k % len(COLORS)]))
+    if baseline is not None:
+        baseline_line(fig, baseline.get(y), str(baseline.get(group, "baseline")))
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=unit, template="plotly_white", height=380)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
+    return fig
+
+
+LC_PANELS = (("energy_rmse_offset_removed_mev_per_atom", "energy RMSE, offsets removed (meV/atom)"),
+             ("force_rmse_mev_per_A", "force RMSE (meV/Å)"), ("barrier_err_ev", "|barrier error| (eV)"))
+
+
+def learning_curve_figure(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None, title: str) -> go.Figure:
+    """Errors vs training frames N (log axes), one line per method, the baseline alone as a dashed line per panel."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in LC_PANELS])
+    for k, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        sel = sorted((r for r in rows if r["method"] == method), key=lambda r: r["n"])
+        for col, (key, _) in enumerate(LC_PANELS, start=1):
+            fig.add_scatter(x=[r["n"] for r in sel], y=[r[key] for r in sel], mode="lines+markers", name=method,
+                            legendgroup=method, showlegend=col == 1, line={"color": f"hsl({k * 67 % 360},65%,45%)"},
+                            row=1, col=col)
+    if baseline is not None:
+        for col, (key, _) in enumerate(LC_PANELS, start=1):
+            baseline_line(fig, baseline.get(key), str(baseline["method"]), row=1, col=col)
+    fig.update_xaxes(type="log", title_text="training frames N")
+    fig.update_yaxes(type="log")
+    fig.update_layout(title=title, height=420, width=1200)
     return fig
 
 

@@ -49,12 +49,16 @@ def test_tiny_pipeline_end_to_end(tmp_path):
             assert (tmp_path / path).exists(), path
     metrics = json.loads((tmp_path / res.records["evaluate"].files["metrics"]).read_text())
     assert {"zero_shot", "finetune", "student_vs_teacher", "speed"} <= set(metrics)
-    assert all(r["f_rmse"] > 0 for r in metrics["finetune"])
+    assert all(r["force_rmse_mev_per_A"] > 0 and 0.5 < r["barrier_ref_ev"] < 5 for r in metrics["finetune"])
+    # GFN2-xTB alone on the same held-out frames, next to the models
+    base = metrics["baseline"]
+    assert base["method"] == "gfn2-xtb alone" and 100 < base["force_rmse_mev_per_A"] < 2000
+    assert [r["model"] for r in metrics["student_vs_teacher"]][-1] == "gfn2-xtb alone"
     page = res.report.read_text()
     assert "<script" in page and not re.search(r"<(script|link)[^>]+(src|href)=.?https?:", page)  # plotly inlined, offline
     for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD"):
         assert title in page
-    assert "tiny</b> settings" in page
+    assert "tiny</b> settings" in page and page.count("gfn2-xtb alone") >= 3
     assert len(re.findall(r"Plotly\.newPlot", page)) >= 6
     # a second run finds every stage unchanged
     again = run_pipeline(tiny(), out=tmp_path, log=logs.append, progress=False)

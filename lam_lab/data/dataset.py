@@ -232,6 +232,28 @@ class Dataset(Sequence[Frame]):
         parts = split_indices(self, fractions, seed=seed, by=by)
         return [self._with([self.frames[i] for i in idx], f"{self.name}[{k}]") for k, idx in enumerate(parts)]
 
+    def subset(self, n: int | None, seed: int = 0) -> "Dataset":
+        """``n`` seeded random frames in file order (the first ``n`` of one permutation: nested in N); None: all."""
+        from lam_lab.data.selection import subset_indices
+
+        return self if n is None else self._with([self.frames[i] for i in subset_indices(len(self), n, seed)])
+
+    def where(self, split: str | Sequence[str] | None = None, *, required: bool = False, **info: Any) -> "Dataset":
+        """Frames whose ``info['split']`` (and every other ``info`` key given) equals the value or is among the values.
+
+        ``required=True`` raises a DataError naming the filter when no frame matches.
+        """
+        from lam_lab.data.selection import where_indices
+
+        if split is not None:
+            info = {"split": split, **info}
+        keep = where_indices(self, info)
+        if required and not keep:
+            wanted = ", ".join(f"info[{k!r}] == {v!r}" for k, v in info.items())
+            raise DataError(f"no frame has {wanted}", source=self.provenance.source or self.name,
+                            field=f"info.{next(iter(info), '')}")
+        return self._with([self.frames[i] for i in keep])
+
     def select_fps(self, n: int, seed: int = 0) -> "Dataset":
         """``n`` frames chosen by farthest-point sampling on a structural fingerprint."""
         from lam_lab.data.selection import farthest_point_indices

@@ -82,13 +82,27 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
 def holdout_split(ds: "Dataset", seed: int = 0, max_test: int | None = None) -> tuple["Dataset", "Dataset"]:
     """(pool, test): the frames marked info['split'] == "test" as test if the set has any, else a seeded 80/20
     split; ``max_test`` caps the test part (a seeded subset, in order)."""
-    marks = [f.info.get("split") for f in ds]
-    if "test" in marks:
-        pool = ds[[i for i, m in enumerate(marks) if m != "test"]]
-        test = ds[[i for i, m in enumerate(marks) if m == "test"]]
+    test = ds.where(split="test")
+    if len(test):
+        pool = ds[[i for i, f in enumerate(ds) if f.info.get("split") != "test"]]
     else:
         pool, test = ds.split((0.8, 0.2), seed=seed)
     if max_test is not None and len(test) > max_test:
-        pick = np.random.default_rng(seed).choice(len(test), max_test, replace=False)
-        test = test[sorted(int(i) for i in pick)]
+        test = test.subset(max_test, seed)
     return pool, test
+
+
+def subset_indices(n_total: int, n: int, seed: int = 0) -> list[int]:
+    """The one frame-picking rule: the first ``n`` of a seeded permutation of ``n_total``, sorted (nested in ``n``)."""
+    n = int(n)
+    if not 0 <= n <= n_total:
+        raise ValueError(f"cannot pick {n} of {n_total} frames")
+    return sorted(int(i) for i in np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+def where_indices(frames: Sequence["Frame"], info: dict) -> list[int]:
+    """Indices of frames whose ``info[key]`` equals each value given (a list/tuple/set value: any of them)."""
+    def ok(value: object, want: object) -> bool:
+        return value in want if isinstance(want, (list, tuple, set, frozenset)) else value == want
+
+    return [i for i, f in enumerate(frames) if all(ok(f.info.get(k), v) for k, v in info.items())]

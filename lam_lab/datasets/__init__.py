@@ -71,8 +71,9 @@ def _module(name: str):
     return importlib.import_module(BUILDERS[name])
 
 
-def load(name: str) -> Dataset:
-    """The packaged data set ``name`` (read offline from ``lam_lab/datasets/files``)."""
+def load(name: str, split: str | None = None) -> Dataset:
+    """The packaged data set ``name`` (read offline from ``lam_lab/datasets/files``); ``split``: only the frames
+    with that ``info['split']`` ("train", "val", "test"; a DataError names the splits the set has)."""
     from lam_lab.data.io.lamh5 import read_lamh5
 
     p = path(name)
@@ -82,7 +83,15 @@ def load(name: str) -> Dataset:
                         source=str(p))
     ds = read_lamh5(p)
     ds.name = name
-    return ds
+    if split is None:
+        return ds
+    part = ds.where(split=split)
+    if not len(part):
+        have = sorted({str(f.info["split"]) for f in ds if "split" in f.info})
+        raise DataError(f"built-in data set {name!r} has no frames with split {split!r}; "
+                        + (f"its splits: {', '.join(have)}" if have else "it carries no info['split']"),
+                        source=str(p), field="split")
+    return part
 
 
 def info(name: str) -> DatasetInfo:

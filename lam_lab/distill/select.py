@@ -7,18 +7,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from lam_lab.evaluation import Prediction
+
 if TYPE_CHECKING:
     from lam_lab.data.frame import Frame
     from lam_lab.potential import Potential
-
-
-@dataclass
-class Prediction:
-    """A model's energies (eV) per frame and forces (eV/Å) per frame ([n_i, 3] arrays)."""
-
-    energy: np.ndarray
-    forces: list[np.ndarray]
-    virial: list[np.ndarray | None]
 
 
 @dataclass
@@ -103,39 +96,14 @@ def force_rmse(forces_a: Sequence[np.ndarray], forces_b: Sequence[np.ndarray]) -
 
 def predict(model: "Potential", frames: Sequence["Frame"], head: str | None = None, virial: bool = False,
             max_atoms: int = 4096) -> Prediction:
-    """Energies (eV), forces (eV/Å) and, with ``virial`` for periodic frames, virials (eV) of ``frames``.
+    """The network's own energies (eV), forces (eV/Å) and virials (eV, periodic frames) — no Δ baseline added.
 
-    Frames are evaluated in batches of up to ``max_atoms`` atoms on the model's device.
+    :func:`lam_lab.evaluation.predict` with ``baseline=None``: distillation compares networks (a Δ teacher's
+    baseline is added where the teacher labels, see :mod:`lam_lab.distill.teacher`).
     """
-    from lam_lab.nn.batch import collate
+    from lam_lab.evaluation import predict as evaluate_predict
 
-    was_training = model.training
-    model.eval()
-    energies: list[float] = []
-    forces: list[np.ndarray] = []
-    virials: list[np.ndarray | None] = []
-    try:
-        start = 0
-        while start < len(frames):
-            stop, atoms = start, 0
-            while stop < len(frames) and (stop == start or atoms + len(frames[stop]) <= max_atoms):
-                atoms += len(frames[stop])
-                stop += 1
-            chunk = frames[start:stop]
-            graphs = [model.prepare(f, index=start + k, with_labels=False) for k, f in enumerate(chunk)]
-            periodic = [bool(np.all(f.pbc)) for f in chunk]
-            want_v = virial and any(periodic)
-            out = model(collate(graphs).to(model.device, model.dtype), head=head, forces=True, virial=want_v)
-            f_all = out.forces.detach().cpu().double().numpy()
-            offsets = np.cumsum([0] + [len(f) for f in chunk])
-            energies.extend(out.energy.detach().cpu().double().numpy().tolist())
-            forces.extend(f_all[offsets[k]:offsets[k + 1]] for k in range(len(chunk)))
-            v_all = out.virial.detach().cpu().double().numpy() if want_v else None
-            virials.extend(v_all[k] if want_v and periodic[k] else None for k in range(len(chunk)))
-            start = stop
-    finally:
-        model.train(was_training)
-    return Prediction(np.asarray(energies, dtype=np.float64), forces, virials)
+    return evaluate_predict(model, frames, head, baseline=None, virial=virial, max_atoms=max_atoms)
 
 
 __all__ = ["Prediction", "Selection", "check_trust", "trust_select", "max_force_deviation", "force_rmse", "predict"]

@@ -3,9 +3,10 @@
 Methods: from scratch, fine-tuned from the multi-task model, Δ-ML (on GFN2-xTB) from scratch and
 fine-tuned, and the AtomFT correction. Every method at a given N sees the same frames (one seeded
 permutation, so smaller sets are nested in larger ones) and the same optimizer budget. Errors are
-against the high-level labels: energy RMSE meV/atom, force RMSE meV/Å, barrier-height error meV
-(E_TS − E_reactant of the test reaction). Δ models are scored with the frames' stored baseline labels
-added, which is what their calculator computes at run time.
+against the high-level labels (:mod:`lam_lab.evaluation`): energy RMSE meV/atom, force RMSE meV/Å,
+barrier-height error eV (E_TS − E_reactant of the test reaction). Δ models are scored with the frames'
+stored baseline labels added, which is what their calculator computes at run time; the baseline alone
+(GFN2-xTB) is scored on the same frames as the reference row.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.errors import DataError
+from lam_lab.evaluation import Scores, predict, reference, score
 from lam_lab.train.config import TrainConfig
 
 # method -> (finetune mode, starts from the pre-trained model)
@@ -35,27 +35,64 @@ SIZES: tuple[int | str, ...] = (25, 50, 100, 200, "all")
 
 @dataclass
 class CurveRow:
-    """One method at one training-set size: errors on the test reaction (meV/atom, meV/Å, meV)."""
+    """One method at one training-set size: errors on the test reaction (unit in each field name, ``_A``: Å)."""
 
     method: str
-    size: str  # "25", ..., "all"
+    size: str  # "25", ..., "all" ("0" for the baseline alone)
     n: int  # training frames used
-    e_rmse: float
-    f_rmse: float
-    barrier_err: float  # |predicted − reference| barrier, meV
-    barrier_pred: float  # eV
-    barrier_ref: float  # eV
+    energy_rmse_mev_per_atom: float
+    force_rmse_mev_per_A: float
+    barrier_err_ev: float  # |predicted − reference| barrier
+    barrier_pred_ev: float
+    barrier_ref_ev: float
     train_s: float
     steps: int
     branch: str | None = None
+    energy_rmse_offset_removed_mev_per_atom: float = float("nan")
+
+    @classmethod
+    def from_scores(cls, method: str, size: str, n: int, s: Scores, train_s: float = 0.0, steps: int = 0,
+                    branch: str | None = None) -> "CurveRow":
+        """A row from :class:`lam_lab.evaluation.Scores`."""
+        return cls(method, size, n, s.energy_rmse_mev_per_atom, s.force_rmse_mev_per_A, s.barrier_err_ev,
+                   s.barrier_pred_ev, s.barrier_ref_ev, train_s, steps, branch, s.energy_rmse_offset_removed_mev_per_atom)
+
+    @property
+    def e_rmse(self) -> float:
+        """Energy RMSE, meV/atom (short name)."""
+        return self.energy_rmse_mev_per_atom
+
+    @property
+    def f_rmse(self) -> float:
+        """Force RMSE, meV/Å (short name)."""
+        return self.force_rmse_mev_per_A
+
+    @property
+    def barrier_err(self) -> float:
+        """|barrier error| in meV: the old field, kept for callers that print meV; use ``barrier_err_ev``."""
+        return 1000 * self.barrier_err_ev
+
+
+_OLD_KEYS = {"e_rmse": "energy_rmse_mev_per_atom", "f_rmse": "force_rmse_mev_per_A", "barrier_pred": "barrier_pred_ev",
+             "barrier_ref": "barrier_ref_ev"}
+
+
+def _row_from_dict(d: dict[str, Any]) -> CurveRow:
+    """A row from ``to_dict()`` output, also of files written before the unit-named fields (barrier_err in meV)."""
+    d = {_OLD_KEYS.get(k, k): v for k, v in d.items()}
+    if "barrier_err" in d:
+        d["barrier_err_ev"] = d.pop("barrier_err") / 1000
+    known = set(CurveRow.__dataclass_fields__)
+    return CurveRow(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
 class LearningCurve:
-    """Rows of every (method, N), the settings used; ``table()``, ``figure()``, ``to_dict()``."""
+    """Rows of every (method, N), the baseline alone on the same test frames, the settings; table/figure/JSON."""
 
     rows: list[CurveRow]
     settings: dict[str, Any] = field(default_factory=dict)
+    baseline: CurveRow | None = None  # the baseline method (GFN2-xTB) alone on the test frames
 
     def get(self, method: str, size: int | str) -> CurveRow | None:
         """The row of ``method`` at ``size`` (an int or "all"), or None."""
@@ -69,41 +106,50 @@ class LearningCurve:
         return float(min(at50) / ref.f_rmse) if at50 and ref is not None and ref.f_rmse > 0 else None
 
     def table(self) -> str:
-        """The rows as a fixed-width text table."""
-        hdr = f"{'method':<16}{'N':>6}{'E RMSE':>10}{'F RMSE':>10}{'barrier err':>13}{'train s':>9}"
+        """The rows (and the baseline alone, first) as a fixed-width text table."""
+        hdr = (f"{'method':<16}{'N':>6}{'E RMSE':>10}{'E RMSE*':>10}{'F RMSE':>10}{'barrier err':>13}"
+               f"{'train s':>9}")
         lines = [hdr, "-" * len(hdr)]
-        for r in sorted(self.rows, key=lambda r: (list(METHODS).index(r.method) if r.method in METHODS else 99, r.n)):
-            size = f"{r.n}" if r.size != "all" else f"all {r.n}"
-            lines.append(f"{r.method:<16}{size:>6}{r.e_rmse:>10.2f}{r.f_rmse:>10.1f}{r.barrier_err:>13.1f}{r.train_s:>9.1f}")
-        lines.append("(test: held-out reaction; energy meV/atom, force meV/Å, barrier meV)")
+        order = lambda r: (list(METHODS).index(r.method) if r.method in METHODS else 99, r.n)  # noqa: E731
+        for r in ([self.baseline] if self.baseline else []) + sorted(self.rows, key=order):
+            size = "-" if r is self.baseline else (f"{r.n}" if r.size != "all" else f"all {r.n}")
+            e_raw = "-" if r is self.baseline else f"{r.e_rmse:.2f}"
+            lines.append(f"{r.method:<16}{size:>6}{e_raw:>10}{r.energy_rmse_offset_removed_mev_per_atom:>10.2f}"
+                         f"{r.f_rmse:>10.1f}{r.barrier_err_ev:>13.3f}{r.train_s:>9.1f}")
+        lines.append("(test: held-out reaction; energy meV/atom, E RMSE*: per-element offsets removed, force meV/Å, "
+                     "barrier eV)")
         ratio = self.best_at_50_over_scratch_at_all
         if ratio is not None:
             lines.append(f"best method at N=50 / scratch at all frames (force RMSE): {ratio:.3f}")
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """A plotly figure: energy, force and barrier errors vs N (log axes), one line per method."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """A plotly figure: energy (offsets removed), force and barrier errors vs N (log axes), one line per method."""
+        from lam_lab.plots import learning_curve_figure
 
-        fig = make_subplots(rows=1, cols=3, subplot_titles=("energy RMSE (meV/atom)", "force RMSE (meV/Å)",
-                                                           "|barrier error| (meV)"))
-        for k, method in enumerate(dict.fromkeys(r.method for r in self.rows)):
-            rows = sorted((r for r in self.rows if r.method == method), key=lambda r: r.n)
-            for col, key in enumerate(("e_rmse", "f_rmse", "barrier_err"), start=1):
-                fig.add_trace(go.Scatter(x=[r.n for r in rows], y=[getattr(r, key) for r in rows], mode="lines+markers",
-                                         name=method, legendgroup=method, showlegend=col == 1,
-                                         line={"color": f"hsl({k * 67 % 360},65%,45%)"}), row=1, col=col)
-        fig.update_xaxes(type="log", title_text="training frames N")
-        fig.update_yaxes(type="log")
-        fig.update_layout(title=f"Learning curves on {self.settings.get('dataset', '')} "
-                                f"(test: {self.settings.get('test', '')})", height=420, width=1200)
-        return fig
+        return learning_curve_figure(
+            [asdict(r) for r in self.rows], asdict(self.baseline) if self.baseline else None,
+            f"Learning curves on {self.settings.get('dataset', '')} (test: {self.settings.get('test', '')})")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: rows, settings and the headline ratio."""
-        return {"rows": [asdict(r) for r in self.rows], "settings": self.settings,
-                "best_at_50_over_scratch_at_all": self.best_at_50_over_scratch_at_all}
+        """JSON-able: rows, the baseline row, settings and the headline ratio."""
+        return {"rows": [asdict(r) for r in self.rows], "baseline": asdict(self.baseline) if self.baseline else None,
+                "settings": self.settings, "best_at_50_over_scratch_at_all": self.best_at_50_over_scratch_at_all}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LearningCurve":
+        """Inverse of :meth:`to_dict` (also reads files written before the unit-named fields)."""
+        base = d.get("baseline")
+        return cls([_row_from_dict(r) for r in d.get("rows", [])], dict(d.get("settings") or {}),
+                   _row_from_dict(base) if base else None)
+
+
+def baseline_row(test: Dataset, label: str, baseline: str) -> CurveRow | None:
+    """The baseline's stored labels scored against ``label`` on the test frames (None when it is not on them)."""
+    if not all(baseline in f.labels for f in test):
+        return None
+    s = score(reference(test, baseline), test, label)
+    return CurveRow.from_scores(f"{baseline} alone", "0", 0, s)
 
 
 def learning_curve(
@@ -128,19 +174,18 @@ def learning_curve(
     ``sizes`` holds ints and "all" (or None); ``preset`` for the from-scratch models defaults to the
     pre-trained model's architecture (same capacity), else "dpa2-small". ``on_row`` sees each row as it is done.
     """
+    from lam_lab.data.io import load_source
     from lam_lab.finetune import finetune, resolve_pretrained
-    from lam_lab.train.run import load_source
 
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-    ds = load_source(dataset, "dataset") if isinstance(dataset, str) else dataset
-    pool, test = _split(ds, "train"), _split(ds, "test")
+    ds = load_source(dataset) if isinstance(dataset, str) else dataset
+    pool, test = ds.where(split="train", required=True), ds.where(split="test", required=True)
     pre, source = None, None
     if any(METHODS[m][1] for m in methods):
         pre, source = resolve_pretrained(pretrained)
     preset = preset if preset is not None else (pre.config if pre is not None else "dpa2-small")
-    roles = _barrier_frames(test)
     rows = []
     for size in sizes:
         size = "all" if size in (None, "all") else int(size)
@@ -151,9 +196,8 @@ def learning_curve(
             res = finetune(pool, pretrained=pre if uses_pre else None, mode=mode, label=label, baseline=baseline,
                            frames=None if size == "all" else n, alpha=alpha, preset=preset, steps=steps, minutes=minutes,
                            config=config, out_dir=None, progress=progress, device=device, seed=seed)
-            s = score(res.model, res.head, test, label, baseline if mode == "delta" else None, roles)
-            row = CurveRow(method, str(size), n, s["e_rmse"], s["f_rmse"], s["barrier_err"], s["barrier_pred"],
-                           s["barrier_ref"], time.perf_counter() - t0, res.train.steps, res.branch)
+            s = score(predict(res.model, test, res.head, baseline=baseline if mode == "delta" else None), test, label)
+            row = CurveRow.from_scores(method, str(size), n, s, time.perf_counter() - t0, res.train.steps, res.branch)
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -162,64 +206,7 @@ def learning_curve(
                 "minutes": minutes, "seed": seed, "alpha": alpha, "pretrained": source,
                 "sizes": [str(s) for s in sizes], "methods": list(methods),
                 "config": asdict(config) if config is not None else None}
-    return LearningCurve(rows, settings)
-
-
-def _split(ds: Dataset, name: str) -> Dataset:
-    part = ds[[i for i, f in enumerate(ds) if f.info.get("split") == name]]
-    if not len(part):
-        raise DataError(f"no frame has info['split'] == {name!r} (learning curves need train/test splits)",
-                        source=ds.provenance.source or ds.name, field="info.split")
-    return part
-
-
-def _barrier_frames(test: Dataset) -> tuple[int, int] | None:
-    """Indices (reactant, ts) in ``test`` from info['role'] (None when either is missing)."""
-    find = lambda role: next((i for i, f in enumerate(test) if f.info.get("role") == role), None)  # noqa: E731
-    r, ts = find("reactant"), find("ts")
-    return None if r is None or ts is None else (r, ts)
-
-
-@torch.no_grad()
-def predict(model: Any, frames: Sequence, head: str, batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies [M] (eV) and per-frame forces (eV/Å) of ``model`` on ``frames``."""
-    from lam_lab.nn.batch import collate
-
-    model.eval()
-    energies, forces = [], []
-    for s in range(0, len(frames), batch_size):
-        graphs = [model.prepare(f, with_labels=False) for f in frames[s:s + batch_size]]
-        with torch.enable_grad():
-            out = model(collate(graphs), head=head, forces=True)
-        energies.append(out.energy.detach().cpu().numpy())
-        forces += np.split(out.forces.detach().cpu().numpy(), np.cumsum([g.n_atoms for g in graphs])[:-1])
-    return np.concatenate(energies), forces
-
-
-def score(model: Any, head: str, test: Dataset, label: str, baseline: str | None = None,
-          barrier: tuple[int, int] | None = None) -> dict[str, float]:
-    """Errors against ``label`` (plus the stored ``baseline`` labels for a Δ model): meV/atom, meV/Å, meV."""
-    e_pred, f_pred = predict(model, list(test), head)
-    if baseline is not None:
-        src = test.provenance.source or test.name
-        for i, f in enumerate(test):
-            if baseline not in f.labels:
-                raise DataError(f"test frame lacks the baseline label {baseline!r}", source=src, frame=i,
-                                field=f"labels[{baseline!r}]")
-        e_pred = e_pred + np.array([f.labels[baseline].energy for f in test])
-        f_pred = [p + f.labels[baseline].forces for p, f in zip(f_pred, test)]
-    e_ref = np.array([f.labels[label].energy for f in test])
-    n = np.array([len(f) for f in test])
-    f_err = np.concatenate([(p - f.labels[label].forces).ravel() for p, f in zip(f_pred, test)])
-    out = {"e_rmse": 1000 * float(np.sqrt(np.mean(((e_pred - e_ref) / n) ** 2))),
-           "f_rmse": 1000 * float(np.sqrt(np.mean(f_err ** 2))),
-           "barrier_err": float("nan"), "barrier_pred": float("nan"), "barrier_ref": float("nan")}
-    if barrier is not None:
-        r, ts = barrier
-        out["barrier_pred"] = float(e_pred[ts] - e_pred[r])
-        out["barrier_ref"] = float(e_ref[ts] - e_ref[r])
-        out["barrier_err"] = 1000 * abs(out["barrier_pred"] - out["barrier_ref"])
-    return out
+    return LearningCurve(rows, settings, baseline_row(test, label, baseline))
 
 
 # ``lam_lab.experiments.learning_curve`` names both this module and the function; `import ... as` can

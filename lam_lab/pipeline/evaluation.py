@@ -9,48 +9,39 @@ from typing import Any, Mapping
 import numpy as np
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.errors import DataError
+from lam_lab.evaluation import Prediction, Scores, parity, predict, reference
+from lam_lab.evaluation import score as score_prediction
 
 
 def downstream_splits(ds: Dataset) -> tuple[Dataset, Dataset, Dataset]:
     """Train / validation / test frames of a set that carries ``info['split']`` (rxn-dft: test = held-out reaction)."""
-    parts = [ds[[i for i, f in enumerate(ds) if f.info.get("split") == s]] for s in ("train", "val", "test")]
-    if not len(parts[0]) or not len(parts[2]):
-        raise DataError("needs frames with info['split'] = train and test", source=ds.name, field="info.split")
-    return parts[0], parts[1], parts[2]
+    return ds.where(split="train", required=True), ds.where(split="val"), ds.where(split="test", required=True)
+
+
+def _with_parity(s: Scores, pred: Prediction, test: Dataset, label: str) -> dict[str, Any]:
+    p = parity(pred, test, label)
+    return {**s.to_dict(), "parity": {k: np.asarray(v).tolist() for k, v in p.items()}}
 
 
 def score(model: Any, test: Dataset, label: str, baseline: str | None = None) -> dict[str, Any]:
-    """E RMSE (meV/atom), F RMSE (meV/Å), barrier (eV) and parity data of ``model`` on ``test`` vs ``label``.
+    """:class:`lam_lab.evaluation.Scores` of ``model`` on ``test`` vs ``label`` as a dict, with parity data.
 
     A Δ model is scored with its baseline's stored labels added (the same numbers its calculator gives,
     without recomputing GFN2-xTB); ``baseline`` names that label set when the model does not.
     """
     from lam_lab.delta import delta_spec
-    from lam_lab.experiments.learning_curve import _barrier_frames, predict
 
-    spec = delta_spec(model)
-    base = spec.get("baseline", baseline) if spec else None
-    e_pred, f_pred = predict(model, list(test), model.heads[model._head_index(None)])
-    if base is not None:
-        e_pred = e_pred + np.array([f.labels[base].energy for f in test])
-        f_pred = [p + f.labels[base].forces for p, f in zip(f_pred, test)]
-    e_ref = np.array([f.labels[label].energy for f in test])
-    f_ref = [f.labels[label].forces for f in test]
-    n = np.array([len(f) for f in test])
-    de = (e_pred - e_ref) / n
-    df = np.concatenate([p - r for p, r in zip(f_pred, f_ref)])
-    b_ref = b_pred = float("nan")
-    roles = _barrier_frames(test)  # (reactant, ts) indices
-    if roles is not None:
-        r, t = roles
-        b_ref, b_pred = float(e_ref[t] - e_ref[r]), float(e_pred[t] - e_pred[r])
-    thin = np.random.default_rng(0).permutation(df.size)[:1500]
-    return {"e_rmse": 1000 * float(np.sqrt(np.mean(de ** 2))), "f_rmse": 1000 * float(np.sqrt(np.mean(df ** 2))),
-            "barrier_ref": b_ref, "barrier_pred": b_pred, "barrier_err": abs(b_pred - b_ref),
-            "parity": {"e_ref": (e_ref / n).tolist(), "e_pred": (e_pred / n).tolist(),
-                       "f_ref": np.concatenate(f_ref).ravel()[thin].tolist(),
-                       "f_pred": np.concatenate(f_pred).ravel()[thin].tolist()}}
+    base = (delta_spec(model) or {}).get("baseline", baseline) if delta_spec(model) else None
+    pred = predict(model, test, baseline=base)
+    return _with_parity(score_prediction(pred, test, label), pred, test, label)
+
+
+def baseline_score(test: Dataset, label: str, baseline: str) -> dict[str, Any] | None:
+    """The baseline method alone (its stored labels, e.g. GFN2-xTB) scored like a model; None when absent."""
+    if not all(baseline in f.labels for f in test):
+        return None
+    pred = reference(test, baseline)
+    return _with_parity(score_prediction(pred, test, label), pred, test, label)
 
 
 def zero_shot_rows(model: Any, ds: Dataset, label: str) -> list[dict[str, Any]]:

@@ -95,20 +95,48 @@ def section_pretrain(card: Mapping[str, Any] | None, history: Any) -> str:
     return "\n".join(out)
 
 
+_OLD_KEYS = {"e_rmse": "energy_rmse_mev_per_atom", "f_rmse": "force_rmse_mev_per_A", "barrier_err": "barrier_err_ev",
+             "barrier_ref": "barrier_ref_ev", "barrier_pred": "barrier_pred_ev"}
+E_COLS = [("energy_rmse_mev_per_atom", "E RMSE (meV/atom)"),
+          ("energy_rmse_offset_removed_mev_per_atom", "E RMSE, offsets removed (meV/atom)")]
+
+
+def _rows(rows: Sequence[Mapping[str, Any]] | None, baseline: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows with the unit-named keys (files of older runs use short names, barriers in eV), the baseline alone last.
+
+    The baseline's raw energy error is left blank: its energies have another zero (only offset-removed errors compare).
+    """
+    out = [{_OLD_KEYS.get(k, k): v for k, v in r.items()} for r in rows or []]
+    if baseline:
+        out.append({**{_OLD_KEYS.get(k, k): v for k, v in baseline.items()}, "energy_rmse_mev_per_atom": float("nan")})
+    return out
+
+
 def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
-    """Zero-shot, fine-tune/Δ table, learning curve, parity of the best model, training curves."""
-    cols = [("method", "method"), ("n", "N train"), ("e_rmse", "E RMSE (meV/atom)"), ("f_rmse", "F RMSE (meV/Å)"),
-            ("barrier_ref", "barrier DFT (eV)"), ("barrier_pred", "barrier model (eV)"), ("barrier_err", "|Δ barrier| (eV)")]
+    """Zero-shot, fine-tune/Δ table (with the baseline alone), learning curve, parity of the best model, curves."""
+    cols = [("method", "method"), ("n", "N train"), *E_COLS, ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
+            ("barrier_ref_ev", "barrier DFT (eV)"), ("barrier_pred_ev", "barrier model (eV)"),
+            ("barrier_err_ev", "|Δ barrier| (eV)")]
+    base = ft.get("baseline")
+    zero = list(metrics["zero_shot"])
+    if base:
+        zero.append({"head": f"{base['method']} (no model)", "label": base.get("label", ""), "frames": base.get("n_frames"),
+                     "e_rmse": base["energy_rmse_offset_removed_mev_per_atom"], "f_rmse": base["force_rmse_mev_per_A"]})
     out = ["<h2>3. Zero-shot, fine-tuning and Δ-ML on the held-out reaction</h2>",
-           "<p class='muted'>Zero-shot: each pre-trained head, energy bias refit on the downstream train split only (Eq. 6).</p>",
-           table(metrics["zero_shot"], [("head", "head"), ("label", "label"), ("frames", "frames"),
-                                        ("e_rmse", "E RMSE (meV/atom)"), ("f_rmse", "F RMSE (meV/Å)")]),
-           table(ft["rows"], cols)]
-    rows = ft["rows"]
+           "<p class='muted'>Zero-shot: each pre-trained head, energy bias refit on the downstream train split only (Eq. 6)"
+           + ("; the baseline alone: its stored labels, energy offsets removed" if base else "") + ".</p>",
+           table(zero, [("head", "head"), ("label", "label"), ("frames", "frames"),
+                        ("e_rmse", "E RMSE (meV/atom)"), ("f_rmse", "F RMSE (meV/Å)")]),
+           table(_rows(ft["rows"], base), cols)]
+    rows = _rows(ft["rows"])
+    key, unit = "force_rmse_mev_per_A", "F RMSE (meV/Å)"
     if len({r["n"] for r in rows}) > 1:
-        out.append(figure(plots.curve_lines(rows, "n", "f_rmse", "method", "learning curve: force error on the held-out reaction", "F RMSE (meV/Å)")))
+        out.append(figure(plots.curve_lines(rows, "n", key, "method", "learning curve: force error on the held-out reaction",
+                                            unit, baseline=base)))
     else:
-        out.append(figure(plots.grouped_bars(rows, "method", "f_rmse", "n", "force error on the held-out reaction", "F RMSE (meV/Å)")))
+        fig = plots.grouped_bars(rows, "method", key, "n", "force error on the held-out reaction", unit)
+        plots.baseline_line(fig, (base or {}).get(key), str((base or {}).get("method", "")))
+        out.append(figure(fig))
     best = ft["best"]
     p = best["parity"]
     title = f"best ({best['method']}, N={best['n']}): energy per atom"
@@ -124,7 +152,7 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
 
 
 def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> str:
-    """Per-round candidate fractions, student vs teacher errors and speed."""
+    """Per-round candidate fractions, student vs teacher (and the baseline alone) errors and speed."""
     import plotly.graph_objects as go
 
     out = ["<h2>4. Distillation into the student</h2>"]
@@ -134,8 +162,12 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
             fig.add_bar(x=[r["round"] for r in rounds], y=[r.get(key, 0) for r in rounds], name=key)
         fig.update_layout(barmode="stack", title="candidates per round (fractions)", xaxis_title="round", template="plotly_white", height=320)
         out.append(figure(fig))
-    out.append(table(metrics["student_vs_teacher"], [("model", "model"), ("e_rmse", "E RMSE (meV/atom)"),
-                                                     ("f_rmse", "F RMSE (meV/Å)"), ("barrier_err", "|Δ barrier| (eV)")]))
+    rows = _rows(metrics["student_vs_teacher"])
+    for r in rows:
+        if str(r.get("model", "")).endswith(" alone"):
+            r["energy_rmse_mev_per_atom"] = float("nan")
+    out.append(table(rows, [("model", "model"), *E_COLS, ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
+                            ("barrier_err_ev", "|Δ barrier| (eV)")]))
     speed = metrics["speed"]
     out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm neighbor "
                "cache); a Δ teacher also pays its GFN2-xTB baseline at run time, the student does not:</p>" + table(speed["rows"], [("system", "system"), ("atoms", "atoms"), ("teacher", "teacher"),

@@ -122,7 +122,7 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     """Each mode × N on the downstream set; errors on the held-out test split against the high-level labels."""
     from lam_lab import datasets
     from lam_lab.finetune import finetune
-    from lam_lab.pipeline.evaluation import downstream_splits, score
+    from lam_lab.pipeline.evaluation import baseline_score, downstream_splits, score
 
     spec, d = ctx.cfg.finetune, ctx.dir("finetune")
     train_all, val, test = downstream_splits(datasets.load(spec.dataset))
@@ -140,11 +140,17 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
             histories[tag] = res.train.history
             row = {"method": mode, "n": min(n, len(train_all)), **score(res.model, test, spec.label, spec.baseline)}
             rows.append(row)
-            ctx.log(f"finetune: {tag}: F RMSE {row['f_rmse']:.0f} meV/Å, barrier error {row['barrier_err']:.3f} eV")
-    best = min(rows, key=lambda r: r["f_rmse"])
+            ctx.log(f"finetune: {tag}: F RMSE {row['force_rmse_mev_per_A']:.0f} meV/Å, "
+                    f"barrier error {row['barrier_err_ev']:.3f} eV")
+    best = min(rows, key=lambda r: r["force_rmse_mev_per_A"])
     files["best"] = files[f"model:{best['method']}-n{best['n']}"]
-    files["results"] = ctx.rel(write_json(d / "results.json", {"rows": rows, "best": best, "histories": histories}))
-    return files, {"best": f"{best['method']} N={best['n']}", "best_f_rmse": best["f_rmse"]}
+    base = baseline_score(test, spec.label, spec.baseline)
+    base_row = {"method": f"{spec.baseline} alone", "n": 0, **base} if base else None
+    if base_row:
+        ctx.log(f"finetune: {spec.baseline} alone on the same frames: F RMSE {base_row['force_rmse_mev_per_A']:.0f} meV/Å")
+    files["results"] = ctx.rel(write_json(d / "results.json", {"rows": rows, "best": best, "baseline": base_row,
+                                                                "histories": histories}))
+    return files, {"best": f"{best['method']} N={best['n']}", "best_f_rmse": best["force_rmse_mev_per_A"]}
 
 
 # -- 4. distillation -----------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     spec, d = ctx.cfg.distill, ctx.dir("distill")
     ds = datasets.load(ctx.cfg.finetune.dataset)
     # the transition states of the training reactions: exploration from there visits both wells and the barrier
-    starts = [f.to_atoms() for f in ds if f.info.get("role") == "ts" and f.info.get("split") != "test"]
+    starts = [f.to_atoms() for f in ds.where(role="ts", split=("train", "val", None))]
     events: list[dict[str, Any]] = []
     res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
                   temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,
@@ -202,7 +208,7 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     """Zero-shot, fine-tuned/Δ and student-vs-teacher errors on the held-out reaction, and MD speed of each."""
     from lam_lab import datasets
     from lam_lab.models import load
-    from lam_lab.pipeline.evaluation import downstream_splits, md_speed, score, zero_shot_rows
+    from lam_lab.pipeline.evaluation import baseline_score, downstream_splits, md_speed, score, zero_shot_rows
 
     spec = ctx.cfg.finetune
     _, _, test = downstream_splits(datasets.load(spec.dataset))
@@ -211,15 +217,18 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     student = load(ctx.path("distill", "student"))
     teacher_row = {"model": f"teacher ({ft['best']['method']} N={ft['best']['n']})", **score(teacher, test, spec.label, spec.baseline)}
     student_row = {"model": "student", **score(student, test, spec.label, spec.baseline)}
+    base = baseline_score(test, spec.label, spec.baseline)
+    rows = [teacher_row, student_row] + ([{"model": f"{spec.baseline} alone", **base}] if base else [])
     speed = md_speed({"teacher": ctx.path("finetune", "best"), "student": ctx.path("distill", "student")},
                      device=ctx.cfg.device)
     zero = zero_shot_rows(load(ctx.path("pretrain", "model")), datasets.load(spec.dataset), spec.label)
-    out = {"zero_shot": zero, "finetune": ft["rows"], "student_vs_teacher": [teacher_row, student_row], "speed": speed}
+    out = {"zero_shot": zero, "finetune": ft["rows"], "baseline": ft.get("baseline"), "student_vs_teacher": rows,
+           "speed": speed}
     path = write_json(ctx.dir("evaluate") / "metrics.json", out)
     su = speed.get("speedup")
-    ctx.log(f"evaluate: teacher F {teacher_row['f_rmse']:.0f}, student F {student_row['f_rmse']:.0f} meV/Å; student speed-up {su}")
-    return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": teacher_row["f_rmse"], "student_f_rmse": student_row["f_rmse"],
-                                        "student_speedup": su}
+    tf, sf = teacher_row["force_rmse_mev_per_A"], student_row["force_rmse_mev_per_A"]
+    ctx.log(f"evaluate: teacher F {tf:.0f}, student F {sf:.0f} meV/Å; student speed-up {su}")
+    return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": tf, "student_f_rmse": sf, "student_speedup": su}
 
 
 STAGES: list[tuple[str, Callable[[Context], tuple[dict[str, str], dict[str, Any]]], list[str]]] = [

@@ -21,9 +21,9 @@ _MAX_PARITY_FORCES = 30000  # force components kept for parity plots (subsampled
 class MetricsRow:
     """Errors of one model head on one data set; energies meV/atom, forces meV/Å, virial meV/atom.
 
-    ``e_std``/``f_std`` are the standard deviations of the labels (energy per atom over frames,
-    force components over atoms), as in the paper's Table 2: an RMSE below them means the model
-    explains the data better than its mean.
+    ``e_std``/``f_std`` are the standard deviations of the labels (energy per atom over frames with a
+    least-squares per-element offset removed, force components over atoms), as in the paper's Table 2:
+    an RMSE below them means the model explains the data better than per-element constants do.
     """
 
     name: str
@@ -39,6 +39,7 @@ class MetricsRow:
     f_std: float
     v_rmse: float = float("nan")
     weight: float = 1.0
+    baseline: str | None = None  # label set added to a Δ model's output (None: the model alone)
 
 
 @dataclass
@@ -87,7 +88,10 @@ class MetricsTable:
                          f"{r.f_rmse:>9.1f}{r.f_mae:>8.1f}{r.f_std:>9.1f}")
         if len(self.rows) > 1:
             lines.append(f"{'WARMSE':<22}{'':<14}{'':>7}{self.warmse_e:>9.2f}{'':>8}{'':>9}{self.warmse_f:>9.1f}")
-        lines.append("(energy meV/atom, force meV/Å)")
+        lines.append("(energy meV/atom, force meV/Å; E std: labels' spread per atom, per-element offsets removed)")
+        for r in self.rows:
+            if r.baseline:
+                lines.append(f"{r.name}: Δ model, the frames' {r.baseline!r} labels added back to its output")
         return "\n".join(lines)
 
 
@@ -97,17 +101,43 @@ def _wavg(pairs: Sequence[tuple[float, float]]) -> float:
 
 
 class _Sums:
-    """Running sums that make the metrics (and can be all-reduced across DDP ranks)."""
+    """Running sums that make the metrics (and can be all-reduced across DDP ranks).
+
+    ``xx``/``xy`` are the normal equations of the per-atom label energy on the composition fractions, so the
+    energy spread is reported with per-element offsets removed (a mixed-composition or Δ set's raw spread is
+    the offsets, hundreds of eV/atom, not the information a model has to learn).
+    """
 
     KEYS = ("n_frames", "n_atoms", "n_e", "e_sq", "e_abs", "e_ref", "e_ref2", "n_f", "f_sq", "f_abs", "f_ref", "f_ref2",
             "n_v", "v_sq")
 
-    def __init__(self) -> None:
+    def __init__(self, n_types: int = 0) -> None:
         self.v = dict.fromkeys(self.KEYS, 0.0)
+        self.xx = np.zeros((n_types, n_types))
+        self.xy = np.zeros(n_types)
 
     def reduce(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        t = fn(torch.tensor([self.v[k] for k in self.KEYS], dtype=torch.float64))
-        self.v = dict(zip(self.KEYS, t.tolist()))
+        k, t = len(self.KEYS), len(self.xy)
+        flat = np.concatenate([[self.v[key] for key in self.KEYS], self.xx.ravel(), self.xy])
+        out = fn(torch.tensor(flat, dtype=torch.float64)).numpy()
+        self.v = dict(zip(self.KEYS, out[:k].tolist()))
+        self.xx, self.xy = out[k:k + t * t].reshape(t, t), out[k + t * t:]
+
+    def add_composition(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Composition fractions [B, T] and label energies per atom [B] (eV/atom) of frames with energies."""
+        if len(self.xy):
+            self.xx += x.T @ x
+            self.xy += x.T @ y
+
+    def e_std(self) -> float:
+        """Label energy spread per atom with per-element offsets removed (meV/atom)."""
+        n, s2 = self.v["n_e"], self.v["e_ref2"]
+        if not n:
+            return float("nan")
+        if not len(self.xy) or not self.xx.any():
+            return float(np.sqrt(max(s2 / n - (self.v["e_ref"] / n) ** 2, 0.0))) * 1000
+        delta = np.linalg.lstsq(self.xx, self.xy, rcond=None)[0]
+        return float(np.sqrt(max((s2 - delta @ self.xy) / n, 0.0))) * 1000
 
     def row(self, name: str, head: str, label: str, weight: float) -> MetricsRow:
         v = self.v
@@ -117,7 +147,7 @@ class _Sums:
         return MetricsRow(
             name, head, label, int(v["n_frames"]), int(v["n_atoms"]),
             rms(v["e_sq"], v["n_e"]), mean(v["e_abs"], v["n_e"]), rms(v["f_sq"], v["n_f"]), mean(v["f_abs"], v["n_f"]),
-            std(v["e_ref"], v["e_ref2"], v["n_e"]), std(v["f_ref"], v["f_ref2"], v["n_f"]), rms(v["v_sq"], v["n_v"]), weight,
+            self.e_std(), std(v["f_ref"], v["f_ref2"], v["n_f"]), rms(v["v_sq"], v["n_v"]), weight,
         )
 
 
@@ -140,15 +170,23 @@ def evaluate(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     parity: bool = True,
+    baseline: str | None = "auto",
 ) -> MetricsTable:
     """Energy/force errors of ``model`` on one data set or a dict of them (name → Dataset).
 
     Each data set is evaluated through ``head`` (default: the head named like the data set, else
     ``"default"`` or the only head) against its ``label`` set (default: the data set's default
-    label). ``weights`` (name → weight) make the WARMSE; energies in meV/atom, forces in meV/Å.
+    label). A Δ model gets the frames' stored baseline labels added back (``baseline="auto"``; a
+    DataError says what is missing when the frames lack them; None compares the bare Δ output).
+    ``weights`` (name → weight) make the WARMSE; energies in meV/atom, forces in meV/Å.
     """
+    from lam_lab.evaluation import predict, score
+
     sets = {dataset.name: dataset} if isinstance(dataset, Dataset) else dict(dataset)
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is not None and torch.device(device) != next(model.parameters()).device:
+        import copy
+
+        model = copy.deepcopy(model).to(device)
     rows, par = [], {}
     for name, ds in sets.items():
         h = head if isinstance(head, str) else _default_head(model, (head or {}).get(name, name) if head else name)
@@ -157,13 +195,35 @@ def evaluate(
         lab = label if isinstance(label, str) else (label or {}).get(name) or ds.default_label()
         if lab not in ds.label_sets:
             raise DataError(f"label set {lab!r} not in {ds.label_sets}", source=ds.provenance.source or ds.name, field="label")
-        src = ds.provenance.source or ds.name
-        graphs = [model.prepare(f, label=lab, index=i, source=src) for i, f in enumerate(ds) if lab in f.labels]
-        sums, p = evaluate_graphs(model, graphs, h, batch_size, dev, keep_parity=parity)
-        rows.append(sums.row(name, h, lab, float((weights or {}).get(name, 1.0))))
-        if p is not None:
-            par[name] = p
+        frames = ds.with_label(lab)
+        virial = any(f.labels[lab].virial is not None and f.is_periodic for f in frames)
+        pred = predict(model, frames, h, baseline=_baseline_for(model, lab, baseline), virial=virial,
+                       max_atoms=max(512, 64 * batch_size))
+        s = score(pred, frames, lab, barrier=None)
+        rows.append(MetricsRow(name, h, lab, s.n_frames, s.n_atoms, s.energy_rmse_mev_per_atom, s.energy_mae_mev_per_atom,
+                               s.force_rmse_mev_per_A, s.force_mae_mev_per_A, s.energy_std_mev_per_atom,
+                               s.force_std_mev_per_A, s.virial_rmse_mev_per_atom,
+                               float((weights or {}).get(name, 1.0)), pred.baseline))
+        if parity:
+            par[name] = _parity(pred, frames, lab)
     return MetricsTable(rows, par)
+
+
+def _baseline_for(model: "Potential", label: str, baseline: str | None) -> str | None:
+    """``baseline`` unless the labels are the Δ model's own Δ label set (then the bare output is what compares)."""
+    from lam_lab.delta import delta_spec
+
+    spec = delta_spec(model)
+    if baseline == "auto" and spec and label.startswith("delta:"):
+        return None
+    return baseline
+
+
+def _parity(pred: Any, frames: Dataset, label: str) -> Parity:
+    from lam_lab.evaluation import parity
+
+    p = parity(pred, frames, label, max_forces=_MAX_PARITY_FORCES)
+    return Parity(p["e_ref"], p["e_pred"], p["f_ref"], p["f_pred"])
 
 
 def evaluate_graphs(
@@ -176,7 +236,7 @@ def evaluate_graphs(
     dtype = next(model.parameters()).dtype
     was_training = model.training
     model.eval()
-    sums = _Sums()
+    sums = _Sums(len(model.type_map))
     e_ref, e_pred, f_ref, f_pred = [], [], [], []
     rank, world = shard
     mine = [graphs[i] for i in range(rank, len(graphs), world)]
@@ -218,6 +278,9 @@ def _accumulate(sums: _Sums, out: Any, batch: Any, keep: bool, lists: tuple[list
         m = batch.has_energy
         ref, pred = (batch.energy.double() / n)[m], (out.energy.detach().double() / n)[m]
         _add(sums.v, "e", ref, pred)
+        counts = torch.zeros(len(n), len(sums.xy), dtype=torch.float64, device=n.device)
+        counts.index_put_((batch.frame, batch.types), torch.ones_like(batch.frame, dtype=torch.float64), accumulate=True)
+        sums.add_composition((counts / n[:, None])[m].cpu().numpy(), ref.cpu().numpy())
         if keep:
             lists[0].append(ref.cpu().numpy())
             lists[1].append(pred.cpu().numpy())

@@ -32,17 +32,9 @@ def test_split(ds: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
 
 def parity_data(model: Any, head: str, test: Dataset, label: str, baseline: str | None) -> dict[str, np.ndarray]:
     """Reference vs model E/N (eV/atom) and force components (eV/Å) on ``test``; a Δ model gets its baseline added."""
-    from lam_lab.experiments.learning_curve import predict
+    from lam_lab.evaluation import parity, predict
 
-    frames = list(test)
-    e_pred, f_pred = predict(model, frames, head)
-    if baseline is not None:
-        e_pred = e_pred + np.array([f.labels[baseline].energy for f in frames])
-        f_pred = [p + f.labels[baseline].forces for p, f in zip(f_pred, frames)]
-    n = np.array([len(f) for f in frames])
-    return {"e_ref": np.array([f.labels[label].energy for f in frames]) / n, "e_pred": e_pred / n,
-            "f_ref": np.concatenate([f.labels[label].forces.ravel() for f in frames]),
-            "f_pred": np.concatenate([p.ravel() for p in f_pred])}
+    return parity(predict(model, test, head, baseline=baseline), test, label, max_forces=None)
 
 
 def method_name(mode: str, pretrained: bool) -> str:
@@ -161,7 +153,8 @@ class FinetunePanel(w.VBox):
         return self.result
 
     def _job(self, ctx: JobContext, s: dict[str, Any]) -> Any:
-        from lam_lab.experiments.learning_curve import CurveRow, score
+        from lam_lab.evaluation import parity, predict, score
+        from lam_lab.experiments.learning_curve import CurveRow
         from lam_lab.finetune import finetune
 
         def on_event(event: Any) -> None:
@@ -183,11 +176,11 @@ class FinetunePanel(w.VBox):
         baseline = "gfn2-xtb" if s["mode"] == "delta" else None
         ctx.progress(1.0, "scoring the test split…")
         test, label = s["validation"], s["label"]
-        sc = score(res.model, res.head, test, label, baseline)
+        pred = predict(res.model, test, res.head, baseline=baseline)  # run once: scores and parity from it
         n = int(res.model.metadata.get("extra", {}).get("finetune", {}).get("frames") or len(s["dataset"]))
-        self.rows.append(CurveRow(method_name(s["mode"], s["pretrained"] is not None), str(n), n, sc["e_rmse"], sc["f_rmse"], sc["barrier_err"], sc["barrier_pred"],
-                                  sc["barrier_ref"], res.train.wall_time_s, res.train.steps, res.branch))
-        par = parity_data(res.model, res.head, test, label, baseline)
+        self.rows.append(CurveRow.from_scores(method_name(s["mode"], s["pretrained"] is not None), str(n), n,
+                                              score(pred, test, label), res.train.wall_time_s, res.train.steps, res.branch))
+        par = parity(pred, test, label, max_forces=None)
         self.figures["parity_e"] = plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom")
         self.figures["parity_f"] = plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å")
         self._show_comparison()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError, ValidationError
@@ -90,11 +90,15 @@ def read(
     name: str | None = None,
     skip_invalid: bool = False,
     validate: bool = True,
+    labels: Mapping[str, Sequence[str | None]] | None = None,
 ) -> Dataset:
     """Read a dataset (Å, eV, eV/Å) from ``path``, format auto-detected unless given.
 
     ``label`` names the label set where the file does not (default "reference"); where the file
-    names its label sets, it selects that one set. Unless ``validate=False`` the frames are checked
+    names its label sets, it selects that one set. ``labels`` (extxyz) reads several label sets from
+    named keys, e.g. ``{"wb97x/6-31g*": ("dft_energy", "dft_forces"), "gfn2-xtb": ("xtb_energy",
+    "xtb_forces")}`` (energy key, forces key[, virial key]; "energy"/"forces" are the standard ones).
+    A warning lists the keys an extxyz read did not use. Unless ``validate=False`` the frames are checked
     and every problem is raised at once as :class:`ValidationError`; ``skip_invalid=True`` drops the
     bad frames instead, with a warning giving the count.
     """
@@ -105,8 +109,15 @@ def read(
     spec = FORMATS[fmt]
     if spec.reader is None:
         raise DataError(f"format {fmt!r} cannot be read; readable: {_supported()}", source=str(p))
+    if labels is not None and fmt != "extxyz":
+        raise DataError(f"labels= maps extxyz keys; a {fmt} file names its label sets itself (use label=)",
+                        source=str(p), field="labels")
+    if labels is not None:
+        from lam_lab.data.io.label_map import check_label_map
+
+        labels = check_label_map(labels)
     try:
-        ds = spec.reader(p, label=label)
+        ds = spec.reader(p, label=label, **({"labels": labels} if labels else {}))
     except Exception as exc:  # noqa: BLE001 - any parse failure becomes a located DataError
         if isinstance(exc, MemoryError):
             raise
@@ -117,6 +128,37 @@ def read(
     if validate:
         ds = _validated(ds, skip_invalid)
     return ds
+
+
+def load_source(source: "str | Path | Dataset", label: str | None = None, base: str | Path | None = None,
+                split: str | None = None) -> Dataset:
+    """The one "built-in name or path" resolver: a Dataset as is, a built-in set by name, or a file/folder.
+
+    ``base`` is tried first for relative paths (a run file's folder); ``split`` keeps the frames with that
+    ``info['split']``. A name that is neither raises a DataError with the closest built-in name.
+    """
+    if isinstance(source, Dataset):
+        ds = source
+    else:
+        ds = _load_named_or_path(str(source), label, base)
+    return ds.where(split=split, required=True) if split is not None else ds
+
+
+def _load_named_or_path(source: str, label: str | None, base: str | Path | None) -> Dataset:
+    import difflib
+
+    from lam_lab import datasets
+
+    names = datasets.available()
+    if source in names:
+        return datasets.load(source)
+    candidates = [Path(source)] if base is None or Path(source).is_absolute() else [Path(base) / source, Path(source)]
+    for path in candidates:
+        if path.exists():
+            return read(path, label=label)
+    close = difflib.get_close_matches(source, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else (f"; built-in: {', '.join(names)}" if names else "")
+    raise DataError(f"{source!r} is neither a built-in data set nor an existing file or folder{hint}", source=source)
 
 
 def _validated(ds: Dataset, skip_invalid: bool) -> Dataset:
@@ -153,4 +195,4 @@ def write(ds: Dataset, path: str | Path, format: str | None = None, label: str |
         raise
 
 
-__all__ = ["FORMATS", "Format", "read", "write", "detect_format"]
+__all__ = ["FORMATS", "Format", "read", "write", "detect_format", "load_source"]

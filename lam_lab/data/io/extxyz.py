@@ -20,15 +20,17 @@ from lam_lab.data.frame import Frame
 from lam_lab.data.io._ase import atoms_to_frame, frame_to_atoms, merge_label
 from lam_lab.data.io._common import (DEFAULT_LABEL, atomic_file, decode_info, dumps, encode_info, keep_only,
                                      label_key, write_label)
+from lam_lab.data.io.label_map import LabelMap, ignored_keys, mapped_frame, warn_ignored
 
 EXTENSIONS = (".xyz", ".extxyz")
 
 
-def read_extxyz(path: Path, label: str | None = None) -> Dataset:
-    """All frames of an extended-XYZ file (Å, eV, eV/Å)."""
+def read_extxyz(path: Path, label: str | None = None, labels: LabelMap | None = None) -> Dataset:
+    """All frames of an extended-XYZ file (Å, eV, eV/Å); ``labels`` maps label sets to keys (see label_map)."""
     import ase.io  # slow to import (~1 s): only when an XYZ file is used
 
     frames: list[Frame] = []
+    ignored: set[str] = set()
     named = False
     meta: dict = {}
     try:
@@ -37,7 +39,9 @@ def read_extxyz(path: Path, label: str | None = None) -> Dataset:
             named |= "lam_label" in atoms.info
             if "lam_dataset" in atoms.info:
                 meta = meta or _meta(atoms.info.pop("lam_dataset"))
-            frames.append(_frame(atoms, label))
+            frame = mapped_frame(atoms, labels) if labels else _frame(atoms, label)
+            ignored |= ignored_keys(atoms, frame, _used_keys(frame, labels))
+            frames.append(frame)
     except DataError as exc:
         raise DataError(exc.message, source=str(path), frame=len(frames), field=exc.field) from None
     except Exception as exc:  # ASE raises a zoo of types (XYZError, ValueError, IndexError) on bad text
@@ -45,9 +49,17 @@ def read_extxyz(path: Path, label: str | None = None) -> Dataset:
     prov = Provenance.from_dict(meta.get("provenance"))
     prov.source = str(path)
     ds = Dataset(frames, name=str(meta.get("name") or Path(path).stem), provenance=prov)
-    if label is not None and named:
+    if label is not None and named and not labels:
         keep_only(ds, label, path)
+    warn_ignored(path, ignored, bool(labels))
     return ds
+
+
+def _used_keys(frame: Frame, labels: LabelMap | None) -> set[str]:
+    """Keys that became labels: the mapped ones, or the standard results and each label set's own keys."""
+    if labels:
+        return {k for keys in labels.values() for k in keys if k}
+    return {"energy", "forces", "stress"} | {f"{label_key(n)}_forces" for n in frame.labels}
 
 
 def _meta(text: str) -> dict:
