@@ -95,6 +95,10 @@ def finetune(
     if mode == "atomft" and (pretrained is None or replay):
         raise ValueError("mode='atomft' needs a pre-trained base model and takes no replay (its base is frozen)")
     label = label or dataset.default_label()
+    scratch = mode == "scratch" or (mode == "delta" and pretrained is None)
+    if not scratch:
+        base, source = resolve_pretrained(pretrained)
+        check_delta_continuation(base, mode, baseline)
     train_ds = select_frames(dataset, label, frames, seed)
     target, spec, val_ds = label, None, validation
     if mode == "delta":
@@ -105,7 +109,6 @@ def finetune(
         val_ds = delta_dataset(validation, label, baseline) if validation is not None else None
     elif validation is not None:
         val_ds = validation.with_label(label)
-    scratch = mode == "scratch" or (mode == "delta" and pretrained is None)
     chosen, zero, added, hooks, replays, fate = None, {}, [], [], {}, {}
     if scratch:
         from lam_lab.models import build_model
@@ -115,7 +118,6 @@ def finetune(
         model.fit_energy_bias(train_ds, head=HEAD, label=target)  # Eq. 6 (and input statistics)
         source = None
     else:
-        base, source = resolve_pretrained(pretrained)
         n_old = len(base.type_map)
         added = missing_elements(base, train_ds, new_elements == "error")
         if added:
@@ -181,6 +183,22 @@ def select_frames(dataset: Dataset, label: str, n: int | None, seed: int = 0) ->
         raise DataError(f"frames={n} but the data set has {len(ds)} frames with label {label!r}",
                         source=dataset.provenance.source, field="frames")
     return ds.subset(n, seed)
+
+
+def check_delta_continuation(base: Potential, mode: str, baseline: str) -> None:
+    """A Δ model keeps training only as Δ on its own baseline: other modes or baselines are a DataError saying so."""
+    from lam_lab.delta import delta_spec
+
+    spec = delta_spec(base)
+    if spec is None:
+        return
+    if mode != "delta":
+        raise DataError(f"the pre-trained model is a Δ model (it predicts label − {spec['baseline']}); mode={mode!r} "
+                        f"would train its head on full labels and drop the baseline. Keep training it with "
+                        f"mode='delta', baseline={spec['baseline']!r}", field="mode")
+    if spec.get("baseline") != baseline:
+        raise DataError(f"the pre-trained Δ model learned label − {spec['baseline']!r}, not − {baseline!r}; pass "
+                        f"baseline={spec['baseline']!r}", field="baseline")
 
 
 def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, seed: int = 0,

@@ -80,3 +80,33 @@ def test_delta_calculator_is_baseline_plus_model_and_round_trips(frames, tmp_pat
         again = frame.to_atoms()
         again.calc = LAMCalculator(str(path))
         assert again.get_potential_energy() == pytest.approx(e, abs=1e-6)
+
+
+def test_keep_training_a_delta_model(frames):
+    first = finetune(frames, pretrained=None, mode="delta", label=HIGH, baseline=BASE, preset=TINY, steps=3,
+                     out_dir=None, progress=False)
+    more = finetune(frames, pretrained=first.model, mode="delta", label=HIGH, baseline=BASE, branch="default", steps=2,
+                    out_dir=None, progress=False)
+    assert more.branch == "default" and more.heads["default"].startswith("kept")
+    assert more.model.metadata["extra"]["delta"]["baseline"] == BASE
+    assert more.model.metadata["extra"]["finetune"]["heads"] == more.heads
+    with pytest.raises(DataError, match="mode='delta'"):
+        finetune(frames, pretrained=first.model, mode="finetune", label=HIGH, steps=1, out_dir=None, progress=False)
+    with pytest.raises(DataError, match="baseline='gfn2-xtb'"):
+        finetune(frames, pretrained=first.model, mode="delta", label=HIGH, baseline="gfn1-xtb", steps=1, out_dir=None,
+                 progress=False)
+
+
+def test_delta_from_a_multi_head_model_says_what_became_of_the_heads(frames):
+    pre = ll.build_model(TINY, ["H", "C", "N", "O"], heads=["rxn-xtb", "water-ff"])
+    with torch.no_grad():  # heads far from the Δ labels, as total-energy heads are
+        for p in pre.fittings.parameters():
+            p.mul_(30.0)
+    with pytest.warns(UserWarning, match="were dropped and the downstream head 'default' starts fresh"):
+        res = finetune(frames, pretrained=pre, mode="delta", label=HIGH, baseline=BASE, steps=1, out_dir=None,
+                       progress=False)
+    assert set(res.heads) == {"rxn-xtb", "water-ff"} and all(v.startswith("dropped") for v in res.heads.values())
+    assert "zero-shot F RMSE" in res.heads["rxn-xtb"]
+    kept = finetune(frames, pretrained=pre, mode="delta", label=HIGH, baseline=BASE, branch="water-ff", steps=1,
+                    out_dir=None, progress=False)
+    assert kept.heads["water-ff"].startswith("kept") and kept.heads["rxn-xtb"] == "dropped"
