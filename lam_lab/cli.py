@@ -17,9 +17,9 @@ def _load_any(name_or_path: str, label: str | None = None):
         return datasets.load(name_or_path)
     if Path(name_or_path).exists():
         return read(name_or_path, label=label)
-    raise SystemExit(
-        f"lam-lab: {name_or_path!r} is neither a built-in data set ({', '.join(datasets.available())}) nor a file"
-    )
+    from lam_lab.data.errors import DataError
+
+    raise DataError(f"{name_or_path!r} is neither a built-in data set ({', '.join(datasets.available())}) nor a file")
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
@@ -57,9 +57,16 @@ def cmd_data_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``lam-lab VERB: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
-    p = argparse.ArgumentParser(prog="lam-lab", description=__doc__)
+    p = _Parser(prog="lam-lab", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
 
     data = sub.add_parser("data", help="inspect, build and convert data sets")
@@ -106,9 +113,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except DataError as exc:
-        print(f"lam-lab: {exc}", file=sys.stderr)
+    except (DataError, OSError) as exc:  # bad input: one line, not a traceback
+        print(f"lam-lab: {one_line(exc)}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:  # a binary file where text was expected; name it when the arguments tell
+        binary = [a for a in (argv if argv is not None else sys.argv[1:]) if _binary_file(a)]
+        where = f"{binary[0]}: " if binary else ""
+        print(f"lam-lab: {where}not UTF-8 text (a binary file given where YAML/text was expected?): {exc.reason} "
+              f"at byte {exc.start}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        print(f"lam-lab: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's message on one line (several problems joined by ``; ``, long lists cut)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip()) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
+def _binary_file(arg: str) -> bool:
+    """Whether a command-line argument names a file whose first 4 kB are not UTF-8."""
+    try:
+        with open(arg, "rb") as fh:
+            fh.read(4096).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Parse errors of config and data files read by verbs outside lam_lab.data (YAML, pickle, HDF5, zip)."""
+    import pickle
+    import zipfile
+
+    kinds: list[type] = [pickle.UnpicklingError, zipfile.BadZipFile, EOFError]
+    try:
+        import yaml
+
+        kinds.append(yaml.YAMLError)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(kinds))
 
 
 if __name__ == "__main__":

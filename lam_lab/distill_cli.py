@@ -41,7 +41,7 @@ class DistillSpec:
     init_frames: str | None = None
     converge: float = 0.99
     seed: int = 0
-    out_dir: str = "lam_lab_runs/distill"
+    out_dir: str = "auto"  # a new lam_lab_runs/distill-<time> folder per run
     device: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     md: MDConfig = field(default_factory=_md_default)
@@ -49,25 +49,12 @@ class DistillSpec:
 
 def load_spec(path: str | Path | None, overrides: list[str] | None = None) -> DistillSpec:
     """A validated :class:`DistillSpec` from a YAML/TOML file (or the defaults) with ``key.path=value`` overrides."""
-    from lam_lab.train.config import _apply_override, from_dict
+    from lam_lab.train.config import _apply_override, from_dict, read_config_file
 
     raw: dict[str, Any] = {}
     source = str(path) if path is not None else "command line"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError("distillation run file not found", source=source)
-        try:
-            if p.suffix == ".toml":
-                import tomllib
-
-                raw = tomllib.loads(p.read_text())
-            else:
-                import yaml
-
-                raw = yaml.safe_load(p.read_text()) or {}
-        except Exception as exc:  # the parsers' messages carry line numbers
-            raise ConfigError(f"cannot parse: {exc}", source=source) from exc
+        raw = read_config_file(path, "distillation run file")
     for item in overrides or []:
         _apply_override(raw, item, source)
     if isinstance(raw.get("md"), dict):  # MD keys refine the exploration default (Langevin), not MDConfig's NVE
@@ -97,8 +84,12 @@ def load_systems(specs: list[str]) -> list:
         elif Path(spec).exists():
             try:
                 atoms.extend(f.to_atoms() for f in read(spec))
-            except DataError:  # plain structure files without labels: ASE reads them
-                atoms.extend(ase_read(spec, index=":"))
+            except DataError as first:  # plain structure files without labels: ASE reads them
+                try:
+                    atoms.extend(ase_read(spec, index=":"))
+                except Exception as exc:  # ASE raises many kinds for files it cannot parse
+                    raise DataError(f"not a structure file lam_lab or ASE can read ({first.message}; ASE: "
+                                    f"{type(exc).__name__}: {exc})", source=spec, field="systems") from None
         else:
             raise DataError("system is neither smiles:..., a built-in data set nor an existing file", source=spec,
                             field="systems")
@@ -154,7 +145,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--md-steps", type=int, default=None)
     d.add_argument("--train-steps", type=int, default=None)
     d.add_argument("--seed", type=int, default=None)
-    d.add_argument("--out", default=None, help="output folder (student.pt, rounds.jsonl, train.lamh5)")
+    d.add_argument("--out", default=None, help="output folder (student.pt, rounds.jsonl, train.lamh5; default: a new lam_lab_runs/distill-<time>)")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key, e.g. train.lr=0.001")
     d.add_argument("--quiet", action="store_true", help="no progress output")

@@ -43,20 +43,16 @@ class FinetuneSpec:
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     pretrain: PretrainSpec | None = None
-    out_dir: str = "lam_lab_runs/finetune"
+    out_dir: str = "auto"  # a new lam_lab_runs/finetune-<time> folder per run
 
 
 def load_spec(path: str | None, args: argparse.Namespace) -> FinetuneSpec:
     """The run spec from a YAML file (if given) with command-line flags on top; bad keys name their path."""
-    import yaml
-
-    from lam_lab.train.config import from_dict
+    from lam_lab.train.config import from_dict, read_config_file
 
     raw: dict[str, Any] = {}
     if path:
-        if not Path(path).exists():
-            raise ConfigError("config file not found", source=path)
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_config_file(path)
     for f in fields(FinetuneSpec):
         value = getattr(args, f.name, None)
         if value is not None and f.name not in ("train", "pretrain"):
@@ -100,6 +96,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                   freeze=spec.freeze, replay=spec.replay, new_elements=spec.new_elements, alpha=spec.alpha,
                   validation=val, config=spec.train)
     out = args.out or spec.out_dir
+    if out == "auto":  # a fresh folder: a second run never lands on the first one's files
+        from lam_lab.train.rundir import auto_dir
+
+        out = auto_dir(prefix="finetune")
     if spec.pretrain is not None:
         p = spec.pretrain
         both = ff_pretrain_finetune(train_ds, pretrain_data=p.data, pretrain_label=p.label, preset=p.preset,
@@ -167,7 +167,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     ft.add_argument("--steps", type=int, default=None)
     ft.add_argument("--minutes", type=float, default=None)
     ft.add_argument("--device", default=None)
-    ft.add_argument("--out", default=None, help="run folder (default lam_lab_runs/finetune)")
+    ft.add_argument("--out", default=None, help="run folder (default: a new lam_lab_runs/finetune-<time>)")
     ft.add_argument("--quiet", action="store_true")
     ft.set_defaults(func=cmd_finetune)
     _float_or_str(ft, "validation")

@@ -106,3 +106,84 @@ def test_model_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+
+
+# -- 6. every verb: missing, binary, non-mapping, mistyped arguments -> one line on stderr, exit status 2 --
+CONFIG_VERBS = {  # verb -> argv with {f} for a config file
+    "train": ["train", "{f}"], "finetune": ["finetune", "rxn-xtb", "--config", "{f}"],
+    "distill": ["distill", "emt", "smiles:C", "--config", "{f}"], "pipeline": ["pipeline", "--config", "{f}"],
+    "pretrain": ["pretrain", "--recipe", "{f}"],
+}
+MODEL_VERBS = {  # verb -> argv with {f} for a model file
+    "test": ["test", "{f}", "rxn-xtb"], "md": ["md", "{f}", "C", "--steps", "1"],
+    "distill": ["distill", "{f}", "smiles:C"], "finetune": ["finetune", "rxn-xtb", "--pretrained", "{f}", "--steps", "1"],
+}
+DATA_VERBS = {  # verb -> argv with {f} for a data file and {m} for a good model
+    "data info": ["data", "info", "{f}"], "data convert": ["data", "convert", "{f}", "{d}/o.extxyz"],
+    "test": ["test", "{m}", "{f}"], "md": ["md", "emt", "{f}", "--steps", "1"],
+    "finetune": ["finetune", "{f}", "--pretrained", "none", "--steps", "1"], "distill": ["distill", "{m}", "{f}"],
+}
+BAD = {  # kind -> (file name, bytes or None for missing)
+    "missing": ("nope.yaml", None), "binary": ("bin.yaml", bytes(range(256)) * 8),
+    "non-mapping": ("list.yaml", b"- a\n- b\n"), "mistyped": ("typo.yaml", b"data: 5\ntrain: {steps: abc}\n"),
+    "folder": ("folder", "dir"),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    for name, content in BAD.values():
+        if content == "dir":
+            (d / name).mkdir()
+        elif content is not None:
+            (d / name).write_bytes(content)
+    ll.save(tiny_model(["H", "C", "N", "O"]), d / "m.pt")
+    return d
+
+
+def _run_cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    from lam_lab.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    return rc, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def _cases(verbs: dict[str, list[str]], kinds: tuple[str, ...], suffix: str) -> list:
+    return [pytest.param(argv, kind, suffix, id=f"{verb}-{kind}") for verb, argv in verbs.items() for kind in kinds]
+
+
+@pytest.mark.parametrize("argv,kind,suffix", _cases(CONFIG_VERBS, tuple(BAD), ".yaml")
+                         + _cases(MODEL_VERBS, ("missing", "binary", "non-mapping", "folder"), ".pt")
+                         + _cases(DATA_VERBS, ("missing", "binary", "non-mapping", "folder"), ".extxyz"))
+def test_every_verb_answers_bad_files_with_one_line_and_status_2(argv, kind, suffix, cli_dir, capsys):
+    name, _ = BAD[kind]
+    path = cli_dir / (name if kind == "folder" else name.replace(".yaml", suffix))
+    if not path.exists() and kind != "missing":
+        path.write_bytes((cli_dir / name).read_bytes())
+    args = [a.format(f=path, m=cli_dir / "m.pt", d=cli_dir) for a in argv]
+    rc, err = _run_cli(args, capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("lam-lab: ") and "Traceback" not in err[0]
+    if kind in ("missing", "binary", "folder") and "rxn-xtb" not in str(path):
+        assert path.name in err[0] or "built-in" in err[0] or "shipped" in err[0], err[0]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "x.yaml", "--steps", "abc"], r"lam-lab train: error: argument --steps: invalid int value: 'abc'"),
+    (["data", "build", "nope"], r"unknown built-in data set 'nope'"),
+    (["md", "emt", "nope.xyz"], r"'nope.xyz' is not a reaction .* an existing file, or a SMILES"),
+    (["nonsense-verb"], r"lam-lab: error: argument verb: invalid choice: 'nonsense-verb'"),
+])
+def test_mistyped_arguments(argv, message, capsys):
+    rc, err = _run_cli(argv, capsys)
+    assert rc == 2 and len(err) == 1 and __import__("re").search(message, err[0]), err
+
+
+def test_the_console_script_exits_2_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lam_lab.cli", "train", str(tmp_path / "missing.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"lam-lab: file {tmp_path / 'missing.yaml'}: run file not found"]

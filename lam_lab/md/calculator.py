@@ -23,6 +23,10 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+class NonFiniteEnergyError(ValueError):
+    """The model gave a NaN/inf energy or force (coincident atoms, or broken weights); MD guards stop on it."""
+
+
 class LAMCalculator(Calculator):
     """ASE calculator evaluating one head of a :class:`Potential` (or a saved model file).
 
@@ -120,7 +124,7 @@ class LAMCalculator(Calculator):
             forces = out.forces.detach().cpu().numpy().astype(np.float64)
             virial = out.virial.detach()[0].cpu().numpy().astype(np.float64) if periodic else None
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
-            raise ValueError(_nonfinite_reason(atoms))
+            raise NonFiniteEnergyError(_nonfinite_reason(atoms))
         self.results = {"energy": energy, "free_energy": energy, "energies": atomic, "forces": forces}
         if periodic:
             stress = -virial / atoms.get_volume()

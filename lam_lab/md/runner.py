@@ -307,7 +307,8 @@ class MDRunner:
                     break
                 except Exception as exc:  # e.g. an SCF that fails on a distorted geometry ends this run only
                     failed = step + 1 if started else 0
-                    trip = GuardTrip("calculator", f"calculator failed: {type(exc).__name__}: {exc}"[:400],
+                    kind = "nonfinite" if type(exc).__name__ == "NonFiniteEnergyError" else "calculator"
+                    trip = GuardTrip(kind, f"calculator failed: {type(exc).__name__}: {exc}"[:400],
                                      failed, failed * cfg.timestep)
                     break
                 step, started = dyn.nsteps, True

@@ -150,10 +150,27 @@ class RunConfig:
 # -- loading -----------------------------------------------------------------------------------------
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML or TOML run file, apply ``key.path=value`` overrides, validate everything."""
+    raw = read_config_file(path, "run file")
+    for item in overrides or []:
+        _apply_override(raw, item, str(path))
+    return parse_run_config(raw, source=str(path))
+
+
+def read_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The mapping in a YAML or TOML file; ConfigError for a missing, unreadable, binary or non-mapping file."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError("run file not found", source=str(path))
-    text = path.read_text()
+        raise ConfigError(f"{what} not found", source=str(path))
+    if path.is_dir():
+        raise ConfigError(f"{what} is a folder, not a YAML/TOML file", source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} is not UTF-8 text (a binary file?): byte {exc.start}", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", source=str(path)) from None
+    if "\x00" in text:
+        raise ConfigError(f"{what} is a binary file, not YAML/TOML", source=str(path))
     try:
         if path.suffix == ".toml":
             import tomllib
@@ -162,12 +179,14 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
         else:
             import yaml
 
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.safe_load(text)
     except Exception as exc:  # the parsers' own messages carry line numbers
-        raise ConfigError(f"cannot parse: {exc}", source=str(path)) from exc
-    for item in overrides or []:
-        _apply_override(raw, item, str(path))
-    return parse_run_config(raw, source=str(path))
+        raise ConfigError(f"cannot parse: {' '.join(str(exc).split())}", source=str(path)) from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"top level must be a mapping of keys to values, got {type(raw).__name__}", source=str(path))
+    return raw
 
 
 def parse_run_config(raw: dict[str, Any], source: str | None = None) -> RunConfig:
