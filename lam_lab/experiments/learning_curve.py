@@ -83,7 +83,8 @@ def _row_from_dict(d: dict[str, Any]) -> CurveRow:
     if "barrier_err" in d:
         d["barrier_err_ev"] = d.pop("barrier_err") / 1000
     known = set(CurveRow.__dataclass_fields__)
-    return CurveRow(**{k: v for k, v in d.items() if k in known})
+    return CurveRow(**{k: (float("nan") if v is None and k.endswith(("_mev_per_atom", "_mev_per_A", "_ev")) else v)
+                       for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -116,15 +117,15 @@ class LearningCurve:
             e_raw = "-" if r is self.baseline else f"{r.e_rmse:.2f}"
             lines.append(f"{r.method:<16}{size:>6}{e_raw:>10}{r.energy_rmse_offset_removed_mev_per_atom:>10.2f}"
                          f"{r.f_rmse:>10.1f}{r.barrier_err_ev:>13.3f}{r.train_s:>9.1f}")
-        lines.append("(test: held-out reaction; energy meV/atom, E RMSE*: per-element offsets removed, force meV/Å, "
-                     "barrier eV)")
+        lines.append("(test: held-out reaction; energy meV/atom, E RMSE*: per-element offsets fitted on the test "
+                     "frames removed, force meV/Å, barrier eV)")
         ratio = self.best_at_50_over_scratch_at_all
         if ratio is not None:
             lines.append(f"best method at N=50 / scratch at all frames (force RMSE): {ratio:.3f}")
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """A plotly figure: energy (offsets removed), force and barrier errors vs N (log axes), one line per method."""
+        """A plotly figure: energy, force and barrier errors vs N (log axes), one line per method, the baseline dashed."""
         from lam_lab.plots import learning_curve_figure
 
         return learning_curve_figure(
