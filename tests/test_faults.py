@@ -187,3 +187,45 @@ def test_the_console_script_exits_2_with_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lam_lab.cli", "train", str(tmp_path / "missing.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [f"lam-lab: file {tmp_path / 'missing.yaml'}: run file not found"]
+
+
+# -- 7. energies in another unit than eV ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dft():
+    return ll.datasets.load("rxn-dft")[:12].with_label("wb97x/6-31g*")
+
+
+def _scaled(ds, e_factor: float, f_factor: float):
+    out = ll.data.Dataset([f.copy() for f in ds], name=ds.name)
+    for f in out:
+        f.labels = {k: v for k, v in f.labels.items() if k == "wb97x/6-31g*"}
+        for lab in f.labels.values():
+            lab.energy *= e_factor
+            lab.forces = lab.forces * f_factor
+    return out
+
+
+@pytest.mark.parametrize("e_factor,f_factor,unit", [
+    (1 / 27.211386, 1 / 51.422, r"look like Hartree \(1 Hartree = 27.211386 eV"),
+    (1 / 27.211386, None, r"look like Hartree"),
+    (23.0605, 23.0605, r"look like kcal/mol \(1 kcal/mol = 0.0433641043 eV\)"),
+    (96.485, 96.485, r"look like kJ/mol"),
+])
+def test_energies_in_hartree_or_kcal_get_a_warning_naming_the_unit(dft, tmp_path, e_factor, f_factor, unit):
+    ds = _scaled(dft, e_factor, f_factor or 1.0)
+    if f_factor is None:
+        for f in ds:
+            for lab in f.labels.values():
+                lab.forces = None
+    with pytest.warns(UserWarning, match=rf"label set 'wb97x/6-31g\*': per-atom energies of about .* {unit}"):
+        ds.validate()
+    ll.data.write(ds, tmp_path / "x.extxyz")
+    with pytest.warns(UserWarning, match=rf"x\.extxyz: label set .* {unit}"):
+        ll.data.read(tmp_path / "x.extxyz")
+
+
+@pytest.mark.parametrize("name", ["rxn-dft", "rxn-xtb", "metals-emt", "water-ff"])
+def test_shipped_ev_data_gets_no_unit_warning(name):
+    from lam_lab.data.units import unit_hints
+
+    assert unit_hints(ll.datasets.load(name)) == []

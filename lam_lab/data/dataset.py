@@ -168,6 +168,9 @@ class Dataset(Sequence[Frame]):
             problems.append(DataError("dataset is empty", source=self.provenance.source))
         for i, f in enumerate(self.frames):
             problems.extend(f.problems(i, self.provenance.source))
+        from lam_lab.data.units import warn_units
+
+        warn_units(self)  # eV expected: Hartree or kcal/mol energies get a warning naming the likely unit
         if problems and raise_on_error:
             raise ValidationError(problems, source=self.provenance.source or self.name)
         return problems
