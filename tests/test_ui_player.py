@@ -159,6 +159,20 @@ def _colours(page, cls: str) -> int:
 
 
 @pytest.mark.browser
+def _eventually(check, timeout: float = 15.0, every: float = 0.05) -> None:
+    """Poll ``check()`` until it is true; fail with the last value after ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        time.sleep(every)
+
+
 def test_player_module_draws_scrubs_jumps_and_plays(tmp_path):
     """Render the ES module with a stand-in model: non-blank canvases, trace scrub, event click, playback."""
     import base64
@@ -177,19 +191,19 @@ def test_player_module_draws_scrubs_jumps_and_plays(tmp_path):
         page = browser.new_page(viewport={"width": 1100, "height": 700})
         page.set_content("<html><body></body></html>")
         page.evaluate(_HARNESS, {"js": player._esm, "css": player._css, "state": state, "buffers": buffers})
-        assert _colours(page, "llrp-view") > 50 and _colours(page, "llrp-plot") > 20  # not blank
+        # every check waits for the rendered state (animation frames lag under load) instead of reading at once
+        _eventually(lambda: _colours(page, "llrp-view") > 50 and _colours(page, "llrp-plot") > 20)  # not blank
         box = page.locator("canvas.llrp-plot").bounding_box()
         # the time axis spans the canvas between 58 px (left margin) and width - 12 px
         page.mouse.click(box["x"] + 58 + 0.5 * (box["width"] - 70), box["y"] + 40)
-        assert abs(page.evaluate("window.__model.get('frame')") - 14) <= 1
+        _eventually(lambda: abs(page.evaluate("window.__model.get('frame')") - 14) <= 1)
         event = player.events[-1]
         page.locator(".llrp-event").nth(len(player.events) - 1).click()
-        assert page.evaluate("window.__model.get('frame')") == event["frame"]
-        assert f"frame {event['frame'] + 1}/30" in page.locator(".llrp-readout").inner_text()
+        _eventually(lambda: page.evaluate("window.__model.get('frame')") == event["frame"])
+        _eventually(lambda: f"frame {event['frame'] + 1}/30" in page.locator(".llrp-readout").inner_text())
         page.evaluate("window.__model.set('frame', 0)")
         page.locator(".llrp-btn").nth(2).click()  # play
-        page.wait_for_timeout(900)
-        assert page.evaluate("window.__model.get('playing')") and page.evaluate("window.__model.get('frame')") >= 4
+        _eventually(lambda: page.evaluate("window.__model.get('playing')") and page.evaluate("window.__model.get('frame')") >= 4)
         page.locator(".llrp-btn").nth(2).click()  # pause
-        assert not page.evaluate("window.__model.get('playing')")
+        _eventually(lambda: not page.evaluate("window.__model.get('playing')"))
         browser.close()
