@@ -80,14 +80,14 @@ class MetricsTable:
         return {"rows": [asdict(r) for r in self.rows], "warmse_e": self.warmse_e, "warmse_f": self.warmse_f}
 
     def __str__(self) -> str:
-        hdr = (f"{'data set':<22}{'head':<14}{'frames':>7}{'E RMSE':>9}{'E MAE':>8}{'E std':>9}"
+        hdr = (f"{'data set':<22}{'head':<14}{'frames':>7}{'E RMSE':>10}{'E MAE':>10}{'E std':>9}"
                f"{'F RMSE':>9}{'F MAE':>8}{'F std':>9}")
         lines = [hdr, "-" * len(hdr)]
         for r in self.rows:
-            lines.append(f"{r.name[:21]:<22}{r.head[:13]:<14}{r.n_frames:>7}{r.e_rmse:>9.2f}{r.e_mae:>8.2f}{r.e_std:>9.1f}"
-                         f"{r.f_rmse:>9.1f}{r.f_mae:>8.1f}{r.f_std:>9.1f}")
+            lines.append(f"{r.name[:21]:<22}{r.head[:13]:<14}{r.n_frames:>7}{r.e_rmse:>10.2f}{r.e_mae:>10.2f}"
+                         f"{r.e_std:>9.1f}{r.f_rmse:>9.1f}{r.f_mae:>8.1f}{r.f_std:>9.1f}")
         if len(self.rows) > 1:
-            lines.append(f"{'WARMSE':<22}{'':<14}{'':>7}{self.warmse_e:>9.2f}{'':>8}{'':>9}{self.warmse_f:>9.1f}")
+            lines.append(f"{'WARMSE':<22}{'':<14}{'':>7}{self.warmse_e:>10.2f}{'':>10}{'':>9}{self.warmse_f:>9.1f}")
         lines.append("(energy meV/atom, force meV/Å; E std: labels' spread per atom, per-element offsets removed)")
         for r in self.rows:
             if r.baseline:
