@@ -17,7 +17,8 @@ from lam_lab.data.dataset import Dataset, LabelProvenance, Provenance
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
 
-XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB", "xtb": "GFN2-xTB", "gfn2": "GFN2-xTB", "gfn1": "GFN1-xTB"}
+XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB", "xtb": "GFN2-xTB", "gfn2": "GFN2-xTB",
+               "gfn1": "GFN1-xTB"}
 
 
 def delta_label(label: str, baseline: str) -> str:
@@ -48,7 +49,8 @@ def delta_dataset(dataset: Dataset, label: str, baseline: str = "gfn2-xtb") -> D
         frames.append(Frame(frame.numbers, frame.positions, frame.cell, frame.pbc,
                             {name: _difference(high, base, baseline, src, i)}, dict(frame.info)))
     if not frames:
-        raise DataError(f"no frame carries label {label!r} (label sets: {dataset.label_sets})", source=src, field="label")
+        raise DataError(f"no frame carries label {label!r} (label sets: {dataset.label_sets})", source=src,
+                        field="label")
     prov = Provenance.from_dict(dataset.provenance.to_dict())
     hi, lo = prov.labels.get(label), prov.labels.get(baseline)
     prov.labels = {name: LabelProvenance(method=f"{hi.method if hi else label} - {lo.method if lo else baseline}",

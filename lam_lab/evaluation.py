@@ -104,7 +104,7 @@ def resolve_baseline(model: Any, frames: Sequence["Frame"], baseline: str | None
 
 def predict(model: "Potential", frames: Any, head: str | None = None, baseline: str | None = AUTO,
             virial: bool = False, max_atoms: int = 4096) -> Prediction:
-    """Energies (eV) and forces (eV/Å) of ``model`` per frame, batched by ``max_atoms``; Δ models get the baseline added.
+    """Energies (eV) and forces (eV/Å) of ``model`` per frame (batches of ≤ ``max_atoms``); Δ: baseline added.
 
     ``head`` defaults to the only head, else ``"default"``; ``baseline="auto"`` adds a Δ model's stored
     baseline labels (None: the bare output, a name: that label set); ``virial`` for periodic frames (eV).
@@ -183,7 +183,7 @@ def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
 
 
 def offset_removed(per_atom: np.ndarray, frames: Sequence["Frame"]) -> np.ndarray:
-    """Per-atom energies (any unit) minus a least-squares per-element offset: Σ_z x_mz δ_z, x = composition fractions."""
+    """Per-atom energies (any unit) minus a least-squares per-element offset Σ_z x_mz δ_z (x: composition fractions)."""
     if len(per_atom) == 0:
         return np.asarray(per_atom, dtype=np.float64)
     zs = sorted({int(z) for f in frames for z in f.numbers})
@@ -257,7 +257,7 @@ def _default_label(frames: Any) -> str:
 
 def parity(prediction: Prediction, frames: Any, label: str, max_forces: int | None = PARITY_FORCES,
            seed: int = 0) -> dict[str, np.ndarray]:
-    """Reference vs predicted E/N (eV/atom) per frame and force components (eV/Å, a seeded subset of ≤ ``max_forces``)."""
+    """Reference vs predicted E/N (eV/atom) per frame and force components (eV/Å, seeded subset ≤ ``max_forces``)."""
     frame_list = _frames(frames)
     keep = [k for k, f in enumerate(frame_list) if label in f.labels and f.labels[label].energy is not None]
     n = np.array([len(frame_list[k]) for k in keep], dtype=np.float64)

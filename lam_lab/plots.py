@@ -16,25 +16,28 @@ COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 def loss_curves(history: Sequence[Mapping[str, Any]], title: str = "training") -> go.Figure:
     """Per-task force RMSE (meV/Å) of training windows (lines) and validations (markers) against step, log axes."""
     fig = go.Figure()
-    tasks = sorted({t for e in history for t in (e.get("train_rmse") or {})} | {t for e in history for t in (e.get("validation") or {})})
+    tasks = sorted({t for e in history for key in ("train_rmse", "validation") for t in (e.get(key) or {})})
     for k, task in enumerate(tasks):
         color = COLORS[k % len(COLORS)]
         tr = [(e["step"], e["train_rmse"][task]["f"]) for e in history
-              if e.get("kind") == "step" and task in (e.get("train_rmse") or {}) and e["train_rmse"][task].get("f")]
+              if e.get("kind") == "step" and (e.get("train_rmse") or {}).get(task, {}).get("f")]
         va = [(e["step"], e["validation"][task]["f_rmse"]) for e in history
-              if e.get("kind") == "validation" and task in (e.get("validation") or {}) and e["validation"][task].get("f_rmse")]
+              if e.get("kind") == "validation" and (e.get("validation") or {}).get(task, {}).get("f_rmse")]
         if tr:
-            fig.add_scatter(x=[s for s, _ in tr], y=[v for _, v in tr], mode="lines", name=f"{task} train", line=dict(color=color, width=1))
+            fig.add_scatter(x=[s for s, _ in tr], y=[v for _, v in tr], mode="lines", name=f"{task} train",
+                            line=dict(color=color, width=1))
         if va:
             fig.add_scatter(x=[s for s, _ in va], y=[v for _, v in va], mode="lines+markers", name=f"{task} validation",
                             line=dict(color=color, width=2, dash="dot"))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="force RMSE (meV/Å)", template="plotly_white", height=380)
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="force RMSE (meV/Å)", template="plotly_white",
+                      height=380)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
     return fig
 
 
-def parity(reference: Sequence[float], predicted: Sequence[float], title: str = "parity", unit: str = "eV") -> go.Figure:
+def parity(reference: Sequence[float], predicted: Sequence[float], title: str = "parity",
+           unit: str = "eV") -> go.Figure:
     """Predicted vs reference scatter with the y = x line and RMSE/MAE (in ``unit``) in the title."""
     ref, pred = np.asarray(reference, dtype=float).ravel(), np.asarray(predicted, dtype=float).ravel()
     if ref.shape != pred.shape:
@@ -47,17 +50,20 @@ def parity(reference: Sequence[float], predicted: Sequence[float], title: str = 
         go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#888", dash="dash"), name="y = x"),
     ])
     fig.update_layout(title=f"{title} — RMSE {rmse:.4g} {unit}, MAE {mae:.4g} {unit}", height=380, showlegend=False,
-                      xaxis_title=f"reference ({unit})", yaxis_title=f"model ({unit})", margin=dict(l=60, r=10, t=50, b=50))
+                      xaxis_title=f"reference ({unit})", yaxis_title=f"model ({unit})",
+                      margin=dict(l=60, r=10, t=50, b=50))
     fig.update_yaxes(scaleanchor="x")
     return fig
 
 
-def grouped_bars(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, title: str, unit: str, log: bool = False) -> go.Figure:
+def grouped_bars(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, title: str, unit: str,
+                 log: bool = False) -> go.Figure:
     """Bars of ``y`` per ``x`` for each ``group`` (e.g. force RMSE per N for each method)."""
     fig = go.Figure()
     for k, g in enumerate(dict.fromkeys(r[group] for r in rows)):
         sel = [r for r in rows if r[group] == g]
-        fig.add_bar(x=[str(r[x]) for r in sel], y=[r[y] for r in sel], name=str(g), marker_color=COLORS[k % len(COLORS)])
+        fig.add_bar(x=[str(r[x]) for r in sel], y=[r[y] for r in sel], name=str(g),
+                    marker_color=COLORS[k % len(COLORS)])
     fig.update_layout(title=title, yaxis_title=unit, barmode="group", template="plotly_white", height=360)
     if log:
         fig.update_yaxes(type="log")
@@ -94,7 +100,8 @@ LC_PANELS = (("energy_rmse_mev_per_atom", "energy_rmse_offset_removed_mev_per_at
              ("barrier_err_ev", "barrier_err_ev", "|barrier error| (eV)"))
 
 
-def learning_curve_figure(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None, title: str) -> go.Figure:
+def learning_curve_figure(rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any] | None,
+                          title: str) -> go.Figure:
     """Errors vs training frames N (log axes), one line per method, the baseline alone as a dashed line per panel."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, _, t in LC_PANELS])
     for k, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
@@ -115,7 +122,7 @@ def learning_curve_figure(rows: Sequence[Mapping[str, Any]], baseline: Mapping[s
 
 def md_traces(times: Sequence[float], epot: Sequence[float], etot: Sequence[float], temperature: Sequence[float],
               events: Sequence[Mapping[str, Any]] = (), title: str = "MD") -> go.Figure:
-    """Potential/total energy (eV, relative to the first frame) and temperature (K) against time (fs), with bond events."""
+    """Potential/total energy (eV, relative to the first frame) and temperature (K) vs time (fs), with bond events."""
     t = np.asarray(times, float)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=("energy (eV, relative)", "temperature (K)"))
@@ -124,7 +131,8 @@ def md_traces(times: Sequence[float], epot: Sequence[float], etot: Sequence[floa
     fig.add_scatter(x=t, y=np.asarray(etot) - e0, name="E_tot", row=1, col=1)
     fig.add_scatter(x=t, y=temperature, name="T", row=2, col=1, line=dict(color="#d62728"))
     for ev in events:
-        fig.add_vline(x=ev["time"], line=dict(color="#2ca02c" if ev["kind"] == "formed" else "#9467bd", dash="dot", width=1))
+        color = "#2ca02c" if ev["kind"] == "formed" else "#9467bd"
+        fig.add_vline(x=ev["time"], line=dict(color=color, dash="dot", width=1))
     fig.update_layout(title=title, template="plotly_white", height=420)
     fig.update_xaxes(title_text="time (fs)", row=2, col=1)
     return fig
@@ -138,8 +146,8 @@ def _bond_segments(positions: np.ndarray, bonds: np.ndarray) -> tuple[list, list
     return xs, ys, zs
 
 
-def trajectory_3d(numbers: Sequence[int], positions: np.ndarray, bonds: Sequence[np.ndarray], times: Sequence[float] | None = None,
-                  title: str = "trajectory", max_frames: int = 120) -> go.Figure:
+def trajectory_3d(numbers: Sequence[int], positions: np.ndarray, bonds: Sequence[np.ndarray],
+                  times: Sequence[float] | None = None, title: str = "trajectory", max_frames: int = 120) -> go.Figure:
     """An animated 3D view (play button and slider) whose bonds are recomputed for every frame."""
     numbers = np.asarray(numbers)
     positions = np.asarray(positions, float)
@@ -168,9 +176,12 @@ def trajectory_3d(numbers: Sequence[int], positions: np.ndarray, bonds: Sequence
         scene=dict(xaxis=axis(0), yaxis=axis(1), zaxis=axis(2), aspectmode="cube",
                    camera=dict(eye=dict(x=0.85, y=0.85, z=0.55))),
         updatemenus=[dict(type="buttons", x=0.05, y=0.05, buttons=[
-            dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=80, redraw=True), fromcurrent=True)]),
-            dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
+            dict(label="▶ play", method="animate",
+                 args=[None, dict(frame=dict(duration=80, redraw=True), fromcurrent=True)]),
+            dict(label="❚❚ pause", method="animate",
+                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
         sliders=[dict(x=0.2, len=0.75, currentvalue=dict(prefix="t = "), steps=[
-            dict(label=label(k), method="animate", args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+            dict(label=label(k), method="animate",
+                 args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
             for k in idx])])
     return fig

@@ -55,7 +55,8 @@ class CurveRow:
                     branch: str | None = None) -> "CurveRow":
         """A row from :class:`lam_lab.evaluation.Scores`."""
         return cls(method, size, n, s.energy_rmse_mev_per_atom, s.force_rmse_mev_per_A, s.barrier_err_ev,
-                   s.barrier_pred_ev, s.barrier_ref_ev, train_s, steps, branch, s.energy_rmse_offset_removed_mev_per_atom)
+                   s.barrier_pred_ev, s.barrier_ref_ev, train_s, steps, branch,
+                   s.energy_rmse_offset_removed_mev_per_atom)
 
     @property
     def e_rmse(self) -> float:
@@ -125,7 +126,7 @@ class LearningCurve:
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        """A plotly figure: energy, force and barrier errors vs N (log axes), one line per method, the baseline dashed."""
+        """A plotly figure: energy, force and barrier errors vs N (log axes) per method, the baseline dashed."""
         from lam_lab.plots import learning_curve_figure
 
         return learning_curve_figure(
@@ -195,7 +196,8 @@ def learning_curve(
             mode, uses_pre = METHODS[method]
             t0 = time.perf_counter()
             res = finetune(pool, pretrained=pre if uses_pre else None, mode=mode, label=label, baseline=baseline,
-                           frames=None if size == "all" else n, alpha=alpha, preset=preset, steps=steps, minutes=minutes,
+                           frames=None if size == "all" else n, alpha=alpha, preset=preset, steps=steps,
+                           minutes=minutes,
                            config=config, out_dir=None, progress=progress, device=device, seed=seed)
             s = score(predict(res.model, test, res.head, baseline=baseline if mode == "delta" else None), test, label)
             row = CurveRow.from_scores(method, str(size), n, s, time.perf_counter() - t0, res.train.steps, res.branch)

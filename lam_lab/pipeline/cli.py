@@ -23,12 +23,14 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``pipeline`` verb."""
-    p = subparsers.add_parser("pipeline", help="data → pre-training → fine-tune/Δ → distillation → reactive MD → report.html")
+    p = subparsers.add_parser("pipeline",
+                              help="data → pre-training → fine-tune/Δ → distillation → reactive MD → report.html")
     p.add_argument("--config", default=None, help="YAML overriding any stage setting (see lam_lab/pipeline/config.py)")
     p.add_argument("--quick", action="store_true", help="small honest settings for 2 CPU cores (≈ 15 min)")
     p.add_argument("--tiny", action="store_true", help="smoke-test settings (a couple of minutes; numbers meaningless)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--out", default="lam_lab_runs/pipeline", help="output folder (re-runs resume and skip finished stages)")
+    p.add_argument("--out", default="lam_lab_runs/pipeline",
+                   help="output folder (re-runs resume and skip finished stages)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_pipeline)

@@ -1,4 +1,4 @@
-"""Scores the pipeline reports: errors against high-level labels through the calculator users run, barriers, MD speed."""
+"""Scores the pipeline reports: errors against high-level labels as users' calculators give them, barriers, speed."""
 
 from __future__ import annotations
 

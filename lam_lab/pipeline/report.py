@@ -11,10 +11,14 @@ import numpy as np
 
 from lam_lab import plots
 
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
-h1{margin-bottom:0}h2{border-bottom:2px solid #eee;padding-bottom:.2em;margin-top:2em}table{border-collapse:collapse;margin:.6em 0}
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;font-size:.9em}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
-.note{background:#fff8e1;border-left:4px solid #f0ad4e;padding:.5em 1em}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
+color:#222}
+h1{margin-bottom:0}h2{border-bottom:2px solid #eee;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;font-size:.9em}th{background:#f6f6f6}
+td:first-child,th:first-child{text-align:left}
+.note{background:#fff8e1;border-left:4px solid #f0ad4e;padding:.5em 1em}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 .muted{color:#777;font-size:.9em}"""
 
 
@@ -65,7 +69,8 @@ def section_data(summary: Mapping[str, Any]) -> str:
 
     rows = summary["rows"]
     out = ["<h2>1. Data sets</h2>", table(rows, [("set", "set"), ("label", "label set"), ("method", "method"),
-                                                    ("frames", "frames"), ("atoms", "atoms/frame"), ("periodic", "periodic"),
+                                                    ("frames", "frames"), ("atoms", "atoms/frame"),
+                                                    ("periodic", "periodic"),
                                                     ("e_std", "E/atom std (eV)"), ("f_rms", "F rms (eV/Å)")])]
     cov = go.Figure()
     for r in {r["set"]: r for r in rows}.values():
@@ -73,7 +78,8 @@ def section_data(summary: Mapping[str, Any]) -> str:
     cov.update_layout(title="element coverage (atoms)", barmode="group", template="plotly_white", height=340)
     cov.update_yaxes(type="log")
     hists = summary["histograms"]
-    out.append(f"<div class='grid'><div>{figure(cov)}</div><div>{figure(_hist_figure(hists, 'force', '|F| (eV/Å)'))}</div></div>")
+    force_hist = figure(_hist_figure(hists, "force", "|F| (eV/Å)"))
+    out.append(f"<div class='grid'><div>{figure(cov)}</div><div>{force_hist}</div></div>")
     out.append(figure(_hist_figure(hists, "energy", "E/atom − mean (eV)")))
     return "\n".join(out)
 
@@ -84,7 +90,8 @@ def section_pretrain(card: Mapping[str, Any] | None, history: Any) -> str:
         return ""
     t = card["training"]
     out = ["<h2>2. Multi-task pre-training</h2>",
-           f"<p><b>{html.escape(card['name'])}</b> ({html.escape(str(card['preset']))}, {card['parameters']:,} parameters, "
+           f"<p><b>{html.escape(card['name'])}</b> ({html.escape(str(card['preset']))}, "
+           f"{card['parameters']:,} parameters, "
            f"heads {', '.join(card['heads'])}): {t['steps']} steps in {t['wall_time_s'] / 60:.0f} min on "
            f"{html.escape(t['hardware'])}.</p>",
            "<p class='muted'>Test errors per head (E meV/atom, F meV/Å; std = the labels' standard deviation):</p>",
@@ -120,10 +127,12 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
     base = ft.get("baseline")
     zero = list(metrics["zero_shot"])
     if base:
-        zero.append({"head": f"{base['method']} (no model)", "label": base.get("label", ""), "frames": base.get("n_frames"),
+        zero.append({"head": f"{base['method']} (no model)", "label": base.get("label", ""),
+                     "frames": base.get("n_frames"),
                      "e_rmse": base["energy_rmse_offset_removed_mev_per_atom"], "f_rmse": base["force_rmse_mev_per_A"]})
     out = ["<h2>3. Zero-shot, fine-tuning and Δ-ML on the held-out reaction</h2>",
-           "<p class='muted'>Zero-shot: each pre-trained head, energy bias refit on the downstream train split only (Eq. 6)"
+           "<p class='muted'>Zero-shot: each pre-trained head, energy bias refit on the downstream train split only "
+           "(Eq. 6)"
            + ("; the baseline alone: its stored labels, energy offsets removed" if base else "") + ".</p>",
            table(zero, [("head", "head"), ("label", "label"), ("frames", "frames"),
                         ("e_rmse", "E RMSE (meV/atom)"), ("f_rmse", "F RMSE (meV/Å)")]),
@@ -131,8 +140,8 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
     rows = _rows(ft["rows"])
     key, unit = "force_rmse_mev_per_A", "F RMSE (meV/Å)"
     if len({r["n"] for r in rows}) > 1:
-        out.append(figure(plots.curve_lines(rows, "n", key, "method", "learning curve: force error on the held-out reaction",
-                                            unit, baseline=base)))
+        title = "learning curve: force error on the held-out reaction"
+        out.append(figure(plots.curve_lines(rows, "n", key, "method", title, unit, baseline=base)))
     else:
         fig = plots.grouped_bars(rows, "method", key, "n", "force error on the held-out reaction", unit)
         plots.baseline_line(fig, (base or {}).get(key), str((base or {}).get("method", "")))
@@ -145,10 +154,16 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
     out.append(f"<div class='grid'><div>{e_fig}</div><div>{f_fig}</div></div>")
     hist = ft.get("histories", {})
     if hist:
-        merged = [{**e, "train_rmse": {tag: v for v in e.get("train_rmse", {}).values()},
-                   "validation": {tag: v for v in e.get("validation", {}).values()}} for tag, h in hist.items() for e in h]
+        merged = [{**e, "train_rmse": _retag(e.get("train_rmse"), tag), "validation": _retag(e.get("validation"), tag)}
+                  for tag, h in hist.items() for e in h]
         out.append(figure(plots.loss_curves(merged, "fine-tuning runs: force RMSE (train lines, validation dots)")))
     return "\n".join(out)
+
+
+def _retag(per_task: Mapping[str, Any] | None, tag: str) -> dict[str, Any]:
+    """A one-task entry of a training history under the run's tag (the last task's, if there are several)."""
+    values = list((per_task or {}).values())
+    return {tag: values[-1]} if values else {}
 
 
 def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> str:
@@ -160,7 +175,8 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
         fig = go.Figure()
         for key in ("accurate", "selected", "failed"):
             fig.add_bar(x=[r["round"] for r in rounds], y=[r.get(key, 0) for r in rounds], name=key)
-        fig.update_layout(barmode="stack", title="candidates per round (fractions)", xaxis_title="round", template="plotly_white", height=320)
+        fig.update_layout(barmode="stack", title="candidates per round (fractions)", xaxis_title="round",
+                          template="plotly_white", height=320)
         out.append(figure(fig))
     rows = _rows(metrics["student_vs_teacher"])
     for r in rows:
@@ -169,9 +185,10 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
     out.append(table(rows, [("model", "model"), *E_COLS, ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
                             ("barrier_err_ev", "|Δ barrier| (eV)")]))
     speed = metrics["speed"]
-    out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm neighbor "
-               "cache); a Δ teacher also pays its GFN2-xTB baseline at run time, the student does not:</p>" + table(speed["rows"], [("system", "system"), ("atoms", "atoms"), ("teacher", "teacher"),
-                                                               ("student", "student")]))
+    out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm "
+               "neighbor cache); a Δ teacher also pays its GFN2-xTB baseline at run time, the student does not:</p>"
+               + table(speed["rows"], [("system", "system"), ("atoms", "atoms"), ("teacher", "teacher"),
+                                       ("student", "student")]))
     if speed.get("speedup"):
         out.append(f"<p>Student speed-up: <b>{speed['speedup']:.1f}×</b>.</p>")
     return "\n".join(out)
@@ -185,7 +202,8 @@ def section_md(reactive: Mapping[str, Any], trajectory: Path | None) -> str:
 
     f = reactive["fractions"]
     out = ["<h2>5. Reactive MD from the transition state (student)</h2>",
-           f"<p>{html.escape(reactive['name'])}: {len(reactive['outcomes'])} trajectories from the TS ({html.escape(reactive['ts_method'])}); "
+           f"<p>{html.escape(reactive['name'])}: {len(reactive['outcomes'])} trajectories from the TS "
+           f"({html.escape(reactive['ts_method'])}); "
            f"ends reactant {f['reactant']:.0%}, product {f['product']:.0%}, other {f['other']:.0%}; "
            f"reactive (R↔P) {reactive['reactive_fraction']:.0%}.</p>",
            table(reactive["outcomes"], [("index", "trajectory"), ("backward", "−p end"), ("forward", "+p end"),
@@ -197,11 +215,14 @@ def section_md(reactive: Mapping[str, Any], trajectory: Path | None) -> str:
     ana = analyze_bonds(frames, times=times)
     events = [e.to_dict() for e in ana.events]
     out.append("<p class='muted'>Bond events of the trajectory shown:</p>"
-               + table(events, [("time", "time (fs)"), ("kind", "event"), ("pair", "pair"), ("i", "i"), ("j", "j"), ("distance", "distance (Å)")]))
+               + table(events, [("time", "time (fs)"), ("kind", "event"), ("pair", "pair"), ("i", "i"), ("j", "j"),
+                                ("distance", "distance (Å)")]))
     get = lambda k: [a.info.get(k, np.nan) for a in frames]  # noqa: E731
-    out.append(figure(plots.md_traces(times, get("epot"), get("etot"), get("temperature"), events, "energy and temperature")))
+    out.append(figure(plots.md_traces(times, get("epot"), get("etot"), get("temperature"), events,
+                                      "energy and temperature")))
     positions = np.array([a.positions for a in frames])
-    out.append(figure(plots.trajectory_3d(frames[0].numbers, positions, ana.bonds, times, "the reactive path in 3D (bonds per frame)")))
+    out.append(figure(plots.trajectory_3d(frames[0].numbers, positions, ana.bonds, times,
+                                          "the reactive path in 3D (bonds per frame)")))
     return "\n".join(out)
 
 
@@ -221,7 +242,8 @@ def write_report(out: Path, records: Mapping[str, Any], scale: str, device: str,
     metrics = _read(out, records, "evaluate", "metrics")
     parts = [f"<h1>lam_lab pipeline report</h1><p class='muted'>lam_lab {__version__} · settings: {scale} · device: "
              f"{html.escape(device)} · total {total_s / 60:.1f} min</p>", note,
-             table(stage_rows, [("stage", "stage"), ("skipped", "this run"), ("seconds", "time (s)"), ("summary", "summary")])]
+             table(stage_rows, [("stage", "stage"), ("skipped", "this run"), ("seconds", "time (s)"),
+                                ("summary", "summary")])]
     summary = _read(out, records, "data", "summary")
     if summary:
         parts.append(section_data(summary))

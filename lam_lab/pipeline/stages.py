@@ -113,7 +113,8 @@ def stage_pretrain(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     write_json(d / "card.json", res.card)
     write_json(d / "history.json", res.card.get("history", []))
     ctx.log(f"pretrain: {res.card['training']['steps']} steps")
-    return ({"model": ctx.rel(d / "model.pt"), "card": ctx.rel(d / "card.json"), "history": ctx.rel(d / "history.json")},
+    return ({"model": ctx.rel(d / "model.pt"), "card": ctx.rel(d / "card.json"),
+             "history": ctx.rel(d / "history.json")},
             {"source": "scratch", "steps": res.card["training"]["steps"]})
 
 
@@ -147,7 +148,8 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     base = baseline_score(test, spec.label, spec.baseline)
     base_row = {"method": f"{spec.baseline} alone", "n": 0, **base} if base else None
     if base_row:
-        ctx.log(f"finetune: {spec.baseline} alone on the same frames: F RMSE {base_row['force_rmse_mev_per_A']:.0f} meV/Å")
+        ctx.log(f"finetune: {spec.baseline} alone on the same frames: "
+                f"F RMSE {base_row['force_rmse_mev_per_A']:.0f} meV/Å")
     files["results"] = ctx.rel(write_json(d / "results.json", {"rows": rows, "best": best, "baseline": base_row,
                                                                 "histories": histories}))
     return files, {"best": f"{best['method']} N={best['n']}", "best_f_rmse": best["force_rmse_mev_per_A"]}
@@ -166,7 +168,8 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     events: list[dict[str, Any]] = []
     res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
                   temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,
-                  train_steps=spec.train_steps, init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
+                  train_steps=spec.train_steps, init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress,
+                  device=ctx.cfg.device,
                   seed=ctx.cfg.seed, stop_event=ctx.stop_event,
                   callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
     student = d / "student.pt"
@@ -175,7 +178,8 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     save(res.student, student, extra={"teacher": ctx.records["finetune"].files["best"]})
     write_json(d / "rounds.json", events)
     ctx.log(f"distill: {len(events)} rounds, converged={res.converged}")
-    return {"student": ctx.rel(student), "rounds": ctx.rel(d / "rounds.json")}, {"rounds": len(events), "converged": bool(res.converged)}
+    return ({"student": ctx.rel(student), "rounds": ctx.rel(d / "rounds.json")},
+            {"rounds": len(events), "converged": bool(res.converged)})
 
 
 # -- 5. reactive MD ------------------------------------------------------------------------------------
@@ -215,7 +219,8 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     ft = json.loads(ctx.path("finetune", "results").read_text())
     teacher = load(ctx.path("finetune", "best"))
     student = load(ctx.path("distill", "student"))
-    teacher_row = {"model": f"teacher ({ft['best']['method']} N={ft['best']['n']})", **score(teacher, test, spec.label, spec.baseline)}
+    teacher_row = {"model": f"teacher ({ft['best']['method']} N={ft['best']['n']})",
+                   **score(teacher, test, spec.label, spec.baseline)}
     student_row = {"model": "student", **score(student, test, spec.label, spec.baseline)}
     base = baseline_score(test, spec.label, spec.baseline)
     rows = [teacher_row, student_row] + ([{"model": f"{spec.baseline} alone", **base}] if base else [])
@@ -239,4 +244,5 @@ STAGES: list[tuple[str, Callable[[Context], tuple[dict[str, str], dict[str, Any]
     ("md", stage_md, ["distill"]),
     ("evaluate", stage_evaluate, ["pretrain", "finetune", "distill"]),
 ]
-SECTIONS = {"data": "data", "pretrain": "pretrain", "finetune": "finetune", "distill": "distill", "md": "md", "evaluate": "finetune"}
+SECTIONS = {"data": "data", "pretrain": "pretrain", "finetune": "finetune", "distill": "distill", "md": "md",
+            "evaluate": "finetune"}

@@ -23,7 +23,8 @@ class StageRecord:
     skipped: bool = False
 
 
-def stage_key(name: str, settings: dict[str, Any], upstream: list[StageRecord], extra: dict[str, Any] | None = None) -> str:
+def stage_key(name: str, settings: dict[str, Any], upstream: list[StageRecord],
+              extra: dict[str, Any] | None = None) -> str:
     """A hash of a stage's settings, its upstream stages' keys and the lam_lab version."""
     from lam_lab import __version__
 
@@ -43,7 +44,8 @@ def load_record(out: Path, name: str, key: str) -> StageRecord | None:
         return None
     if raw.get("key") != key or not all((out / f).exists() for f in raw.get("files", {}).values()):
         return None
-    return StageRecord(name, key, float(raw.get("seconds", 0.0)), dict(raw.get("files", {})), dict(raw.get("summary", {})), True)
+    return StageRecord(name, key, float(raw.get("seconds", 0.0)), dict(raw.get("files", {})),
+                       dict(raw.get("summary", {})), True)
 
 
 def save_record(out: Path, record: StageRecord) -> None:

@@ -194,15 +194,16 @@ def evaluate(
             raise DataError(f"model has no head {h!r} (heads: {list(model.heads)})", field="head")
         lab = label if isinstance(label, str) else (label or {}).get(name) or ds.default_label()
         if lab not in ds.label_sets:
-            raise DataError(f"label set {lab!r} not in {ds.label_sets}", source=ds.provenance.source or ds.name, field="label")
+            raise DataError(f"label set {lab!r} not in {ds.label_sets}", source=ds.provenance.source or ds.name,
+                            field="label")
         frames = ds.with_label(lab)
         virial = any(f.labels[lab].virial is not None and f.is_periodic for f in frames)
         pred = predict(model, frames, h, baseline=_baseline_for(model, lab, baseline), virial=virial,
                        max_atoms=max(512, 64 * batch_size))
         s = score(pred, frames, lab, barrier=None)
-        rows.append(MetricsRow(name, h, lab, s.n_frames, s.n_atoms, s.energy_rmse_mev_per_atom, s.energy_mae_mev_per_atom,
-                               s.force_rmse_mev_per_A, s.force_mae_mev_per_A, s.energy_std_mev_per_atom,
-                               s.force_std_mev_per_A, s.virial_rmse_mev_per_atom,
+        rows.append(MetricsRow(name, h, lab, s.n_frames, s.n_atoms, s.energy_rmse_mev_per_atom,
+                               s.energy_mae_mev_per_atom, s.force_rmse_mev_per_A, s.force_mae_mev_per_A,
+                               s.energy_std_mev_per_atom, s.force_std_mev_per_A, s.virial_rmse_mev_per_atom,
                                float((weights or {}).get(name, 1.0)), pred.baseline))
         if parity:
             par[name] = _parity(pred, frames, lab)
@@ -279,7 +280,8 @@ def _accumulate(sums: _Sums, out: Any, batch: Any, keep: bool, lists: tuple[list
         ref, pred = (batch.energy.double() / n)[m], (out.energy.detach().double() / n)[m]
         _add(sums.v, "e", ref, pred)
         counts = torch.zeros(len(n), len(sums.xy), dtype=torch.float64, device=n.device)
-        counts.index_put_((batch.frame, batch.types), torch.ones_like(batch.frame, dtype=torch.float64), accumulate=True)
+        ones = torch.ones_like(batch.frame, dtype=torch.float64)
+        counts.index_put_((batch.frame, batch.types), ones, accumulate=True)
         sums.add_composition((counts / n[:, None])[m].cpu().numpy(), ref.cpu().numpy())
         if keep:
             lists[0].append(ref.cpu().numpy())

@@ -32,18 +32,22 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("extxyz", "extended XYZ (ASE), several label sets", extxyz.EXTENSIONS, extxyz.read_extxyz, extxyz.write_extxyz),
+        Format("extxyz", "extended XYZ (ASE), several label sets", extxyz.EXTENSIONS, extxyz.read_extxyz,
+               extxyz.write_extxyz),
         Format("ase-db", "ASE SQLite database", asedb.EXTENSIONS, asedb.read_asedb, asedb.write_asedb),
-        Format("deepmd/npy", "DeePMD-kit system directory (or a root of systems)", (), deepmd.read_deepmd, deepmd.write_deepmd),
+        Format("deepmd/npy", "DeePMD-kit system directory (or a root of systems)", (), deepmd.read_deepmd,
+               deepmd.write_deepmd),
         Format("transition1x", "Transition1x-style HDF5 reaction paths", (), transition1x.read_transition1x, None),
         Format("ani1x", "ANI-1x-style HDF5 conformers (Hartree -> eV)", (), ani1x.read_ani1x, None),
-        Format("lam-h5", "lam_lab's compressed HDF5, keeps everything", lamh5.EXTENSIONS, lamh5.read_lamh5, lamh5.write_lamh5),
+        Format("lam-h5", "lam_lab's compressed HDF5, keeps everything", lamh5.EXTENSIONS, lamh5.read_lamh5,
+               lamh5.write_lamh5),
     )
 }
 
 _ALIASES = {
     "xyz": "extxyz", "db": "ase-db", "asedb": "ase-db", "ase_db": "ase-db", "deepmd": "deepmd/npy",
-    "npy": "deepmd/npy", "t1x": "transition1x", "ani": "ani1x", "ani-1x": "ani1x", "lamh5": "lam-h5", "lam_h5": "lam-h5",
+    "npy": "deepmd/npy", "t1x": "transition1x", "ani": "ani1x", "ani-1x": "ani1x", "lamh5": "lam-h5",
+    "lam_h5": "lam-h5",
 }
 _H5_EXTENSIONS = (".h5", ".hdf5", ".hdf")
 
@@ -78,9 +82,11 @@ def detect_format(path: str | Path, for_write: bool = False) -> str:
             for name, mod in (("lam-h5", lamh5), ("transition1x", transition1x), ("ani1x", ani1x)):
                 if mod.looks_like(h):
                     return name
-        raise DataError(f"HDF5 layout not recognised as lam-h5, transition1x or ani1x; pass format= ({_supported()})", source=str(p))
+        raise DataError(f"HDF5 layout not recognised as lam-h5, transition1x or ani1x; pass format= ({_supported()})",
+                        source=str(p))
     kind = "write" if for_write else "read"
-    raise DataError(f"cannot tell the format from the name; pass format= (can {kind}: {_supported(for_write)})", source=str(p))
+    raise DataError(f"cannot tell the format from the name; pass format= (can {kind}: {_supported(for_write)})",
+                    source=str(p))
 
 
 def read(
@@ -168,10 +174,12 @@ def _validated(ds: Dataset, skip_invalid: bool) -> Dataset:
     n = len(ds)
     good, problems = ds.drop_invalid()
     if not len(good):
-        raise ValidationError(problems or [DataError("dataset is empty", source=ds.provenance.source)], source=ds.provenance.source)
+        raise ValidationError(problems or [DataError("dataset is empty", source=ds.provenance.source)],
+                              source=ds.provenance.source)
     if len(good) < n:
         bad = len({p.frame for p in problems})
-        warnings.warn(f"{ds.provenance.source}: skipped {bad} of {n} frames with problems (first: {problems[0]})", stacklevel=3)
+        warnings.warn(f"{ds.provenance.source}: skipped {bad} of {n} frames with problems (first: {problems[0]})",
+                      stacklevel=3)
     good.name = ds.name
     return good
 

@@ -1,4 +1,6 @@
-"""Label sets from named extxyz keys (``labels={"wb97x/6-31g*": ("dft_energy", "dft_forces"), ...}``) and the keys a read ignored.
+"""Label sets from named extxyz keys and the keys a read ignored.
+
+``labels={"wb97x/6-31g*": ("dft_energy", "dft_forces"), "gfn2-xtb": ("xtb_energy", "xtb_forces")}``.
 
 Energies eV, forces eV/Å, virials eV. ``"energy"``/``"forces"`` name the standard keys (the file's
 calculator results); any other name is an info key (energy, virial) or a per-atom array (forces).
@@ -54,7 +56,8 @@ def mapped_frame(atoms: Any, labels: LabelMap) -> Frame:
             if key and val is None:
                 raise DataError(f"key {key!r} of label set {name!r} is not in this frame", field=key)
             vals.append(val)
-        merge_label(frame, name, vals[0], vals[1], None if vals[2] is None else np.asarray(vals[2], float).reshape(3, 3))
+        virial = None if vals[2] is None else np.asarray(vals[2], float).reshape(3, 3)
+        merge_label(frame, name, vals[0], vals[1], virial)
     return frame
 
 
