@@ -116,3 +116,23 @@ def test_distill_and_panel_use_the_same_predict(rxn, delta_model):
     test = list(rxn.where(split="test")[:4])
     a, b = distill_predict(delta_model, test), predict(delta_model, test, baseline=None)
     np.testing.assert_array_equal(a.energy, b.energy)
+
+
+def test_delta_validation_table_has_a_sensible_spread(rxn):
+    """The trainer's streaming metrics: a Δ set's E std is its spread with per-element offsets removed."""
+    train, val = rxn.where(split="train").subset(8, 0), rxn.where(split="val").subset(8, 0)
+    res = finetune(train, pretrained=None, mode="delta", label=HIGH, baseline=BASE, preset=TINY, steps=1,
+                   validation=val, out_dir=None, progress=False)
+    row = res.metrics.rows[0]
+    delta = [(f.labels[HIGH].energy - f.labels[BASE].energy) / len(f) for f in val]
+    assert 1000 * np.std(delta) > 1e4  # raw: the offsets between compositions (the old "E std 210101.9")
+    e_std, _ = label_spread([_delta_frame(f) for f in val], "d")
+    assert row.e_std == pytest.approx(e_std, rel=1e-6) and row.e_std < 2000
+
+
+def _delta_frame(f):
+    from lam_lab.data.frame import Labels
+
+    g = f.copy()
+    g.labels = {"d": Labels(f.labels[HIGH].energy - f.labels[BASE].energy)}
+    return g
