@@ -2,7 +2,7 @@
 
     ll.datasets.available()            # ['metals-emt', 'rxn-dft', 'rxn-xtb', 'water-ff'] once built
     ds = ll.datasets.load("rxn-xtb")   # Dataset with provenance
-    ll.datasets.build("water-ff", out="water.lamh5", cache_dir="build_cache/water-ff")
+    ll.datasets.build("water-ff", out="water.lamh5", cache_dir="data-build/water-ff")
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ BUILDERS: dict[str, str] = {
     "water-ff": "lam_lab.datasets.water_ff",
 }
 DEFAULT_SEED = 0
+# build caches (stages, label caches) live here, relative to the working directory; the DFT label
+# cache is committed packed, one compressed file per set (see lam_lab.labelers.cache.pack)
+BUILD_DIR = Path("data-build")
 
 
 @dataclass
@@ -94,6 +97,11 @@ def load(name: str, split: str | None = None) -> Dataset:
     return part
 
 
+def default_cache_dir(name: str, quick: bool = False) -> Path:
+    """Build-cache folder of ``name`` under :data:`BUILD_DIR`."""
+    return BUILD_DIR / (f"{name}-quick" if quick else name)
+
+
 def info(name: str) -> DatasetInfo:
     """Description, file and summary table of ``name`` (summary None when not built)."""
     mod = _module(name)
@@ -105,7 +113,7 @@ def info(name: str) -> DatasetInfo:
 
 def build(name: str, out: str | Path | None = None, cache_dir: str | Path | None = None, workers: int | None = None,
           quick: bool = False, progress: bool = True, seed: int = DEFAULT_SEED) -> Dataset:
-    """Rebuild ``name`` from the real codes; resumable through ``cache_dir`` (default build_cache/<name>).
+    """Rebuild ``name`` from the real codes; resumable through ``cache_dir`` (default data-build/<name>).
 
     out: file to write (lam-h5); None writes the packaged file, except for ``quick`` builds, which
     are only written when ``out`` is given. workers: labelling processes (default 1). quick: a tiny
@@ -115,7 +123,7 @@ def build(name: str, out: str | Path | None = None, cache_dir: str | Path | None
     from lam_lab.datasets._stages import BuildContext
 
     mod = _module(name)
-    cache = Path(cache_dir) if cache_dir is not None else Path("build_cache") / (f"{name}-quick" if quick else name)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(name, quick)
     ctx = BuildContext(name, cache, workers, quick, seed, progress)
     t0 = time.perf_counter()
     ds = mod.build(ctx)

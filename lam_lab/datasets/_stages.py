@@ -59,3 +59,25 @@ def stage(ctx: BuildContext, name: str, params: dict[str, Any], make: Callable[[
     path.parent.mkdir(parents=True, exist_ok=True)
     write_lamh5(Dataset(frames, name), path, precision="float64")
     return frames
+
+
+def json_stage(ctx: BuildContext, name: str, params: dict[str, Any], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A stage whose result is a JSON document (e.g. a TS search), cached like :func:`stage`."""
+    import os
+    import tempfile
+
+    if ctx.cache_dir is None:
+        return make()
+    path = ctx.cache_dir / "stages" / f"{name}-{stage_key(name, params)}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            log.warning("rebuilding unreadable stage file %s: %s", path, exc)
+    doc = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".json.tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+    return doc

@@ -1,95 +1,155 @@
-"""rxn-dft: FPS-chosen frames around each reaction, labelled ωB97X/6-31G(d) (PySCF) and GFN2-xTB (Δ-ML).
+"""rxn-dft: ωB97X/6-31G(d) (PySCF) and GFN2-xTB labels on frames centred on verified transition states.
 
-Per reaction: the NEB reactant, product and climbing image plus farthest-point picks from the
-NEB bands and 300/600 K MD, the same number of frames for every reaction. Split (``info['split']``):
-the whole Claisen rearrangement is the out-of-distribution ``test``; for every other reaction its
-reactant, product and TS frames (the barrier-height check) and a seeded 10 % of the rest are ``val``,
-the remainder ``train``.
+Per reaction whose GFN2-xTB TS verified (one imaginary mode, IRC to both minima): the stationary
+points, IRC frames, thermal normal-mode displacements of the TS, MD launched from the TS at
+300–1000 K and near-minimum frames, farthest-point selected with ≥ ``TS_FRACTION`` of them within
+``TS_WINDOW`` eV (xTB) of the TS energy. The ωB97X TS and minima refined from the xTB ones are added
+as frames with roles ``ts``/``reactant``/``product`` once their stage has run (``ts`` only when the
+DFT saddle verified). Split (``info['split']``): whole ``TEST_REACTIONS`` are ``test``; for the
+others, the stationary points and a seeded 10 % of the rest are ``val``, the remainder ``train``.
+
+Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
+``python -m lam_lab.datasets.rxn_dft frames|label|ts|build [--cache-dir DIR]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import argparse
+from pathlib import Path
 
 import numpy as np
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
-from lam_lab.datasets._stages import BuildContext, stage
-from lam_lab.datasets.reaction_paths import PathSampling, sample_reaction
+from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.reactions import REACTIONS, get_reaction
-from lam_lab.sampling.select import select_fps
+from lam_lab.datasets.ts_sampling import TSSampling, candidates, dft_ts, select_frames, xtb_ts
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≥300 frames around 10 organic reactions (FPS over NEB + MD), ωB97X/6-31G(d) PySCF labels "
-               "plus GFN2-xTB labels on the same frames; Claisen rearrangement held out as OOD test")
-TEST_REACTION = "claisen"
-PER_REACTION = 32
+DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
+               "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
+               "whole reactions held out as the test split")
+TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde")
+PER_REACTION = 96
+TS_WINDOW = 0.5  # eV
+TS_FRACTION = 0.45
 VAL_FRACTION = 0.1
-SAMPLING = PathSampling(md_temperatures=(300.0, 600.0), md_steps=300, md_interval=10)
-QUICK_REACTIONS = ("hcn-hnc", "h2co-dissociation")
+QUICK_REACTIONS = ("hcn-hnc",)
+DFT_ROLES = ("reactant", "ts", "product")
 
 
-def _key_frames(frames: list[Frame]) -> list[int]:
-    """Indices of the final NEB reactant, TS and product frames."""
-    out = []
-    for role in ("reactant", "ts", "product"):
-        out += [i for i, f in enumerate(frames) if f.info.get("role") == role and "neb_iteration" not in f.info][:1]
+def _names(ctx: BuildContext) -> tuple[str, ...]:
+    return QUICK_REACTIONS if ctx.quick else tuple(r.name for r in REACTIONS)
+
+
+def _sampling(ctx: BuildContext) -> TSSampling:
+    if ctx.quick:
+        return TSSampling(ts_mode_temperatures=(300.0,), ts_mode_samples=3, min_mode_temperatures=(300.0,),
+                          min_mode_samples=1, ts_md_temperatures=(600.0,), ts_md_runs=1, ts_md_steps=8,
+                          ts_md_interval=4, min_md_temperatures=(), seed=ctx.seed)
+    return TSSampling(seed=ctx.seed)
+
+
+def verified_reactions(ctx: BuildContext) -> dict[str, object]:
+    """name -> verified xTB TSResult; reactions whose TS failed a check are reported and left out."""
+    out = {}
+    for name in _names(ctx):
+        res = xtb_ts(ctx, get_reaction(name))
+        if res.verified:
+            out[name] = res
+        else:
+            ctx.say(f"{name}: xTB TS not verified ({res.status}); reaction left out")
     return out
 
 
-def select(frames: list[Frame], n: int, seed: int) -> list[Frame]:
-    """Reactant, TS, product, then ``n - 3`` farthest-point picks from the other candidates."""
-    return [frames[i] for i in select_fps(frames, n, seed=seed, keep=_key_frames(frames))]
+def frames(ctx: BuildContext) -> list[Frame]:
+    """Selected label-free frames of every verified reaction, interleaved (so partial labels cover all)."""
+    per = 6 if ctx.quick else PER_REACTION
+    chosen: list[list[Frame]] = []
+    for k, (name, ts) in enumerate(verified_reactions(ctx).items()):
+        pool = candidates(ctx, get_reaction(name), ts, _sampling(ctx))
+        chosen.append(select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=ctx.seed + k))
+    out = [group[i] for i in range(max(map(len, chosen), default=0)) for group in chosen if i < len(group)]
+    return out
+
+
+def dft_stationary(ctx: BuildContext) -> list[Frame]:
+    """ωB97X/6-31G(d) minima and TS of each verified reaction whose DFT stage has run (label-free frames)."""
+    out = []
+    for name, low in verified_reactions(ctx).items():
+        res = dft_ts(ctx, get_reaction(name), low)
+        for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
+            if role == "ts" and not res.verified:
+                role = "dft-saddle-unverified"
+            out.append(Frame(atoms.numbers, atoms.positions, None, [False] * 3, {},
+                             {"reaction": name, "charge": int(low.ts.info.get("charge", 0)), "role": role,
+                              "source": "dft-stationary", "dft_barrier": res.barrier}))
+    return out
 
 
 def assign_splits(frames: list[Frame], seed: int) -> None:
-    """Write ``info['split']``: test for the held-out reaction, val for R/TS/P and ~10 % of the rest."""
+    """Write ``info['split']``: test for held-out reactions, val for stationary points and ~10 % of the rest."""
     rng = np.random.default_rng(seed)
     for f in frames:
-        if f.info["reaction"] == TEST_REACTION:
+        if f.info["reaction"] in TEST_REACTIONS:
             f.info["split"] = "test"
-        elif f.info.get("role") in ("reactant", "ts", "product") and "neb_iteration" not in f.info:
+        elif f.info.get("source") in ("xtb-stationary", "dft-stationary"):
             f.info["split"] = "val"
         else:
             f.info["split"] = "val" if rng.random() < VAL_FRACTION else "train"
 
 
-def candidates(ctx: BuildContext) -> list[Frame]:
-    """The frames to label (geometry stage, cached): balanced per reaction, with splits."""
-    names = QUICK_REACTIONS if ctx.quick else tuple(r.name for r in REACTIONS)
-    per = 6 if ctx.quick else PER_REACTION
-    cfg = SAMPLING if not ctx.quick else PathSampling(n_images=7, neb_steps=60, record_every=10,
-                                                      md_temperatures=(300.0,), md_steps=40, md_interval=10)
-    cfg = replace(cfg, seed=ctx.seed)
-
-    def make() -> list[Frame]:
-        out: list[Frame] = []
-        for k, name in enumerate(names):
-            pool = sample_reaction(ctx, get_reaction(name), cfg)
-            chosen = select(pool, per, seed=ctx.seed + k)
-            ctx.say(f"{name}: {len(pool)} candidates -> {len(chosen)} frames")
-            out += [f.copy() for f in chosen]
-        assign_splits(out, ctx.seed)
-        return out
-
-    return stage(ctx, "candidates", {"reactions": list(names), "per": per, "sampling": repr(cfg), "seed": ctx.seed,
-                                     "test": TEST_REACTION, "val": VAL_FRACTION}, make)
+def ts_energy_fraction(ds: Dataset, label_set: str, window: float = TS_WINDOW) -> float:
+    """Fraction of frames within ``window`` eV of their reaction's TS energy (the ``ts``-role frame)."""
+    ts_e = {f.info["reaction"]: f.labels[label_set].energy for f in ds if f.info.get("role") == "ts"}
+    near = [abs(f.labels[label_set].energy - ts_e[f.info["reaction"]]) <= window for f in ds if f.info["reaction"] in ts_e]
+    return float(np.mean(near)) if near else 0.0
 
 
 def build(ctx: BuildContext) -> Dataset:
-    """Candidates → DFT labels (slow, cached per frame) → GFN2-xTB labels on the same frames."""
-    frames = candidates(ctx)
-    ctx.say(f"{len(frames)} frames to label with ωB97X/6-31G(d)")
-    dft = label(ctx, frames, "dft", threads=1)
+    """Frames → DFT labels (cached per frame) → DFT stationary points → GFN2-xTB labels on everything."""
+    todo = frames(ctx) + ([] if ctx.quick else dft_stationary(ctx))
+    assign_splits(todo, ctx.seed)
+    ctx.say(f"{len(todo)} frames to label with ωB97X/6-31G(d)")
+    dft = label(ctx, todo, "dft", threads=1)
     xtb = label(ctx, dft.frames, "gfn2-xtb")
     by_index = {dft.indices[j]: f for j, f in zip(xtb.indices, xtb.frames)}
     kept = [by_index[i] for i in sorted(by_index)]
-    missing = [f"{frames[i].info['reaction']}:{frames[i].info.get('role', '')}" for i in range(len(frames))
-               if i not in by_index and frames[i].info.get("role") in ("reactant", "ts", "product")]
     counts = {s: sum(f.info["split"] == s for f in kept) for s in ("train", "val", "test")}
-    notes = (f"{__doc__.strip()}\nSplit counts: {counts}. Dropped (failed labels): {len(frames) - len(kept)}"
-             + (f"; key frames missing: {missing}" if missing else "") + ".")
-    prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance}, ("pyscf", "tblite", "rdkit"), notes)
+    ds = Dataset(kept, NAME)
+    near = ts_energy_fraction(ds, dft.name) if not ctx.quick else float("nan")
+    held = sorted({f.info["reaction"] for f in kept if f.info["split"] == "test"})
+    notes = (f"{__doc__.strip()}\nReactions: {sorted({f.info['reaction'] for f in kept})}. Held out (test): {held}. "
+             f"Split counts: {counts}. Within {TS_WINDOW} eV (DFT) of the reaction's TS: {near:.1%}. "
+             f"Dropped (failed labels): {len(todo) - len(kept)}.")
+    prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance}, ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one phase of the build: frames (xTB), label (DFT on frames), ts (DFT saddles), build (all, write)."""
+    from lam_lab import datasets
+
+    p = argparse.ArgumentParser(prog="python -m lam_lab.datasets.rxn_dft")
+    p.add_argument("phase", choices=("frames", "label", "ts", "build"))
+    p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
+    a = p.parse_args(argv)
+    ctx = BuildContext(NAME, Path(a.cache_dir), 1, False, datasets.DEFAULT_SEED, True)
+    if a.phase == "frames":
+        ctx.say(f"{len(frames(ctx))} frames selected")
+    elif a.phase == "label":
+        todo = frames(ctx)
+        label(ctx, todo, "dft", threads=a.threads)
+    elif a.phase == "ts":
+        items = list(verified_reactions(ctx).items())
+        for name, low in reversed(items) if a.reverse else items:
+            dft_ts(ctx, get_reaction(name), low, threads=a.threads)
+    else:
+        datasets.build(NAME, cache_dir=a.cache_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext, stage
 from lam_lab.datasets.reaction_paths import PathSampling, sample_reaction
 from lam_lab.datasets.reactions import MOLECULES, REACTIONS, get_reaction
-from lam_lab.datasets.rxn_dft import select
+from lam_lab.sampling.select import select_fps
 
 NAME = "rxn-xtb"
 DESCRIPTION = ("≥3,000 GFN2-xTB frames of C/H/N/O: NEB paths + hot MD around 10 organic reactions "
@@ -27,6 +27,19 @@ TEMPERATURES = (300.0, 600.0, 1000.0)
 SAMPLING = PathSampling(md_temperatures=TEMPERATURES, md_steps=500, md_interval=10)
 MOLECULE_STEPS = 300
 MOLECULE_INTERVAL = 15
+
+
+def _key_frames(frames: list[Frame]) -> list[int]:
+    """Indices of the final NEB reactant, TS and product frames."""
+    out = []
+    for role in ("reactant", "ts", "product"):
+        out += [i for i, f in enumerate(frames) if f.info.get("role") == role and "neb_iteration" not in f.info][:1]
+    return out
+
+
+def select(frames: list[Frame], n: int, seed: int) -> list[Frame]:
+    """Reactant, TS, product, then ``n - 3`` farthest-point picks from the other candidates."""
+    return [frames[i] for i in select_fps(frames, n, seed=seed, keep=_key_frames(frames))]
 
 
 def reaction_frames(ctx: BuildContext) -> list[Frame]:

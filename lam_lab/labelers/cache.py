@@ -1,4 +1,9 @@
-"""Content-addressed disk cache of labels: one small ``.npz`` per (structure, method, settings)."""
+"""Content-addressed disk cache of labels: one small ``.npz`` per (structure, method, settings).
+
+Entries are written one file each (atomic, safe with parallel workers) and can be packed into one
+compressed archive beside the folder (``<folder>.npz``), which is read when a key has no file:
+a long labelling job commits one file per data set, not thousands.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +49,18 @@ class CacheEntry:
 
 
 class LabelCache:
-    """Directory of ``<key[:2]>/<key>.npz`` files, each written atomically (temp file + rename)."""
+    """Directory of ``<key[:2]>/<key>.npz`` files, each written atomically, plus the packed ``<directory>.npz``."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
+        self.archive = archive_path(self.directory)
+        self._packed: dict[str, dict[str, np.ndarray]] | None = None
+
+    def _from_archive(self, key: str) -> dict[str, np.ndarray] | None:
+        """The archived arrays of ``key`` (archive read once, lazily)."""
+        if self._packed is None:
+            self._packed = read_archive(self.archive)
+        return self._packed.get(key)
 
     def path(self, key: str) -> Path:
         """File of one key (two-level layout keeps directories small)."""
@@ -57,20 +70,11 @@ class LabelCache:
         """The entry of ``key``, or None when absent or unreadable (a corrupt file is ignored)."""
         path = self.path(key)
         if not path.is_file():
-            return None
+            packed = self._from_archive(key)
+            return None if packed is None else _entry(packed, n_atoms, str(self.archive))
         try:
             with np.load(path, allow_pickle=False) as z:
-                seconds = float(z["seconds"]) if "seconds" in z else 0.0
-                if "failure" in z:
-                    return CacheEntry(None, str(z["failure"]), seconds)
-                energy = float(z["energy"]) if "energy" in z else None
-                forces = np.array(z["forces"]) if "forces" in z else None
-                virial = np.array(z["virial"]) if "virial" in z else None
-            if forces is not None and forces.shape != (n_atoms, 3):
-                raise ValueError(f"forces shape {forces.shape} != ({n_atoms}, 3)")
-            if virial is not None and virial.shape != (3, 3):
-                raise ValueError(f"virial shape {virial.shape} != (3, 3)")
-            return CacheEntry(Labels(energy, forces, virial), None, seconds)
+                return _entry({k: z[k] for k in z.files}, n_atoms, str(path))
         except Exception as exc:  # truncated zip, bad pickle, wrong shapes: recompute instead
             warnings.warn(f"ignoring unreadable label cache entry {path}: {exc}", RuntimeWarning, stacklevel=2)
             return None
@@ -79,17 +83,7 @@ class LabelCache:
         """Write ``entry`` under ``key`` atomically; returns the file path."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, Any] = {"seconds": np.float64(entry.seconds)}
-        if entry.failure is not None:
-            arrays["failure"] = np.str_(entry.failure)
-        elif entry.labels is not None:
-            lab = entry.labels
-            if lab.energy is not None:
-                arrays["energy"] = np.float64(lab.energy)
-            if lab.forces is not None:
-                arrays["forces"] = lab.forces
-            if lab.virial is not None:
-                arrays["virial"] = lab.virial
+        arrays = _arrays(entry)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".npz.tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -102,5 +96,88 @@ class LabelCache:
             raise
         return path
 
+    def keys(self) -> list[str]:
+        """Keys held as files (not counting the archive)."""
+        return sorted(p.stem for p in self.directory.glob("*/*.npz")) if self.directory.is_dir() else []
+
     def __len__(self) -> int:
-        return sum(1 for _ in self.directory.glob("*/*.npz")) if self.directory.is_dir() else 0
+        return len(set(self.keys()) | set(read_archive(self.archive)))
+
+
+def archive_path(directory: Path) -> Path:
+    """The packed archive of a cache folder: ``<folder>.npz`` beside it."""
+    return directory.parent / f"{directory.name}.npz"
+
+
+def read_archive(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """key -> arrays of a packed archive (empty when there is none; a corrupt one warns and is ignored)."""
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for name in z.files:
+                key, field = name.split("/", 1)
+                out.setdefault(key, {})[field] = z[name]
+    except Exception as exc:
+        warnings.warn(f"ignoring unreadable label archive {path}: {exc}", RuntimeWarning, stacklevel=2)
+        return {}
+    return out
+
+
+def pack(directory: str | os.PathLike, remove: bool = False) -> Path:
+    """Merge the folder's entries into ``<folder>.npz`` (compressed, written atomically); returns its path."""
+    cache = LabelCache(directory)
+    merged = read_archive(cache.archive)
+    for key in cache.keys():
+        with np.load(cache.path(key), allow_pickle=False) as z:
+            merged[key] = {k: z[k] for k in z.files}
+    flat = {f"{k}/{f}": v for k, fields in sorted(merged.items()) for f, v in fields.items()}
+    cache.archive.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".npz.tmp", dir=cache.archive.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **flat)
+        os.replace(tmp, cache.archive)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if remove:
+        for key in cache.keys():
+            cache.path(key).unlink()
+    return cache.archive
+
+
+def _entry(z: dict[str, np.ndarray], n_atoms: int, where: str) -> CacheEntry | None:
+    """A CacheEntry from stored arrays; wrong shapes warn and count as a miss (the frame is recomputed)."""
+    seconds = float(z["seconds"]) if "seconds" in z else 0.0
+    if "failure" in z:
+        return CacheEntry(None, str(z["failure"]), seconds)
+    energy = float(z["energy"]) if "energy" in z else None
+    forces = np.array(z["forces"]) if "forces" in z else None
+    virial = np.array(z["virial"]) if "virial" in z else None
+    if forces is not None and forces.shape != (n_atoms, 3):
+        warnings.warn(f"ignoring label cache entry in {where}: forces shape {forces.shape} != ({n_atoms}, 3)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    if virial is not None and virial.shape != (3, 3):
+        warnings.warn(f"ignoring label cache entry in {where}: virial shape {virial.shape} != (3, 3)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return CacheEntry(Labels(energy, forces, virial), None, seconds)
+
+
+def _arrays(entry: CacheEntry) -> dict[str, Any]:
+    """The arrays stored for one entry."""
+    arrays: dict[str, Any] = {"seconds": np.float64(entry.seconds)}
+    if entry.failure is not None:
+        arrays["failure"] = np.str_(entry.failure)
+    elif entry.labels is not None:
+        lab = entry.labels
+        if lab.energy is not None:
+            arrays["energy"] = np.float64(lab.energy)
+        if lab.forces is not None:
+            arrays["forces"] = lab.forces
+        if lab.virial is not None:
+            arrays["virial"] = lab.virial
+    return arrays

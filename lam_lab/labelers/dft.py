@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
 from lam_lab.labelers.base import Labeler, LabelingFailed, charge_spin
@@ -88,7 +91,10 @@ class DFTLabeler(Labeler):
 
     def compute(self, frame: Frame) -> Labels:
         """SCF energy (eV) and analytic gradient → forces (eV/Å); raises LabelingFailed if unconverged."""
-        from ase.units import Bohr, Hartree
+        return self.compute_scf(frame)[0]
+
+    def scf(self, frame: Frame, dm0=None):
+        """Converged PySCF mean-field object of ``frame`` (``dm0``: a density matrix to start from)."""
         from pyscf import dft, gto, lib
 
         s = self.settings
@@ -106,11 +112,49 @@ class DFTLabeler(Labeler):
         mf.conv_tol = s.conv_tol
         mf.max_cycle = s.max_cycle
         mf.grids.level = s.grids_level
-        energy = mf.kernel()
+        energy = mf.kernel(dm0=dm0)
         if not mf.converged:
             raise LabelingFailed(f"SCF did not converge in {s.max_cycle} cycles (last energy {energy:.8f} Ha)")
+        return mf
+
+    def compute_scf(self, frame: Frame, dm0=None):
+        """(Labels in eV and eV/Å, density matrix) of ``frame``; ``dm0`` seeds the SCF (geometry steps)."""
+        from ase.units import Bohr, Hartree
+
+        mf = self.scf(frame, dm0)
         grad = mf.nuc_grad_method().kernel()  # Hartree/Bohr
-        return Labels(energy * Hartree, -grad * (Hartree / Bohr), None)
+        return Labels(mf.e_tot * Hartree, -grad * (Hartree / Bohr), None), mf.make_rdm1()
+
+    def hessian(self, frame: Frame) -> np.ndarray:
+        """Analytic Hessian (eV/Å², [3n, 3n]) of the SCF energy: PySCF's CPKS second derivatives."""
+        from ase.units import Bohr, Hartree
+
+        h = self.scf(frame).Hessian().kernel()  # [n, n, 3, 3] Hartree/Bohr²
+        n = len(frame.numbers)
+        return np.asarray(h).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * (Hartree / Bohr**2)
+
+
+class DFTCalculator(Calculator):
+    """ASE calculator over :class:`DFTLabeler` (energy eV, forces eV/Å), each SCF started from the last density."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, labeler: DFTLabeler | None = None, charge: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.labeler = labeler or DFTLabeler()
+        self.charge = int(charge)
+        self._dm = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        frame = Frame(a.numbers, a.positions, None, [False] * 3, {}, {"charge": self.charge})
+        try:
+            labels, dm = self.labeler.compute_scf(frame, self._dm)
+        except LabelingFailed:  # a stale density can mislead the SCF after a large step: retry from scratch
+            labels, dm = self.labeler.compute_scf(frame, None)
+        self._dm = dm
+        self.results = {"energy": float(labels.energy), "forces": np.asarray(labels.forces)}
 
 
 @lru_cache(maxsize=256)

@@ -1,0 +1,173 @@
+"""Frames around a verified transition state (seed 000 style), each stage cached in the build area.
+
+Per reaction: the GFN2-xTB TS (:func:`lam_lab.sampling.find_ts`, verified: one imaginary mode, IRC
+to both minima), its IRC, thermal normal-mode displacements of the TS (the reaction coordinate
+sampled uniformly across the dividing surface), short MD launched from the TS at 300–1000 K, and
+near-minimum frames (normal modes and 300/600 K MD at the reactant and the product). The DFT-level TS
+(ωB97X/6-31G(d) Sella from the xTB TS, xTB Hessian as the start, analytic DFT Hessian for the mode
+count) is a separate cached stage. Units: eV, Å, K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from ase import Atoms
+
+from lam_lab.data.frame import Frame
+from lam_lab.datasets._stages import BuildContext, json_stage, stage
+from lam_lab.datasets.reactions import Reaction
+from lam_lab.sampling.ts import TSConfig, TSResult
+
+TS_CONFIG = TSConfig()
+DFT_TS_CONFIG = TSConfig(fmax=0.01, steps=150)
+
+
+@dataclass
+class TSSampling:
+    """How many frames of each kind a reaction's pool gets (temperatures K, MD steps of 0.5 fs)."""
+
+    ts_mode_temperatures: tuple[float, ...] = (300.0, 600.0, 1000.0)
+    ts_mode_samples: int = 16  # per temperature
+    min_mode_temperatures: tuple[float, ...] = (300.0, 600.0)
+    min_mode_samples: int = 8  # per temperature and minimum
+    max_amplitude: float = 1.0  # Å·amu^½ per mode: soft intermolecular modes would otherwise fly apart
+    ts_md_temperatures: tuple[float, ...] = (300.0, 600.0, 1000.0)
+    ts_md_runs: int = 2
+    ts_md_steps: int = 120
+    ts_md_interval: int = 4
+    min_md_temperatures: tuple[float, ...] = (300.0, 600.0)
+    min_md_steps: int = 200
+    min_md_interval: int = 10
+    seed: int = 0
+
+
+def xtb_ts(ctx: BuildContext, reaction: Reaction) -> TSResult:
+    """The reaction's GFN2-xTB TS search (cached; ``status`` says whether it verified)."""
+    from lam_lab.sampling.molecules import mapped_pair
+    from lam_lab.sampling.ts import find_ts
+
+    def make() -> dict:
+        ends = mapped_pair(reaction.reactant, reaction.product, reaction.name, seed=ctx.seed)
+        res = find_ts(ends.reactant, ends.product, config=TS_CONFIG)
+        ctx.say(f"xTB TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
+                f"ν‡ {res.imaginary_frequencies} cm-1, {res.provenance.get('seconds')} s")
+        return res.to_dict()
+
+    params = {"reaction": asdict(reaction), "config": repr(TS_CONFIG), "seed": ctx.seed}
+    return TSResult.from_dict(json_stage(ctx, f"ts-xtb-{reaction.name}", params, make))
+
+
+def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | None = None) -> TSResult:
+    """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all)."""
+    from lam_lab.labelers import get_labeler
+    from lam_lab.labelers.dft import DFTCalculator
+    from lam_lab.sampling.neb import xtb_calculator
+    from lam_lab.sampling.ts_refine import refine_at_level
+    from lam_lab.sampling.vibrations import fd_hessian
+
+    lab = get_labeler("dft", threads=threads)
+
+    def calc(a: Atoms) -> DFTCalculator:
+        return DFTCalculator(lab, charge=int(a.info.get("charge", 0)))
+
+    def hessian(a: Atoms) -> np.ndarray:
+        return lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))}))
+
+    def make() -> dict:
+        res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
+        res.provenance.update({"level": lab.name, "hessian": "analytic (PySCF CPKS)",
+                               "guess_hessian": "GFN2-xTB finite differences", "connectivity": "GFN2-xTB IRC"})
+        ctx.say(f"DFT TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
+                f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
+        return res.to_dict()
+
+    params = {"reaction": reaction.name, "low": low.ts.positions.round(5).tolist(), "dft": lab.cache_identity(),
+              "config": repr(DFT_TS_CONFIG)}
+    return TSResult.from_dict(json_stage(ctx, f"ts-dft-{reaction.name}", params, make))
+
+
+def _frame(atoms: Atoms, info: dict) -> Frame:
+    """A label-free molecular frame with ``info``."""
+    return Frame(atoms.numbers, np.array(atoms.positions), None, [False] * 3, {}, dict(info))
+
+
+def _minimum_modes(atoms: Atoms):
+    """Harmonic analysis of a GFN2-xTB minimum."""
+    from lam_lab.sampling.neb import xtb_calculator
+    from lam_lab.sampling.vibrations import fd_hessian, harmonic
+
+    return harmonic(atoms, fd_hessian(atoms, xtb_calculator))
+
+
+def _md(start: Atoms, temps, runs: int, steps: int, interval: int, seed: int, friction: float) -> list[tuple[Atoms, float]]:
+    """GFN2-xTB Langevin snapshots from ``start`` at each temperature (K), ``runs`` seeds each."""
+    from lam_lab.sampling.md import MDConfig, run_md
+    from lam_lab.sampling.neb import xtb_calculator
+
+    out = []
+    for t_i, temp in enumerate(temps):
+        for k in range(runs):
+            cfg = MDConfig(steps=steps, interval=interval, friction_per_fs=friction)
+            run = run_md(start, xtb_calculator, temp, cfg, seed=seed + 100 * t_i + k)
+            out += [(a, float(temp)) for a in run.frames]
+    return out
+
+
+def candidates(ctx: BuildContext, reaction: Reaction, ts: TSResult, cfg: TSSampling) -> list[Frame]:
+    """The reaction's label-free candidate pool; ``info['xtb_rel_ts']`` is E_xTB − E_xTB(TS) in eV."""
+    from lam_lab.sampling.neb import xtb_calculator
+    from lam_lab.sampling.vibrations import Harmonic, normal_mode_samples
+
+    def make() -> list[Frame]:
+        base = {"reaction": reaction.name, "charge": int(ts.ts.info.get("charge", 0))}
+        items: list[tuple[np.ndarray, dict]] = []
+        for role, a in (("reactant", ts.reactant), ("xtb-ts", ts.ts), ("product", ts.product)):
+            items.append((a.positions, {"role": role, "source": "xtb-stationary"}))
+        items += [(a.positions, {"source": "irc", "irc_arc": a.info["irc_arc"]}) for a in ts.irc]
+        h_ts = Harmonic(ts.frequencies, ts.modes, np.zeros(0), ts.ts.get_masses())
+        for t_i, temp in enumerate(cfg.ts_mode_temperatures):
+            for x in normal_mode_samples(ts.ts, h_ts, temp, cfg.ts_mode_samples, seed=cfg.seed + t_i,
+                                         max_amplitude=cfg.max_amplitude):
+                items.append((x, {"source": "ts-modes", "temperature": temp}))
+        for m_i, (name, m) in enumerate((("reactant", ts.reactant), ("product", ts.product))):
+            modes = _minimum_modes(m)
+            for t_i, temp in enumerate(cfg.min_mode_temperatures):
+                for x in normal_mode_samples(m, modes, temp, cfg.min_mode_samples, seed=cfg.seed + 10 * m_i + t_i,
+                                             max_amplitude=cfg.max_amplitude):
+                    items.append((x, {"source": "min-modes", "start": name, "temperature": temp}))
+            for a, temp in _md(m, cfg.min_md_temperatures, 1, cfg.min_md_steps, cfg.min_md_interval,
+                               cfg.seed + 1000 + 10 * m_i, 0.01):
+                items.append((a.positions, {"source": "min-md", "start": name, "temperature": temp}))
+        for a, temp in _md(ts.ts, cfg.ts_md_temperatures, cfg.ts_md_runs, cfg.ts_md_steps, cfg.ts_md_interval,
+                           cfg.seed + 2000, 0.002):
+            items.append((a.positions, {"source": "ts-md", "temperature": temp}))
+        e_ts = float(ts.ts.get_potential_energy())
+        frames = []
+        for x, info in items:
+            a = Atoms(ts.ts.numbers, x)
+            a.info["charge"] = base["charge"]
+            a.calc = xtb_calculator(a)
+            try:
+                rel = float(a.get_potential_energy()) - e_ts
+            except Exception:  # xTB's SCF fails on a wild displacement: not a sample worth labelling
+                continue
+            frames.append(_frame(a, {**base, **info, "xtb_rel_ts": rel}))
+        ctx.say(f"{reaction.name}: {len(frames)} candidates")
+        return frames
+
+    params = {"reaction": reaction.name, "ts": ts.ts.positions.round(5).tolist(), "sampling": asdict(cfg)}
+    return stage(ctx, f"ts-candidates-{reaction.name}", params, make)
+
+
+def select_frames(pool: list[Frame], n: int, window: float, fraction: float, seed: int) -> list[Frame]:
+    """``n`` frames: the stationary points, ≥ ``fraction`` within ``window`` eV of the TS (xTB), the rest by FPS."""
+    from lam_lab.sampling.select import select_fps
+
+    keep = [i for i, f in enumerate(pool) if f.info.get("source") == "xtb-stationary"]
+    near = [i for i, f in enumerate(pool) if abs(f.info["xtb_rel_ts"]) <= window and i not in keep]
+    n_near = min(len(near), int(np.ceil(fraction * n)))
+    near_pick = [near[j] for j in select_fps([pool[i] for i in near], n_near, seed=seed)]
+    chosen = select_fps(pool, min(n, len(pool)), seed=seed, keep=keep + near_pick)
+    return [pool[i].copy() for i in chosen]
