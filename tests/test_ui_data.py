@@ -9,6 +9,7 @@ import pytest
 
 import lam_lab as ll
 from lam_lab.ui import plots
+from lam_lab.ui._figures import shown_titles
 from lam_lab.ui._jobs import BackgroundJob
 from lam_lab.ui.data_panel import DataPanel
 from lam_lab.ui.lab import Lab
@@ -68,6 +69,12 @@ def test_compare_overlays_two_sets_and_reads_deepmd_folders(mixed_ds, tmp_path):
     cov = panel.figures["compare"]
     assert [t.type for t in cov.data] == ["bar", "bar"] and list(cov.data[0].x) == ["H", "C", "O", "Cu"]
     assert {t.name for t in panel.figures["energy"].data} == {"mixed", "mixed (2)"}
+    energy = panel.figures["energy"]  # two sets: densities on shared bins, each set once in the legend
+    assert {t.histnorm for t in energy.data} == {"probability density"}
+    assert sorted(t.name for t in energy.data if t.showlegend) == ["mixed", "mixed (2)"]
+    assert not energy.layout.annotations  # label sets named in the x-axis titles, nothing printed over the legend
+    assert "emt" in energy.layout.xaxis.title.text and "density" in energy.layout.yaxis.title.text
+    assert shown_titles(panel.energy_out) == ["energy per atom"]  # reached the Output widget (state, not display)
     panel.clear_compare()
     assert panel.other is None and len(panel.summary.children) == 1
     assert "compare" not in panel.figures and panel.figures["coverage"].data[1].type == "heatmap"
@@ -142,3 +149,28 @@ def test_playback_panel_opens_a_trajectory_file_and_reports_bad_ones(tmp_path):
     (tmp_path / "junk.xyz").write_text("not a trajectory\n")
     assert lab.playback.open_trajectory(tmp_path / "junk.xyz") is None
     assert "junk.xyz" in lab.playback.error and "Could not load" in lab.playback.message.value
+
+
+def test_figures_reach_outputs_from_a_worker_thread_and_non_finite_numbers_serialize():
+    """A job thread sets an Output's state (display() from a thread after the cell ended is dropped by the browser)."""
+    import json
+
+    import ipywidgets as w
+    import plotly.graph_objects as go
+
+    from lam_lab.ui._figures import PLOTLY_MIME, empty_figure, fmt, show_figure
+
+    out = w.Output()
+    fig = go.Figure(go.Scatter(x=[1, 2, 3], y=[1.0, float("nan"), float("inf")], name="curve"), layout=dict(title="t"))
+    th = threading.Thread(target=show_figure, args=(out, fig))
+    th.start()
+    th.join()
+    assert len(out.outputs) == 1 and shown_titles(out) == ["t"]
+    spec = out.outputs[0]["data"][PLOTLY_MIME]
+    json.dumps(out.outputs, allow_nan=False)  # NaN/inf became null: the widget state is valid JSON
+    assert spec["data"][0]["y"] == [1.0, None, None]
+    empty = empty_figure("parity", "reference (eV/Å)", "model (eV/Å)", "after a run")
+    assert empty.layout.xaxis.title.text == "reference (eV/Å)" and empty.layout.yaxis.title.text == "model (eV/Å)"
+    show_figure(out, None)
+    assert out.outputs == () and out.layout.display == "none"
+    assert fmt(float("nan"), ".0f", "meV/Å") == "n/a" and fmt(None) == "n/a" and fmt(12.34, ".1f", "K") == "12.3 K"

@@ -15,7 +15,9 @@ from lam_lab.train.checkpoint import CheckpointManager, load_checkpoint
 from lam_lab.ui._sources import EMT
 from lam_lab.ui.lab import Lab
 from lam_lab.ui.md_panel import MDPanel
-from lam_lab.ui.train_panel import TrainPanel
+from lam_lab.ui._figures import shown_titles
+from lam_lab.ui.md_panel import md_summary
+from lam_lab.ui.train_panel import TrainPanel, validation_fraction
 
 TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
 
@@ -56,6 +58,15 @@ def test_train_panel_runs_once_draws_curves_and_reports_metrics(tmp_path):
     assert "WARMSE" not in panel.metrics.value and "rxn-xtb" in panel.metrics.value and "F RMSE" in panel.metrics.value
     assert "device: cpu" in panel.device.value and panel.job.progress.value == 1.0
     assert got and "12 steps" in got[0] and panel.model is res.model
+    # 8 frames: 3 validate (not 1 at the default fraction), 5 train, and the panel says so
+    assert len(panel.prepared.validation["rxn-xtb"]) == 3 and len(panel.prepared.datasets["rxn-xtb"]) == 5
+    assert "validating on 3" in panel.message.value
+
+
+def test_validation_keeps_at_least_three_frames_or_says_it_cannot():
+    assert validation_fraction(8, 0.2) == pytest.approx(3.5 / 8) and validation_fraction(200, 0.2) == 0.2
+    assert validation_fraction(5, 0.2) is None and validation_fraction(None, 0.2) == 0.2
+    assert validation_fraction(100, 0.0) is None and validation_fraction(6, 0.2) == 0.5
 
 
 def test_stop_during_a_checkpoint_write_loses_nothing_and_resume_continues(tmp_path, monkeypatch):
@@ -110,6 +121,8 @@ def test_md_panel_runs_emt_live_plot_player_stop_and_bad_system(tmp_path):
     assert panel.run() is True and panel.run() is False
     res = panel.wait(60)
     assert res.completed and panel.job.state == "done"
+    assert "total-energy drift" in panel.message.value and "meV/atom/ps" in panel.message.value  # NVE: drift shown
+    assert "drift" not in md_summary(_langevin(res)) and "mean T" in md_summary(_langevin(res))
     assert panel.player is not None and panel.player.n_frames == len(res.frames) == 21
     assert len(panel.live.data[2].x) == 21 and panel.series["temperature"][0] > 0
     panel.steps.value = 1_000_000
@@ -140,6 +153,8 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
     from lam_lab.ui.finetune_panel import FinetunePanel
 
     panel = FinetunePanel(pretrained=tiny_pretrained, frames=8, steps=10, out_root=tmp_path)
+    # axes with titles and units before Start (placeholders), real figures after
+    assert shown_titles(panel.e_out) == ["energy per atom (test split)"] and len(shown_titles(panel.lc_out)) == 1
     assert panel.downstream.value == "rxn-dft" and "rxn-xtb" in panel.pretrained.head.options
     panel.mode.value = "Δ on GFN2-xTB"
     assert panel.start() is True and panel.start() is False
@@ -149,6 +164,8 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
     assert len(panel.curves.series("loss · train")[0]) >= 1
     assert {"parity_e", "parity_f", "comparison"} <= set(panel.figures)
     assert "RMSE" in panel.figures["parity_f"].layout.title.text
+    assert "RMSE" in shown_titles(panel.e_out)[0] and "RMSE" in shown_titles(panel.f_out)[0]
+    assert shown_titles(panel.lc_out)[0].startswith("Learning curves")
     row = panel.rows[-1]
     assert row.method == "delta-finetune" and row.n == 8 and np.isfinite(row.f_rmse)
     assert "test split" in panel.metrics.value
@@ -158,7 +175,7 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
 
 def test_distill_panel_rounds_chart_and_speedup(tmp_path):
     _skip_without("lam_lab.distill")
-    from lam_lab.ui.distill_panel import DistillPanel
+    from lam_lab.ui.distill_panel import DistillPanel, round_status
 
     rng = np.random.default_rng(0)
     frames = []
@@ -174,7 +191,7 @@ def test_distill_panel_rounds_chart_and_speedup(tmp_path):
     teacher = ll.build_model("dpa2-small", ["H", "C"], **TINY)
     teacher = ll.train(teacher, Dataset(frames, name="ethylene"), steps=10, out_dir=None, progress=False).model
     panel = DistillPanel(teacher=teacher, systems="C=C", rounds=1, out_root=tmp_path)
-    panel.student.value, panel.md_steps.value, panel.train_steps.value = "student-tiny", 20, 8
+    panel.student.value, panel.md_steps.value, panel.train_steps.value, panel.init_steps.value = "student-tiny", 20, 8, 8
     panel.trust_lo.value, panel.trust_hi.value = 0.3, 0.1
     assert panel.start() is False and "trust" in panel.error
     panel.trust_lo.value, panel.trust_hi.value = 1e-5, 50.0
@@ -184,6 +201,9 @@ def test_distill_panel_rounds_chart_and_speedup(tmp_path):
     assert [e.round for e in panel.rounds] == [0, 1] and res.student.config.kind == "student"
     assert list(panel.chart.data[0].x) == [0, 1] and len(panel.chart.data[4].y) == 2
     assert panel.summary["speedup"] > 0 and "faster" in panel.result_html.value
+    assert panel.message.value.count("Done") == 1 and "force error vs the teacher" in panel.message.value
+    words = round_status(panel.rounds[1], 1)
+    assert words.startswith("round 1 of 1: checked") and "already good" in words and "too far off" in words
 
 
 def test_lab_has_five_working_tabs_and_hands_models_between_them(mixed_ds, tiny_pretrained):
@@ -191,11 +211,39 @@ def test_lab_has_five_working_tabs_and_hands_models_between_them(mixed_ds, tiny_
     assert lab.tabs.titles == ("Data", "Train", "Fine-tune · Δ", "Distill", "MD")
     assert lab.tabs.children[1] is lab.train and lab.tabs.children[4] is lab.md and lab.playback is lab.md.playback
     assert lab.data.dataset is mixed_ds
-    lab.offer_model(tiny_pretrained, "trained here")
-    assert lab.md.model.choice.options[0] == "trained here" and lab.md.model.choice.value != "trained here"
-    if hasattr(lab.finetune, "pretrained"):
-        assert lab.finetune.pretrained.choice.value == "trained here"
+    before = {name: picker.choice.value for name, picker in _pickers(lab).items()}
+    lab.offer_model(tiny_pretrained, "delta (1)", "Fine-tune · Δ")
+    for name, picker in _pickers(lab).items():  # offered everywhere, selected nowhere
+        assert "delta (1)" in picker.choice.options and picker.choice.value == before[name], name
+        assert picker.notice.layout.display != "none"
+        assert "New:" in picker.notice_text.value and "delta (1)" in picker.notice_text.value
+        assert "Fine-tune" in picker.notice_text.value and "uses <b>" in picker.origin.value
+    md = lab.md.model
+    md.dismiss_button.click()
+    assert md.notice.layout.display == "none" and md.choice.value == before["md"]
     if hasattr(lab.distill, "teacher"):
-        assert lab.distill.teacher.choice.value == "trained here" and lab.distill.teacher.head.value == "rxn-xtb"
+        teacher = lab.distill.teacher
+        teacher.use_button.click()  # "use it"
+        assert teacher.choice.value == "delta (1)" and teacher.notice.layout.display == "none"
+        assert "made in Fine-tune · Δ" in teacher.origin.value and teacher.head.value == "rxn-xtb"
     lab.select("Train")
     assert lab.tabs.selected_index == 1
+
+
+def _pickers(lab):
+    """The model pickers of the Lab's tabs (those whose engine imports here)."""
+    out = {"md": lab.md.model}
+    if hasattr(lab.finetune, "pretrained"):
+        out["finetune"] = lab.finetune.pretrained
+    if hasattr(lab.distill, "teacher"):
+        out["distill"] = lab.distill.teacher
+    return out
+
+
+def _langevin(res):
+    """The same MD result, read as a Langevin run (drift means nothing under a thermostat)."""
+    import dataclasses
+
+    fake = dataclasses.replace(res.config, ensemble="langevin")
+    return type("R", (), {**{k: getattr(res, k) for k in ("steps_done", "steps", "temperature", "wall_time", "completed",
+                                                          "status", "reason")}, "config": fake, "drift": res.drift})()

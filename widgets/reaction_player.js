@@ -25,6 +25,15 @@ function floats(value) {
   return new Float32Array(value);
 }
 
+function heat(f) {
+  // 0 → pale grey-blue, 1 → dark red: per-atom uncertainty colours
+  const stops = [[0, [198, 219, 239]], [0.35, [253, 208, 162]], [0.7, [241, 105, 19]], [1, [165, 15, 21]]];
+  f = Math.min(1, Math.max(0, Number.isFinite(f) ? f : 0));
+  let k = 1; while (k < stops.length - 1 && f > stops[k][0]) k++;
+  const [f0, c0] = stops[k - 1], [f1, c1] = stops[k], u = (f - f0) / Math.max(1e-9, f1 - f0);
+  return "#" + c0.map((c, i) => Math.round(c + u * (c1[i] - c)).toString(16).padStart(2, "0")).join("");
+}
+
 function h(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -124,13 +133,13 @@ class Scene {
     const bondR = 0.12;
     for (const it of items) {
       if (it.kind === "atom") {
-        const p = P[it.i], r = Math.max(1.5, st.radii[it.i] * p[3]), col = st.colors[it.i], f = fog(p[2]);
+        const p = P[it.i], r = Math.max(1.5, st.radii[it.i] * p[3]), col = st.atomColor(it.i), f = fog(p[2]);
         const g = ctx.createRadialGradient(p[0] - 0.35 * r, p[1] - 0.35 * r, 0.1 * r, p[0], p[1], r);
         g.addColorStop(0, shade(col, 1 + 0.6 * f)); g.addColorStop(0.45, shade(col, f)); g.addColorStop(1, shade(col, 0.45 * f));
         ctx.beginPath(); ctx.arc(p[0], p[1], r, 0, 2 * Math.PI); ctx.fillStyle = g; ctx.fill();
         if (st.marked.has(it.i)) { ctx.lineWidth = 2.5; ctx.strokeStyle = "#f5b800"; ctx.stroke(); }
       } else if (it.kind === "half") {
-        const lw = Math.max(1.5, 2 * bondR * it.from[3]), col = st.colors[it.i], f = fog(it.from[2]);
+        const lw = Math.max(1.5, 2 * bondR * it.from[3]), col = st.atomColor(it.i), f = fog(it.from[2]);
         if (it.tag === "formed") this.segment(it.from, it.to, lw + 8, "rgba(44,160,44,0.45)");
         this.segment(it.from, it.to, lw + 1.5, shade(col, 0.35 * f));
         this.segment(it.from, it.to, lw, shade(col, f));
@@ -155,6 +164,7 @@ class Trace {
   panels(st) {
     const out = [];
     if (st.energies.length) out.push({ title: st.energyLabel, series: [{ name: "E", y: st.energies, color: "#222" }] });
+    if (st.frameValues.length) out.push({ title: st.valueLabel, series: [{ name: "max over atoms", y: st.frameValues, color: "#a50f15" }] });
     const names = Object.keys(st.distances);
     if (names.length) out.push({ title: "distance (Å)", series: names.map((k, c) => ({ name: k, y: st.distances[k], color: PALETTE[c % PALETTE.length] })) });
     return out;
@@ -216,9 +226,9 @@ class Trace {
         ctx.stroke();
         const v = s.y[st.frame];
         if (Number.isFinite(v)) { ctx.fillStyle = s.color; ctx.beginPath(); ctx.arc(this.xOf(st, L, st.times[st.frame]), yOf(v), 3.5, 0, 2 * Math.PI); ctx.fill(); }
-        if (panel.series.length > 1 || k === 0) {
+        {  // every curve is named, with its value at the cursor
           ctx.textAlign = "left";
-          const text = `${panel.series.length > 1 ? s.name + " " : ""}${Number.isFinite(v) ? v.toFixed(3) : ""}`;
+          const text = `${s.name} ${Number.isFinite(v) ? v.toFixed(3) : "n/a"}`;
           ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(x0 + 3, y0 + 4 + 14 * c, ctx.measureText(text).width + 6, 14);
           ctx.fillStyle = s.color; ctx.fillText(text, x0 + 6, y0 + 15 + 14 * c);
         }
@@ -229,7 +239,9 @@ class Trace {
     const xc = this.xOf(st, L, st.times[st.frame]);
     ctx.strokeStyle = "#f5b800"; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(xc, L.top); ctx.lineTo(xc, L.hgt - L.bottom); ctx.stroke();
     ctx.fillStyle = "#555"; ctx.textAlign = "center";
-    for (const v of niceTicks(st.times[0], st.times[st.times.length - 1], 5)) ctx.fillText(String(+v.toPrecision(6)), this.xOf(st, L, v), L.hgt - L.bottom + 13);
+    // frames are numbered from 1 everywhere the user reads them (axis, readout, event list)
+    const one = st.timeUnit === "frame" ? 1 : 0;
+    for (const v of niceTicks(st.times[0] + one, st.times[st.times.length - 1] + one, 5)) ctx.fillText(String(+v.toPrecision(6)), this.xOf(st, L, v - one), L.hgt - L.bottom + 13);
     ctx.fillText(st.timeUnit === "frame" ? "frame" : `time (${st.timeUnit})`, (x0 + x1) / 2, L.hgt - 4);
   }
 }
@@ -251,6 +263,10 @@ function render({ model, el }) {
   const speed = h("select", "llrp-speed"); speed.title = "frames per second";
   for (const v of [2, 5, 10, 20, 40]) { const o = h("option", "", `${v} fps`); o.value = v; speed.appendChild(o); }
   bar.appendChild(speed);
+  const colorBy = h("select", "llrp-colorby"); colorBy.title = "colour atoms by element or by the per-atom values (uncertainty)";
+  for (const [v, text] of [["element", "colour: element"], ["values", "colour: uncertainty"]]) { const o = h("option", "", text); o.value = v; colorBy.appendChild(o); }
+  colorBy.onchange = () => { model.set("color_by", colorBy.value); model.save_changes(); redraw(); };
+  bar.appendChild(colorBy);
   side.append(plot, eventsBox); main.append(view, side); root.append(title, main, bar); el.appendChild(root);
 
   const scene = new Scene(view), trace = new Trace(plot), st = {};
@@ -264,6 +280,16 @@ function render({ model, el }) {
     st.times = model.get("times"); st.timeUnit = model.get("time_unit");
     st.energies = model.get("energies"); st.energyLabel = model.get("energy_label"); st.distances = model.get("distances");
     st.window = model.get("highlight_frames");
+    // per-atom values (force disagreement of a committee, eV/Å): colours and a trace under the energy
+    st.values = floats(model.get("atom_values")); st.valueLabel = model.get("atom_value_label");
+    st.frameValues = [];
+    if (st.values.length === st.nFrames * st.n && st.n) {
+      for (let t = 0; t < st.nFrames; t++) { let m = 0; for (let i = 0; i < st.n; i++) m = Math.max(m, st.values[t * st.n + i]); st.frameValues.push(m); }
+    } else st.values = new Float32Array(0);
+    st.vmax = Math.max(1e-9, ...st.frameValues);
+    st.atomColor = (i) => (st.values.length && model.get("color_by") === "values") ? heat(st.values[st.frame * st.n + i] / st.vmax) : st.colors[i];
+    colorBy.style.display = st.values.length ? "" : "none";
+    colorBy.value = model.get("color_by");
     title.textContent = model.get("title");
     view.style.height = plot.style.height = `${model.get("height")}px`;
     slider.max = Math.max(0, st.nFrames - 1);
@@ -271,7 +297,7 @@ function render({ model, el }) {
     eventsBox.replaceChildren();
     if (!st.events.length) eventsBox.appendChild(h("div", "llrp-muted", "no bond events"));
     st.eventRows = st.events.map((e) => {
-      const row = h("div", `llrp-event llrp-${e.kind}`, `${e.kind === "formed" ? "▲" : "▼"} frame ${e.frame} · ${e.time.toPrecision(4)} ${st.timeUnit === "frame" ? "" : st.timeUnit} · ${e.label}`);
+      const row = h("div", `llrp-event llrp-${e.kind}`, `${e.kind === "formed" ? "▲" : "▼"} frame ${e.frame + 1} · ${e.time.toPrecision(4)} ${st.timeUnit === "frame" ? "" : st.timeUnit} · ${e.label}`);
       row.onclick = () => seek(e.frame); eventsBox.appendChild(row); return row;
     });
   }
@@ -364,7 +390,7 @@ function render({ model, el }) {
   plot.onpointermove = (ev) => { if (scrub) seek(trace.frameAt(st, ev.offsetX)); };
   plot.onpointerup = () => { scrub = false; };
 
-  const data = ["positions", "cells", "bonds", "events", "energies", "distances", "times", "title", "height", "atom_colors", "atom_radii", "highlight_frames"];
+  const data = ["positions", "cells", "bonds", "events", "energies", "distances", "times", "title", "height", "atom_colors", "atom_radii", "highlight_frames", "atom_values", "atom_value_label", "color_by"];
   const onData = () => { load(); redraw(); };
   const onPlaying = () => { schedule(); redraw(); };
   const onFps = () => { speed.value = String(model.get("fps")); schedule(); };

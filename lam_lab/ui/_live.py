@@ -60,6 +60,8 @@ class LiveCurves:
                             horizontal_spacing=0.07)
         fig.update_xaxes(title_text="step", type="log")
         fig.update_yaxes(type="log")
+        for col, unit in ((1, "loss"), (2, "E RMSE (meV/atom)"), (3, "F RMSE (meV/Å)")):
+            fig.update_yaxes(title_text=unit, title_standoff=4, row=1, col=col)
         # legend under the plots: above them it covered the title in JupyterLab
         fig.update_layout(title=title, height=height + 60, margin=dict(l=50, r=10, t=60, b=100),
                           legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,21 +26,39 @@ def shipped_models() -> list[str]:
         return []
 
 
-class ModelPicker(w.HBox):
+class ModelPicker(w.VBox):
     """Dropdown of models: shipped ones, models handed over in this session (:meth:`add`), a file, and
-    optionally the reference calculators GFN2-xTB and EMT; plus the head to use."""
+    optionally the reference calculators GFN2-xTB and EMT; plus the head to use.
+
+    A line under it says which model is used and where it came from. A model made in another tab is
+    :meth:`offer`-ed: listed, with a notice and a "use it" button, never selected for the user.
+    """
 
     def __init__(self, description: str = "model", calculators: bool = False, auto_head: bool = True,
                  default_head: str | None = None):
         self._models: dict[str, Any] = {}  # label -> Potential
+        self._origins: dict[str, str] = {}  # label -> where it came from
         self._loaded: dict[str, Any] = {}  # shipped name / path -> Potential (cache)
+        self.offered: str | None = None  # label of the model the notice offers
         self.calculators, self.auto_head, self.default_head = calculators, auto_head, default_head
         self.choice = w.Dropdown(description=description, layout=w.Layout(width="330px"))
         self.path = w.Text(placeholder="path to a .pt model file", layout=w.Layout(width="260px", display="none"))
         self.head = w.Dropdown(description="head", options=[AUTO_HEAD] if auto_head else [], layout=w.Layout(width="220px"))
+        self.origin = w.HTML("", layout=w.Layout(margin="0 0 0 8px"))
+        self.notice_text = w.HTML("")
+        self.use_button = w.Button(description="use it", button_style="info", layout=w.Layout(width="80px"),
+                                   tooltip="switch this tab to the new model")
+        self.dismiss_button = w.Button(description="keep mine", layout=w.Layout(width="90px"),
+                                       tooltip="keep the model chosen now (the new one stays in the list)")
+        self.use_button.on_click(lambda _: self.use_offered())
+        self.dismiss_button.on_click(lambda _: self.dismiss())
+        self.notice = w.HBox([self.notice_text, self.use_button, self.dismiss_button],
+                             layout=w.Layout(display="none", align_items="center", border="1px solid #9ecae1",
+                                             padding="2px 6px", margin="2px 0", width="fit-content"))
+        self.notice.add_class("lam-model-offer")
         self.choice.observe(lambda _: self._changed(), names="value")
         self.path.observe(lambda _: self._changed(), names="value")
-        super().__init__([self.choice, self.path, self.head])
+        super().__init__([w.HBox([self.choice, self.path, self.head]), self.origin, self.notice])
         self._options()
 
     def _options(self, select: str | None = None) -> None:
@@ -49,10 +68,40 @@ class ModelPicker(w.HBox):
         self.choice.value = current if current in opts else opts[0]
         self._changed()
 
-    def add(self, model: Any, label: str, select: bool = True) -> None:
-        """Offer ``model`` (a Potential) under ``label``; ``select`` makes it the current choice."""
+    def add(self, model: Any, label: str, select: bool = True, origin: str = "") -> None:
+        """List ``model`` (a Potential) under ``label`` (``origin``: where it came from); ``select`` chooses it."""
         self._models[label] = model
+        self._origins[label] = origin or "handed to this panel"
         self._options(label if select else None)
+
+    def offer(self, model: Any, label: str, origin: str) -> None:
+        """List ``model`` and show "New: label from origin — use it"; the current choice stays."""
+        self.add(model, label, select=False, origin=f"made in {origin}")
+        self.offered = label
+        self.notice_text.value = (f"<span style='color:#08519c'><b>New:</b> {html.escape(label)} from "
+                                  f"{html.escape(origin)} —&nbsp;</span>")
+        self.notice.layout.display = "" if self.choice.value != label else "none"
+
+    def use_offered(self) -> None:
+        """Choose the offered model (what "use it" does)."""
+        if self.offered is not None:
+            self.select(self.offered)
+        self.dismiss()
+
+    def dismiss(self) -> None:
+        """Hide the notice; the offered model stays in the list."""
+        self.notice.layout.display = "none"
+
+    def origin_of(self, label: str | None = None) -> str:
+        """Where the model ``label`` (default: the chosen one) came from, in words."""
+        label = self.choice.value if label is None else label
+        if label in self._origins:
+            return self._origins[label]
+        if label in (XTB, EMT):
+            return "reference method, no lam_lab model"
+        if label == FILE:
+            return "read from a file" if self.path.value.strip() else "give a path"
+        return "shipped with lam_lab (pre-trained)"
 
     def select(self, label: str, head: str | None = None) -> None:
         """Choose ``label`` (a listed name, :data:`XTB`, :data:`EMT`, or a file path) and optionally a head."""
@@ -70,6 +119,10 @@ class ModelPicker(w.HBox):
 
     def _changed(self) -> None:
         self.path.layout.display = "" if self.choice.value == FILE else "none"
+        self.origin.value = (f"<span style='color:#555'>uses <b>{html.escape(self.label or '–')}</b> · "
+                             f"{html.escape(self.origin_of())}</span>")
+        if self.choice.value == self.offered:
+            self.notice.layout.display = "none"
         heads: list[str] = []
         try:
             model = None if self.is_calculator else self.model()

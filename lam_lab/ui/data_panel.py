@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import ipywidgets as w
 import plotly.graph_objects as go
-from IPython.display import display
 
 from lam_lab.data import Dataset, DataError, Summary, read
 from lam_lab.ui import plots
+from lam_lab.ui._figures import figure_output, figure_row, show_figure  # noqa: F401 (show_figure: panels import it here)
 from lam_lab.ui._nglview import import_nglview
 
 
@@ -76,17 +76,6 @@ def error_html(message: str) -> str:
             f"<b>Could not load the data</b><pre style='white-space:pre-wrap;margin:4px 0 0'>{html.escape(message)}</pre></div>")
 
 
-def show_figure(out: w.Output, fig: go.Figure) -> None:
-    """Replace ``out``'s content with ``fig`` as a plotly mime bundle (JupyterLab, Notebook 7, VS Code)."""
-    from IPython import get_ipython
-
-    if get_ipython() is None:  # plain Python (scripts, tests): nothing renders an Output widget
-        return
-    out.clear_output(wait=True)
-    with out:
-        display({"application/vnd.plotly.v1+json": fig.to_plotly_json(), "text/plain": f"<plotly figure: {fig.layout.title.text}>"}, raw=True)
-
-
 class DataPanel(w.VBox):
     """Browse data sets: built-in or from a file/folder, summary, coverage, histograms, frames, compare two.
 
@@ -114,9 +103,10 @@ class DataPanel(w.VBox):
         clear_b.on_click(lambda _: self.clear_compare())
         self.message = w.HTML("")
         self.summary = w.HBox([])
-        half = dict(width="50%", min_width="320px")
-        self.coverage_out, self.compare_out = w.Output(layout=w.Layout(**half)), w.Output(layout=w.Layout(**half))
-        self.energy_out, self.force_out = w.Output(layout=w.Layout(**half)), w.Output(layout=w.Layout(**half))
+        self.coverage_out, self.compare_out = figure_output(), figure_output()
+        self.energy_out, self.force_out = figure_output(), figure_output()
+        for out in (self.coverage_out, self.compare_out, self.energy_out, self.force_out):
+            out.layout.display = "none"  # until a set is loaded: no empty boxes
         self.frame_slider = w.IntSlider(0, min=0, max=0, description="Frame", continuous_update=False,
                                         layout=w.Layout(width="420px"))
         self.frame_slider.observe(lambda ch: self.show_frame(ch["new"]), names="value")
@@ -128,10 +118,11 @@ class DataPanel(w.VBox):
             w.HTML(f"<b>Data</b>{html.escape(hint)}"),
             w.HBox([self.builtin, load_b, self.path, open_b]),
             w.HBox([self.compare_source, cmp_b, clear_b]),
-            self.message, self.summary, w.HBox([self.coverage_out, self.compare_out]),
-            w.HBox([self.energy_out, self.force_out]),
+            self.message, self.summary, figure_row(self.coverage_out, self.compare_out),
+            figure_row(self.energy_out, self.force_out),
             w.HTML("<b>Structures</b>"), w.HBox([self.frame_slider, self.frame_info]), self.view_box,
         ], **kwargs)
+        self.add_class("lam-data-panel")
         if dataset is not None:
             self.set_dataset(dataset)
 
@@ -196,7 +187,7 @@ class DataPanel(w.VBox):
         if len(sets) > 1:
             self.figures["compare"] = plots.coverage_bars(counts)
         else:
-            self.compare_out.clear_output()
+            show_figure(self.compare_out, None)
         outputs = {"coverage": self.coverage_out, "compare": self.compare_out, "energy": self.energy_out, "force": self.force_out}
         for key, fig in self.figures.items():
             show_figure(outputs[key], fig)

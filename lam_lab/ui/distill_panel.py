@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from lam_lab.data.errors import DataError
 from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
+from lam_lab.ui._figures import fmt
 from lam_lab.ui._live import fmt_duration, message_html
 from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems
 from lam_lab.ui.train_panel import cpu_threads, has_gpu
@@ -23,22 +24,55 @@ STUDENTS: dict[str, dict[str, Any]] = {
     "student": {},
     "student-tiny": {"repinit_neuron": (8,), "repinit_axis": 4, "fitting_neuron": (16, 16), "student_basis": 8},
 }
-FRACTIONS = (("accurate", "#2ca02c"), ("candidates", "#ff7f0e"), ("failed", "#d62728"))
+# (RoundEvent field, legend name, colour): how the explored frames fell against the trust window
+FRACTIONS = (("accurate", "already good (below the window)", "#2ca02c"),
+             ("candidates", "learn from these (inside)", "#ff7f0e"),
+             ("failed", "too far off, skipped (above)", "#d62728"))
 
 
 def round_figure() -> go.FigureWidget:
     """Empty per-round chart: fractions of explored frames (left), deviation and error in meV/Å (right, log)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("explored frames", "student vs teacher (meV/Å)"))
-    for name, color in FRACTIONS:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("frames the teacher's MD visited", "student vs teacher"),
+                        horizontal_spacing=0.12)
+    for _, name, color in FRACTIONS:
         fig.add_trace(go.Bar(x=[], y=[], name=name, marker_color=color), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[], y=[], name="mean max force deviation", mode="lines+markers"), row=1, col=2)
-    fig.add_trace(go.Scatter(x=[], y=[], name="force RMSE", mode="lines+markers"), row=1, col=2)
-    fig.update_layout(barmode="stack", height=320, margin=dict(l=50, r=10, t=60, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.1, x=0))
-    fig.update_xaxes(title_text="round", dtick=1)
-    fig.update_yaxes(title_text="fraction", tickformat=".0%", range=[0, 1], row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.add_trace(go.Scatter(x=[], y=[], name="largest per-atom force gap (mean over frames)", mode="lines+markers"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=[], y=[], name="force RMSE vs teacher", mode="lines+markers"), row=1, col=2)
+    fig.update_layout(barmode="stack", height=360, margin=dict(l=60, r=10, t=40, b=110),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+    fig.update_xaxes(title_text="round (0 = first fit)", dtick=1, range=[-0.5, 3.5])
+    fig.update_yaxes(title_text="fraction of frames", tickformat=".0%", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="force error (meV/Å)", type="log", range=[1, 4], row=1, col=2)
     return go.FigureWidget(fig)
+
+
+def round_status(e: Any, total: int) -> str:
+    """One round in plain words (the progress line)."""
+    if e.round == 0:
+        return (f"first fit done on {e.n_train} frames labelled by the teacher; "
+                f"student's force error vs teacher {fmt(e.student_f_rmse, '.0f', 'meV/Å')}")
+    n = e.n_frames or 0
+    parts = [f"round {e.round} of {total}: checked {n} frames of teacher MD",
+             f"{round(e.accurate * n) if n else 0} already good, {round(e.candidates * n) if n else 0} to learn from, "
+             f"{round(e.failed * n) if n else 0} too far off",
+             f"student vs teacher {fmt(e.student_f_rmse, '.0f', 'meV/Å')}"]
+    if e.converged:
+        parts.append("converged")
+    return "; ".join(parts)
+
+
+def result_sentence(res: Any) -> str:
+    """How the distillation ended, in plain words: rounds, the student's error vs the teacher first and last."""
+    errs = [r.student_f_rmse for r in res.rounds[1:]]  # on each round's new MD frames, before retraining
+    how = ("converged: almost every frame the teacher visited is below the trust window" if res.converged else
+           "stopped" if res.stopped else "used all its rounds")
+    if len(errs) >= 2:
+        trend = "fell" if errs[-1] < errs[0] else "did not fall"
+        error = f"{trend}, {fmt(errs[0], '.0f')} → {fmt(errs[-1], '.0f', 'meV/Å')}"
+    else:
+        error = fmt(errs[0] if errs else float("nan"), ".0f", "meV/Å")
+    return (f"Done ({how}) after {len(errs)} round(s): the student's force error vs the teacher on new MD frames "
+            f"{error}; {res.rounds[-1].n_train if res.rounds else 0} teacher-labelled training frames.")
 
 
 def force_call_seconds(calc: Any, atoms: Any, repeats: int = 5) -> float:
@@ -72,14 +106,18 @@ class DistillPanel(w.VBox):
             self.teacher.add(teacher, "given model")
         self.systems = w.Text(value=systems, description="systems", layout=w.Layout(width="420px"),
                               tooltip="comma-separated: reaction names (reactant + TS), SMILES, structure files")
-        self.student = w.Dropdown(options=list(STUDENTS), value="student" if gpu else "student-tiny",
+        self.student = w.Dropdown(options=list(STUDENTS), value="student",
                                   description="student", layout=w.Layout(width="220px"))
         self.trust_lo = w.FloatText(value=0.1, description="trust lo", layout=w.Layout(width="160px"))
         self.trust_hi = w.FloatText(value=1.5, description="hi (eV/Å)", layout=w.Layout(width="170px"))
-        self.temperatures = w.Text(value="300, 600", description="T (K)", layout=w.Layout(width="200px"))
+        # 300 K on a CPU: hotter exploration outruns a student trained for a minute (its error then rises)
+        self.temperatures = w.Text(value="300, 600" if gpu else "300", description="T (K)", layout=w.Layout(width="200px"))
         self.n_rounds = w.IntText(value=rounds, description="rounds", layout=w.Layout(width="150px"))
-        self.md_steps = w.IntText(value=200 if gpu else 60, description="MD steps", layout=w.Layout(width="160px"))
-        self.train_steps = w.IntText(value=500 if gpu else 60, description="train steps", layout=w.Layout(width="170px"))
+        self.md_steps = w.IntText(value=200 if gpu else 100, description="MD steps", layout=w.Layout(width="160px"))
+        self.train_steps = w.IntText(value=500 if gpu else 300, description="train steps", layout=w.Layout(width="170px"),
+                                     tooltip="training steps of each round after the first")
+        self.init_steps = w.IntText(value=3000 if gpu else 1000, description="first fit", layout=w.Layout(width="170px"),
+                                    tooltip="training steps of round 0 (the student starts from scratch there)")
         self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
         self.message = w.HTML("")
         self.chart = round_figure()
@@ -89,7 +127,7 @@ class DistillPanel(w.VBox):
                    "inside the trust window get teacher labels and retrain the student (DP-GEN style); it ends when "
                    "almost every explored frame is below the window."),
             self.teacher, self.systems, w.HBox([self.student, self.trust_lo, self.trust_hi, self.temperatures]),
-            w.HBox([self.n_rounds, self.md_steps, self.train_steps]), self.job.widget, self.message, self.chart,
+            w.HBox([self.n_rounds, self.md_steps, self.init_steps, self.train_steps]), self.job.widget, self.message, self.chart,
             self.result_html,
         ], **kwargs)
         self.add_class("lam-distill-panel")
@@ -107,7 +145,10 @@ class DistillPanel(w.VBox):
         return dict(teacher=model, head=head, systems=resolve_systems(self.systems.value), trust=(lo, hi),
                     temperatures=parse_floats(self.temperatures.value, "temperatures"), rounds=max(0, int(self.n_rounds.value)),
                     md_steps=max(1, int(self.md_steps.value)), train_steps=steps, student_options=STUDENTS[self.student.value],
-                    config=TrainConfig(log_every=max(1, steps // 10), threads=None if has_gpu() else cpu_threads()))
+                    init_steps=max(1, int(self.init_steps.value)),
+                    # several small molecules per step: the student's step is cheap, a steadier gradient is not
+                    config=TrainConfig(batch_atoms=64, log_every=max(1, steps // 10),
+                                       threads=None if has_gpu() else cpu_threads()))
 
     def start(self) -> bool:
         """Start the distillation in the background; False when one runs or the form is wrong (message shown)."""
@@ -145,16 +186,17 @@ class DistillPanel(w.VBox):
             if event.kind == "round":
                 self.rounds.append(event)
                 self._draw()
-                ctx.progress((event.round + 1) / total, f"round {event.round}/{s['rounds']}: {event.candidates:.0%} candidates")
+                ctx.progress((event.round + 1) / total, round_status(event, s["rounds"]))
             elif event.kind == "step" and event.total_steps:
                 done = len(self.rounds) + event.step / event.total_steps
-                ctx.progress(done / total, f"round {len(self.rounds)}: training step {event.step}/{event.total_steps}")
+                what = "first fit of the student" if not self.rounds else f"round {len(self.rounds)} of {s['rounds']}: retraining"
+                ctx.progress(done / total, f"{what}, step {event.step} of {event.total_steps}")
 
         out_dir = self.out_root / _dt.datetime.now().strftime("distill-%Y%m%d-%H%M%S-%f")
         try:
             res = distill(s["teacher"], s["systems"], head=s["head"], student="student", trust=s["trust"],
                           temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
-                          sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"], config=s["config"],
+                          sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"], init_steps=s["init_steps"], config=s["config"],
                           out_dir=out_dir, callbacks=[on_event], stop_event=ctx.stop_event, progress=False,
                           student_options=s["student_options"])
         except (DataError, ValueError, KeyError) as exc:
@@ -183,22 +225,26 @@ class DistillPanel(w.VBox):
         self.result_html.value = (
             f"<div><b>Result</b> ({html.escape(state)}, {fmt_duration(res.wall_time_s)}): student "
             f"{sm['student_ms']:.1f} ms vs teacher {sm['teacher_ms']:.1f} ms per force call on {html.escape(atoms.get_chemical_formula())} "
-            f"→ <b>{sm['speedup']:.1f}× faster</b>; force RMSE vs teacher {sm['student_f_rmse']:.0f} meV/Å, "
-            f"{sm['accurate']:.0%} of the last round's frames below the trust window; {sm['n_train']} training frames."
+            f"→ <b>{fmt(sm['speedup'], '.1f')}× faster</b>; force RMSE vs teacher {fmt(sm['student_f_rmse'], '.0f', 'meV/Å')}, "
+            f"{fmt(100 * sm['accurate'], '.0f')} % of the last round's frames below the trust window; {sm['n_train']} training frames."
             + (f" Saved {html.escape(str(res.path))}." if res.path else "") + "</div>")
 
     def _draw(self) -> None:
         r = [e.round for e in self.rounds]
         with self.chart.batch_update():
-            for k, (name, _) in enumerate(FRACTIONS):
+            for k, (name, _, _) in enumerate(FRACTIONS):
                 self.chart.data[k].x, self.chart.data[k].y = r, [float(getattr(e, name) or 0.0) for e in self.rounds]
             dev = [1e3 * e.max_dev_mean if e.max_dev_mean and np.isfinite(e.max_dev_mean) else None for e in self.rounds]
             rmse = [e.student_f_rmse if e.student_f_rmse and np.isfinite(e.student_f_rmse) else None for e in self.rounds]
             self.chart.data[3].x, self.chart.data[3].y = r, dev
             self.chart.data[4].x, self.chart.data[4].y = r, rmse
+            self.chart.layout.xaxis.range = self.chart.layout.xaxis2.range = [-0.5, max(r + [3]) + 0.5]
+            finite = [v for v in dev + rmse if v]
+            if finite:
+                self.chart.layout.yaxis2.range = [np.log10(min(finite)) - 0.2, np.log10(max(finite)) + 0.2]
 
     def _finished(self, res: Any) -> None:
-        self.message.value = message_html(res.summary().splitlines()[-1])
+        self.message.value = message_html(result_sentence(res))
         for fn in self.on_model:
             fn(res.student, f"distilled student ({len(res.rounds) - 1} rounds)")
 

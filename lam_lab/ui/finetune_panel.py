@@ -15,6 +15,7 @@ from lam_lab.data import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.ui import plots
 from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
+from lam_lab.ui._figures import empty_figure, figure_output, figure_row, fmt
 from lam_lab.ui._live import LiveCurves, fmt_duration, message_html, metrics_html
 from lam_lab.ui._sources import ModelPicker
 from lam_lab.data.selection import holdout_split
@@ -35,6 +36,15 @@ def parity_data(model: Any, head: str, test: Dataset, label: str, baseline: str 
     from lam_lab.evaluation import parity, predict
 
     return parity(predict(model, test, head, baseline=baseline), test, label, max_forces=None)
+
+
+def titled_curve(fig: Any) -> Any:
+    """A learning-curve figure fitted to the panel: full width, each y axis titled with its subplot's quantity."""
+    fig.update_layout(width=None, height=380)
+    short = {"energy RMSE, offsets removed (meV/atom)": "E RMSE (meV/atom)"}
+    for k, ann in enumerate(fig.layout.annotations or (), start=1):
+        fig.update_yaxes(title_text=short.get(ann.text, ann.text), row=1, col=k)
+    return fig
 
 
 def method_name(mode: str, pretrained: bool) -> str:
@@ -61,6 +71,7 @@ class FinetunePanel(w.VBox):
         self.error = ""
         self.on_model: list[Callable[[Any, str], None]] = []
         self._dataset = dataset
+        self._offered: dict[str, Dataset] = {}  # data sets made in other tabs (e.g. DFT-labelled uncertain frames)
         self.pretrained = ModelPicker("pre-trained", auto_head=True)
         self.pretrained.head.description = "branch"
         if pretrained is not None:
@@ -80,16 +91,21 @@ class FinetunePanel(w.VBox):
         self.message = w.HTML("")
         self.curves = LiveCurves("fine-tuning (solid: train, dashed: test split)", height=300)
         self.metrics = w.HTML("")
-        half = dict(width="50%", min_width="320px")
-        self.e_out, self.f_out, self.lc_out = w.Output(layout=w.Layout(**half)), w.Output(layout=w.Layout(**half)), w.Output()
+        self.e_out, self.f_out, self.lc_out = figure_output(), figure_output(), figure_output()
+        show_figure(self.e_out, empty_figure("energy per atom (test split)", "reference (eV/atom)", "model (eV/atom)",
+                                             "parity plot after a run"))
+        show_figure(self.f_out, empty_figure("force components (test split)", "reference (eV/Å)", "model (eV/Å)",
+                                             "parity plot after a run"))
+        show_figure(self.lc_out, empty_figure("runs in this panel: force error vs N", "training frames N",
+                                              "force RMSE (meV/Å)", "each finished run adds a point", x_type="log"))
         super().__init__([
             w.HTML("<b>Fine-tune · Δ</b>: start from a pre-trained branch (DPA-2 paper: fine-tuning needs far fewer "
                    "labels), learn only the difference to GFN2-xTB (Δ-ML), or keep the base frozen and learn a bounded "
                    "correction α·Σtanh(Oᵢ) (AtomFT)."),
             self.pretrained, w.HBox([self.downstream, self.path]), self.mode, w.HBox([self.frames, self.steps]),
-            self.job.widget, self.message, self.curves.figure, self.metrics, w.HBox([self.e_out, self.f_out]),
+            self.job.widget, self.message, self.curves.figure, self.metrics, figure_row(self.e_out, self.f_out),
             w.HTML("<b>Learning curve</b>: every mode at each N, same frames and steps, errors on the test split"),
-            w.HBox([self.lc_sizes, self.lc_job.widget]), self.lc_out,
+            w.HBox([self.lc_sizes, self.lc_job.widget]), figure_row(self.lc_out),
         ], **kwargs)
         self.add_class("lam-finetune-panel")
 
@@ -102,9 +118,27 @@ class FinetunePanel(w.VBox):
             return read(Path(self.path.value.strip()).expanduser())
         if self.downstream.value == "given data set":
             return self._dataset
+        if self.downstream.value in self._offered:
+            return self._offered[self.downstream.value]
         if not self.downstream.value:
             raise DataError("choose a downstream data set or give a file", field="downstream")
         return load_builtin(self.downstream.value)
+
+    def offer_dataset(self, dataset: Dataset, label: str, join: str | None = "rxn-dft") -> str:
+        """List ``dataset`` as a downstream choice (not selected); joined to the built-in ``join`` set when that
+        set has the same label sets, so new DFT frames add to the Δ set. Returns the option's name."""
+        name = label
+        if join in builtin_names():
+            base = load_builtin(join)
+            if set(dataset.label_sets) >= set(base.label_sets):
+                dataset = Dataset(list(base) + list(dataset), name=f"{join} + {dataset.name}", provenance=base.provenance)
+                name = f"{join} + {label}"
+        self._offered[name] = dataset
+        current = self.downstream.value
+        self.downstream.options = [o for o in self.downstream.options if o not in self._offered] + list(self._offered)
+        self.downstream.value = current
+        self.message.value = message_html(f"New data set: {name} ({len(dataset)} frames) — choose it under downstream")
+        return name
 
     def _settings(self) -> dict[str, Any]:
         from lam_lab.train.config import TrainConfig
@@ -192,7 +226,7 @@ class FinetunePanel(w.VBox):
         show_figure(self.e_out, self.figures["parity_e"])
         show_figure(self.f_out, self.figures["parity_f"])
         branch = res.branch or "a fresh head"
-        zs = ", ".join(f"{h} {v:.0f}" for h, v in res.zero_shot.items())
+        zs = ", ".join(f"{h} {fmt(v, '.0f')}" for h, v in res.zero_shot.items())
         self.message.value = message_html(f"done: {res.mode} from {branch}" + (f" (zero-shot F RMSE meV/Å: {zs})" if zs else "")
                                           + (f"; saved {res.path}" if res.path else ""))
         self.metrics.value = metrics_html(res.metrics, f"test split after {res.train.steps} steps")
@@ -231,14 +265,15 @@ class FinetunePanel(w.VBox):
 
         curve = learning_curve(ds, pretrained=s["pretrained"], sizes=sizes, methods=methods, label=s["label"],
                                steps=steps, config=s["config"], preset=s["preset"], on_row=on_row)
-        self.figures["learning_curve"] = curve.figure()
+        fig = titled_curve(curve.figure())
+        self.figures["learning_curve"] = fig
+        show_figure(self.lc_out, fig)
         return curve
 
     def _show_comparison(self) -> None:
         from lam_lab.experiments.learning_curve import LearningCurve
 
-        fig = LearningCurve(list(self.rows), {"dataset": "runs in this panel", "test": "test split"}).figure()
-        fig.update_layout(width=None, height=360)
+        fig = titled_curve(LearningCurve(list(self.rows), {"dataset": "runs in this panel", "test": "test split"}).figure())
         self.figures["comparison"] = fig
         show_figure(self.lc_out, fig)
 

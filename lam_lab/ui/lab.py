@@ -35,7 +35,8 @@ class Lab(w.VBox):
 
     ``lab.data`` (:class:`DataPanel`), ``lab.train`` (:class:`TrainPanel`), ``lab.finetune``
     (:class:`FinetunePanel`), ``lab.distill`` (:class:`DistillPanel`), ``lab.md`` (:class:`MDPanel`,
-    whose ``playback`` is also ``lab.playback``). A model trained in one tab is offered in the others.
+    whose ``playback`` is also ``lab.playback``). A model made in one tab is offered in the others
+    (a notice with a 'use it' button), never selected for the user.
     """
 
     TABS = ("Data", "Train", "Fine-tune · Δ", "Distill", "MD")
@@ -49,22 +50,31 @@ class Lab(w.VBox):
         self.distill = _panel("lam_lab.ui.distill_panel", "DistillPanel", "Distill", "lam_lab.distill", out_root=out_root)
         self.md = MDPanel()
         self.playback = self.md.playback
-        for source in (self.train, self.finetune, self.distill):
+        for tab, source in (("Train", self.train), ("Fine-tune · Δ", self.finetune), ("Distill", self.distill)):
             if hasattr(source, "on_model"):
-                source.on_model.append(self.offer_model)
+                source.on_model.append(lambda model, label, tab=tab: self.offer_model(model, label, tab))
+        self.md.uncertainty.on_data.append(self.offer_data)
         self.tabs = w.Tab(children=[self.data, self.train, self.finetune, self.distill, self.md], titles=list(self.TABS))
         from lam_lab import __version__
 
         super().__init__([w.HTML(f"<h3 style='margin:4px 0'>lam_lab Lab <small style='color:#888'>v{__version__}</small></h3>"),
                           self.tabs], **kwargs)
 
-    def offer_model(self, model: Any, label: str) -> None:
-        """Make ``model`` (a Potential) selectable in the Fine-tune, Distill and MD tabs."""
-        if hasattr(self.finetune, "pretrained"):
-            self.finetune.pretrained.add(model, label, select=True)
-        if hasattr(self.distill, "teacher"):
-            self.distill.teacher.add(model, label, select=True)
-        self.md.model.add(model, label, select=False)
+    def offer_model(self, model: Any, label: str, source: str = "another tab") -> None:
+        """Offer ``model`` (a Potential) made in tab ``source`` to the Fine-tune, Distill and MD tabs.
+
+        Each lists it and shows "New: label from source — use it"; none switches to it by itself.
+        """
+        pickers = [getattr(self.finetune, "pretrained", None), getattr(self.distill, "teacher", None), self.md.model]
+        for picker in pickers:
+            if picker is not None:
+                picker.offer(model, label, source)
+
+    def offer_data(self, dataset: Dataset, label: str) -> None:
+        """Offer a data set made in the MD tab (frames labelled by DFT) to the Fine-tune · Δ tab, joined to its
+        built-in downstream set when the labels match (the Δ set grows); never selected for the user."""
+        if hasattr(self.finetune, "offer_dataset"):
+            self.finetune.offer_dataset(dataset, label)
 
     def select(self, tab: str) -> None:
         """Switch to the tab titled ``tab``."""

@@ -85,13 +85,32 @@ class PlaybackPanel(w.VBox):
 
 def md_figure() -> go.FigureWidget:
     """Empty live MD plot: potential and total energy (eV, relative to the start) and temperature (K) vs time (fs)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("energy − E₀ (eV)", "temperature (K)"))
-    fig.add_trace(go.Scatter(x=[], y=[], name="E_pot", mode="lines"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[], y=[], name="E_tot", mode="lines"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[], y=[], name="T", mode="lines", line=dict(color="#d62728")), row=1, col=2)
-    fig.update_xaxes(title_text="time (fs)")
-    fig.update_layout(height=280, margin=dict(l=50, r=10, t=50, b=40), legend=dict(orientation="h", y=1.15, x=0))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("energy", "temperature"), horizontal_spacing=0.1)
+    fig.add_trace(go.Scatter(x=[], y=[], name="potential energy", mode="lines", line=dict(color="#1f77b4")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[], y=[], name="total energy", mode="lines", line=dict(color="#ff7f0e")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[], y=[], name="temperature", mode="lines", line=dict(color="#d62728")), row=1, col=2)
+    fig.update_xaxes(title_text="time (fs)", rangemode="tozero")
+    fig.update_yaxes(title_text="E − E₀ (eV)", row=1, col=1)
+    fig.update_yaxes(title_text="T (K)", rangemode="tozero", row=1, col=2)
+    # legend under the plots: above them it sat on the subplot titles
+    fig.update_layout(height=330, margin=dict(l=60, r=10, t=40, b=90), legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
     return go.FigureWidget(fig)
+
+
+def md_summary(res: Any) -> str:
+    """One plain line about an MD run; the total-energy drift only for NVE (a thermostat changes E_tot on purpose)."""
+    import numpy as np
+
+    from lam_lab.ui._figures import fmt
+
+    cfg = res.config
+    t = float(np.mean(res.temperature)) if len(res.temperature) else float("nan")
+    line = (f"{cfg.ensemble.upper()} {res.steps_done}/{cfg.steps} steps ({res.steps_done * cfg.timestep:.1f} fs), "
+            f"{len(res.steps)} frames, mean T {fmt(t, '.0f', 'K')}")
+    if cfg.ensemble == "nve":
+        line += f", total-energy drift {fmt(res.drift(), '.3g', 'meV/atom/ps')}"
+    line += f", {res.wall_time:.1f} s"
+    return line if res.completed else f"{line} — {res.status}: {res.reason}"
 
 
 class MDPanel(w.VBox):
@@ -126,11 +145,15 @@ class MDPanel(w.VBox):
         self.message = w.HTML("")
         self.live = md_figure()
         self.playback = PlaybackPanel()
+        from lam_lab.ui._uncertainty import UncertaintyBox
+
+        self.uncertainty = UncertaintyBox(self.model, lambda: self.player)
         super().__init__([
             w.HTML("<b>MD</b>: molecular dynamics with a lam_lab model or a reference method. A reaction name starts "
                    "from its transition state, so the atoms roll downhill to reactant or product — bonds form and break."),
             self.model, w.HBox([self.system, self.ensemble, self.temperature]),
             w.HBox([self.steps, self.timestep, self.interval]), self.job.widget, self.message, self.live, self.playback,
+            self.uncertainty,
         ], **kwargs)
         self.add_class("lam-md-panel")
 
@@ -204,8 +227,7 @@ class MDPanel(w.VBox):
         if len(res.frames) >= 1:
             title = f"{res.frames[0].get_chemical_formula()}, {self.model.label}, {res.config.ensemble} {res.config.temperature:.0f} K"
             self.playback.show(res.frames, energies=res.epot, times=res.times, title=title)
-        note = res.summary()
-        self.message.value = message_html(note, ok=res.status != "guard")
+        self.message.value = message_html(md_summary(res), ok=res.status != "guard")
 
     def _finished(self, res: Any) -> None:
         if self.player is not None:

@@ -80,6 +80,9 @@ class ReactionPlayer(anywidget.AnyWidget):
     highlight_frames = t.Int(5).tag(sync=True)  # an event stays highlighted this many frames
     title = t.Unicode("").tag(sync=True)
     height = t.Int(380).tag(sync=True)  # px
+    atom_values = t.Bytes(b"").tag(sync=True)  # float32 [T, n]: per-atom values, e.g. committee force disagreement (eV/Å)
+    atom_value_label = t.Unicode("force disagreement (eV/Å)").tag(sync=True)
+    color_by = t.Unicode("element").tag(sync=True)  # "element" or "values" (atoms coloured by atom_values)
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class ReactionPlayer(anywidget.AnyWidget):
         criteria: BondCriteria | None = None,
         relative: bool = True,
         title: str = "",
+        atom_values: Sequence[Sequence[float]] | np.ndarray | None = None,
         **kwargs: Any,
     ):
         items = list(trajectory) if not isinstance(trajectory, (np.ndarray, TrajectoryData)) else trajectory
@@ -121,6 +125,8 @@ class ReactionPlayer(anywidget.AnyWidget):
             self.energy_label = "E − E₀ (eV)" if relative else "E (eV)"
             self.distances = self._distances(distances)
             self.highlight_frames = max(3, n_frames // 25)
+        if atom_values is not None:
+            self.set_atom_values(atom_values)
 
     def _distances(self, spec: Any) -> dict[str, list[float]]:
         if spec is None:
@@ -136,6 +142,29 @@ class ReactionPlayer(anywidget.AnyWidget):
             if len(values) != self.trajectory.n_frames:
                 raise DataError(f"distance {label!r} has {len(values)} values for {self.trajectory.n_frames} frames", field="distances")
         return {k: [float(x) for x in v] for k, v in series.items()}
+
+    def set_atom_values(self, values: Sequence[Sequence[float]] | np.ndarray | None,
+                        label: str = "force disagreement (eV/Å)", color: bool = True) -> None:
+        """Per-atom values of every frame (``[T, n_atoms]``, e.g. committee force disagreement in eV/Å): atoms are
+        coloured by them (``color``) and their per-frame maximum is plotted under the energy trace. None clears."""
+        if values is None:
+            self.atom_values, self.color_by = b"", "element"
+            return
+        arr = np.asarray([np.asarray(v, dtype=float) for v in values], dtype=float)
+        if arr.shape != (self.n_frames, self.n_atoms):
+            raise DataError(f"atom values have shape {arr.shape}, expected ({self.n_frames}, {self.n_atoms})",
+                            field="atom_values")
+        arr = np.where(np.isfinite(arr), arr, 0.0)
+        with self.hold_sync():
+            self.atom_values = arr.astype(np.float32).tobytes()
+            self.atom_value_label = label
+            self.color_by = "values" if color else "element"
+
+    def frame_values(self) -> np.ndarray:
+        """The per-frame maximum of the atom values (what the trace under the energy shows); empty without values."""
+        if not self.atom_values:
+            return np.zeros(0)
+        return np.frombuffer(self.atom_values, dtype=np.float32).reshape(self.n_frames, self.n_atoms).max(axis=1)
 
     @t.validate("frame")
     def _clamp_frame(self, proposal: Any) -> int:

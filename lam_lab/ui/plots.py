@@ -100,26 +100,43 @@ def force_norms(ds: Dataset, label: str) -> np.ndarray:
 
 
 def label_histograms(datasets: Mapping[str, Dataset], quantity: str = "energy", bins: int = 40) -> go.Figure:
-    """One subplot per label set, data sets overlaid: E/atom (eV/atom) or |F| (eV/Å) histograms.
+    """One row per label set, data sets overlaid: E/atom (eV/atom) or |F| (eV/Å) histograms.
 
-    Label sets of different methods sit on very different energy scales, so each gets its own axis.
+    Label sets of different methods sit on very different energy scales, so each gets its own axis (the
+    label set is named in its x-axis title). Two or more data sets are compared as probability densities
+    on shared bins (their sizes differ); every set is in the legend.
     """
     if quantity not in ("energy", "force"):
         raise ValueError(f"quantity must be 'energy' or 'force', got {quantity!r}")
     extract, unit = (energy_per_atom, "E/atom (eV/atom)") if quantity == "energy" else (force_norms, "|F| (eV/Å)")
     labels = list(dict.fromkeys(lab for ds in datasets.values() for lab in ds.label_sets))
     rows = max(1, len(labels))
-    fig = make_subplots(rows=rows, cols=1, subplot_titles=labels or ["no labels"], vertical_spacing=0.12 if rows > 1 else 0.0)
-    for k, (name, ds) in enumerate(datasets.items()):
-        for r, lab in enumerate(labels, start=1):
-            values = extract(ds, lab)
-            if not len(values):
+    density = len(datasets) > 1
+    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.22 if rows > 1 else 0.0)
+    in_legend: set[str] = set()
+    for r, lab in enumerate(labels, start=1):
+        values = {name: _thin(extract(ds, lab)) for name, ds in datasets.items()}
+        finite = [v[np.isfinite(v)] for v in values.values() if len(v)]
+        lo, hi = (min(float(v.min()) for v in finite if len(v)), max(float(v.max()) for v in finite if len(v))) \
+            if any(len(v) for v in finite) else (0.0, 1.0)
+        size = (hi - lo) / bins if hi > lo else 1.0
+        for k, (name, v) in enumerate(values.items()):
+            if not len(v):
                 continue
-            fig.add_trace(go.Histogram(x=_thin(values), name=name, nbinsx=bins, opacity=0.6 if len(datasets) > 1 else 0.85,
-                                       marker_color=COLORS[k % len(COLORS)], legendgroup=name, showlegend=r == 1,
-                                       hovertemplate=f"{lab}: " + "%{x}<br>count %{y}<extra>" + name + "</extra>"),
+            fig.add_trace(go.Histogram(x=v, name=name, xbins=dict(start=lo, end=hi + size, size=size),
+                                       histnorm="probability density" if density else "",
+                                       opacity=0.6 if density else 0.85, marker_color=COLORS[k % len(COLORS)],
+                                       legendgroup=name, showlegend=name not in in_legend,
+                                       hovertemplate=f"{lab}: " + "%{x}<br>%{y:.3g}<extra>" + name + "</extra>"),
                           row=r, col=1)
-            fig.update_xaxes(title_text=unit, row=r, col=1)
-    fig.update_layout(barmode="overlay", height=170 + 170 * rows, title=("energy per atom" if quantity == "energy" else "force magnitude"),
-                      margin=dict(l=50, r=10, t=90, b=40), legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0))
+            in_legend.add(name)
+        fig.update_xaxes(title_text=f"{unit} · {lab}", row=r, col=1)
+        fig.update_yaxes(title_text=f"density (per {unit.split('(')[1][:-1]})" if density else "frames" if quantity == "energy"
+                         else "atoms", row=r, col=1)
+    if not labels:
+        fig.update_xaxes(title_text=f"{unit} · no labels")
+    title = "energy per atom" if quantity == "energy" else "force magnitude per atom"
+    fig.update_layout(barmode="overlay", height=140 + 200 * rows, title=dict(text=title, x=0.01, xanchor="left"),
+                      margin=dict(l=60, r=10, t=80, b=50), showlegend=True,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     return fig

@@ -26,6 +26,22 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+MIN_VALIDATION_FRAMES = 3
+
+
+def validation_fraction(n_frames: int | None, fraction: float) -> float | None:
+    """The fraction of a task's ``n_frames`` set aside for validation: ``fraction``, raised so that at least
+    MIN_VALIDATION_FRAMES frames validate (at most half); None when ``fraction`` is 0 or the frames are too
+    few to keep 3 for validation and 3 for training. ``n_frames`` None (all of a set): ``fraction``."""
+    if not fraction:
+        return None
+    if not n_frames:
+        return float(fraction)
+    if n_frames < 2 * MIN_VALIDATION_FRAMES:
+        return None
+    return min(0.5, max(float(fraction), (MIN_VALIDATION_FRAMES + 0.5) / n_frames))
+
+
 def has_gpu() -> bool:
     """True when torch sees a CUDA device (the panels then default to larger settings)."""
     import torch
@@ -71,6 +87,7 @@ class TrainPanel(w.VBox):
         self.model: Any = None
         self.error = ""
         self.events: list[Any] = []
+        self.data_note = ""  # frames trained on and validated on, per task
         self.on_model: list[Callable[[Any, str], None]] = []
         self.model_choice = w.Dropdown(options=list(MODELS), value=model or ("dpa2-small" if gpu else "dpa2-tiny"),
                                        description="model", layout=w.Layout(width="230px"))
@@ -79,8 +96,9 @@ class TrainPanel(w.VBox):
                                    tooltip="time budget; 0 = none (steps decide)")
         self.lr = w.FloatText(value=2e-3, description="lr", layout=w.Layout(width="160px"))
         self.batch = w.IntText(value=1, description="batch", layout=w.Layout(width="150px"), tooltip="frames per step")
-        self.val_fraction = w.BoundedFloatText(value=0.1, min=0.0, max=0.5, step=0.05, description="validation",
-                                               layout=w.Layout(width="170px"))
+        self.val_fraction = w.BoundedFloatText(value=0.2, min=0.0, max=0.5, step=0.05, description="validation",
+                                               layout=w.Layout(width="170px"),
+                                               tooltip="fraction of each task's frames kept for validation (at least 3 frames)")
         n = frames if frames is not None else (0 if gpu else 200)
         default_on = {"rxn-xtb", "metals-emt"}
         self.tasks: dict[str, TaskRow] = {name: TaskRow(name, enabled=name in default_on, frames=n) for name in BUILTIN_TASKS}
@@ -136,8 +154,9 @@ class TrainPanel(w.VBox):
                 raise ConfigError("give a built-in name or a file for this task", field=f"data.{row.name}.source")
             if row.weight.value <= 0:
                 raise ConfigError(f"weight must be > 0, got {row.weight.value}", field=f"data.{row.name}.weight")
-            data[row.name] = DataSpec(source=row.source.value.strip(), weight=float(row.weight.value),
-                                      frames=int(row.frames.value) or None, validation=float(self.val_fraction.value) or None)
+            frames = int(row.frames.value) or None
+            data[row.name] = DataSpec(source=row.source.value.strip(), weight=float(row.weight.value), frames=frames,
+                                      validation=validation_fraction(frames, float(self.val_fraction.value)))
         if not data:
             raise ConfigError("switch on at least one task", field="data")
         preset, overrides = MODELS[self.model_choice.value]
@@ -197,8 +216,12 @@ class TrainPanel(w.VBox):
             except DataError as exc:
                 self._fail(str(exc))
                 raise
-            sizes = ", ".join(f"{k} {len(v)} frames" for k, v in self.prepared.datasets.items())
-            self.message.value = message_html(f"training on {sizes}; checkpoints in {self.out_dir}")
+            val = self.prepared.validation
+            sizes = ", ".join(f"{k}: {len(v)} frames, validating on " + (f"{len(val[k])}" if k in val else
+                              f"none (too few frames to keep {MIN_VALIDATION_FRAMES} aside)")
+                              for k, v in self.prepared.datasets.items())
+            self.data_note = f"training on {sizes}"
+            self.message.value = message_html(f"{self.data_note}; checkpoints in {self.out_dir}")
         run = self.prepared
 
         def on_event(event: Any) -> None:
@@ -229,7 +252,7 @@ class TrainPanel(w.VBox):
 
     def _finished(self, res: Any) -> None:
         self.metrics.value = metrics_html(res.metrics, f"final metrics after {res.steps} steps ({fmt_duration(res.wall_time_s)})")
-        self.message.value = message_html(f"done: model saved to {res.final}")
+        self.message.value = message_html(f"done ({self.data_note}): model saved to {res.final}")
         for fn in self.on_model:
             fn(res.model, f"trained here ({self.model_choice.value}, {res.steps} steps)")
 
