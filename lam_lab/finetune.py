@@ -129,10 +129,7 @@ def finetune(
         info["alpha"] = float(alpha)
     extra = {"finetune": info, **({"delta": spec} if spec else {})}
     model.metadata = {"provenance": {}, "source": None, "extra": extra}
-    sets, weights, labels, heads = {HEAD: train_ds}, {HEAD: 1.0}, {HEAD: target}, {HEAD: HEAD}
-    for h, (ds, lab) in replays.items():
-        sets[f"replay-{h}"], weights[f"replay-{h}"] = ds, replay / len(replays)
-        labels[f"replay-{h}"], heads[f"replay-{h}"] = lab, h
+    sets, weights, labels, heads = _tasks(train_ds, target, replays, replay)
     cfg = (config or TrainConfig()).replace(fit_bias=False, seed=seed)
     if out_dir == "auto":
         out_dir = Path("lam_lab_runs") / _dt.datetime.now().strftime(f"finetune-{mode}-%Y%m%d-%H%M%S")
@@ -143,13 +140,29 @@ def finetune(
     finally:
         for h in start.hooks:
             h.remove()
-    path = None
-    if out_dir is not None:
-        from lam_lab.models import save
-
-        path = Path(out_dir) / "finetuned.pt"
-        save(res.model, path)
+    path = _save(res.model, out_dir)
     return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, zero, fate)
+
+
+def _tasks(train_ds: Dataset, target: str, replays: Mapping[str, tuple[Dataset, str]],
+           replay: float) -> tuple[dict[str, Dataset], dict[str, float], dict[str, str], dict[str, str]]:
+    """Training tasks: the downstream head (weight 1) and each replayed head (sharing weight ``replay``)."""
+    sets, weights, labels, heads = {HEAD: train_ds}, {HEAD: 1.0}, {HEAD: target}, {HEAD: HEAD}
+    for h, (ds, lab) in replays.items():
+        sets[f"replay-{h}"], weights[f"replay-{h}"] = ds, replay / len(replays)
+        labels[f"replay-{h}"], heads[f"replay-{h}"] = lab, h
+    return sets, weights, labels, heads
+
+
+def _save(model: Potential, out_dir: str | Path | None) -> Path | None:
+    """``out_dir/finetuned.pt`` (None without an output folder)."""
+    if out_dir is None:
+        return None
+    from lam_lab.models import save
+
+    path = Path(out_dir) / "finetuned.pt"
+    save(model, path)
+    return path
 
 
 def _check_args(mode: str, new_elements: str, replay: float, pretrained: Any) -> None:
