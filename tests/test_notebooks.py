@@ -14,39 +14,47 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-ATTEMPT_S = 300  # the slowest notebook takes < 1 min with SMALL settings
+CELL_S = 180  # one cell; the slowest takes < 1 min with SMALL settings on a loaded 2-core box
+NOTEBOOK_S = 600  # the whole notebook, kernel start and shutdown included
 SMALL = {"LAM_LAB_NB_FRAMES": "12", "LAM_LAB_NB_MD_STEPS": "200", "OMP_NUM_THREADS": "1", "LAM_LAB_QUICK": "1"}
 
 
-_RUNNER = """
+_RUNNER = f"""
 import sys, nbformat
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
-NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}}).execute()
+NotebookClient(nb, timeout={CELL_S}, kernel_name="python3", resources={{"metadata": {{"path": sys.argv[3]}}}}).execute()
 nbformat.write(nb, sys.argv[2])
 """
+
+
+def _check_kernel() -> None:
+    """ipykernel 7.0-7.3 can strand an execute_request unread (ipykernel#1529): the kernel sits idle and
+    nbclient waits for a reply that never comes, in any cell. That was the notebook 01 stall."""
+    from importlib.metadata import version
+
+    major, minor = (int(x) for x in version("ipykernel").split(".")[:2])
+    if major == 7 and minor < 4:
+        pytest.fail(f"ipykernel {version('ipykernel')} drops shell requests now and then (ipykernel#1529, fixed "
+                    "in 7.4): install the dev extras again (pyproject.toml excludes 7.0-7.3)")
 
 
 def _run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
     # A fresh interpreter per notebook: state that earlier tests leave in the pytest process
     # (dask clusters, process pools) once stalled a kernel here for minutes.
+    _check_kernel()
     for key, value in SMALL.items():
         monkeypatch.setenv(key, value)
     out = tmp_path / f"executed-{name}"
     start = time.perf_counter()
     cmd = [sys.executable, "-c", _RUNNER, str(NOTEBOOKS / name), str(out), str(tmp_path)]
-    for attempt in range(2):
-        # Now and then (2 of 4 runs of notebook 01 once, none of the next 10) the kernel finishes and sits
-        # idle while nbclient still waits for its reply: one retry after ATTEMPT_S instead of a red run.
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            _, stderr = proc.communicate(timeout=ATTEMPT_S)
-            break
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
-            proc.communicate()
-            if attempt:
-                raise
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=NOTEBOOK_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
+        _, stderr = proc.communicate()
+        pytest.fail(f"{name} did not finish in {NOTEBOOK_S} s: {stderr[-2000:]}")
     assert proc.returncode == 0, stderr[-4000:]
     return nbformat.read(out, as_version=4), time.perf_counter() - start
 
