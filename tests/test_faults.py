@@ -229,3 +229,83 @@ def test_shipped_ev_data_gets_no_unit_warning(name):
     from lam_lab.data.units import unit_hints
 
     assert unit_hints(ll.datasets.load(name)) == []
+
+
+# -- 4. inputs that would crash native code, and what the calculator and MD say instead ------------------
+@pytest.fixture(scope="module")
+def chon_model():
+    return tiny_model(["H", "C", "N", "O"])
+
+
+def _atoms(kind: str):
+    from ase import Atoms
+
+    return {
+        "far": Atoms("CH", positions=[[0, 0, 0], [1e6, 0, 0]]),
+        "nan": Atoms("CH", positions=[[0, 0, 0], [np.nan, 0, 0]]),
+        "inf-cell": Atoms("CH", positions=[[0, 0, 0], [1, 0, 0]], cell=np.diag([np.inf, 5, 5]), pbc=True),
+        "empty": Atoms(),
+        "coincident": Atoms("CHH", positions=[[0, 0, 0], [1, 0, 0], [1, 0, 0]]),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("far", r"field positions: atom 1 is at \[1000000.0, 0.0, 0.0\] Å, beyond ±100000 Å \(wrong units"),
+    ("nan", r"field positions: atom 1 has non-finite coordinates \[nan, 0.0, 0.0\]"),
+    ("inf-cell", r"field cell: cell .* is non-finite"),
+    ("empty", r"LAMCalculator: the Atoms object has no atoms"),
+    ("coincident", r"LAMCalculator: atoms H1 and H2 coincide \(0 Å apart\)"),
+])
+def test_calculator_refuses_what_would_crash_or_return_nan(chon_model, kind, message):
+    from lam_lab.md.calculator import LAMCalculator
+
+    atoms = _atoms(kind)
+    atoms.calc = LAMCalculator(chon_model)
+    with pytest.raises(ValueError, match=message):
+        atoms.get_potential_energy()
+
+
+def test_a_1e6_angstrom_coordinate_no_longer_kills_the_interpreter():
+    code = ("import numpy as np; from lam_lab.nn.neighbor_list import neighbor_list\n"
+            "try:\n    neighbor_list(np.array([[0., 0, 0], [1e6, 0, 0]]), 6.0)\n"
+            "except ValueError as e:\n    print('refused:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "refused: field positions: atom 1 is at" in proc.stdout  # was SIGFPE (-8)
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("nan", r"non-finite positions \(NaN or inf\) on 1 atom\(s\), first H1"),
+    ("far", r"atom H1 is beyond ±100000 Å"),
+])
+def test_md_from_a_broken_start_stops_with_the_guard(chon_model, kind, reason):
+    from lam_lab.md.calculator import LAMCalculator
+    from lam_lab.md.runner import run_md
+
+    res = run_md(_atoms(kind), LAMCalculator(chon_model), steps=5, on_guard="stop")
+    assert res.status == "guard" and res.trip.kind == "nonfinite" and res.steps_done == 0
+    assert __import__("re").search(reason, res.reason)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda f: setattr(f, "positions", f.positions[:0]) or setattr(f, "numbers", f.numbers[:0]), r"frame 1, field numbers: frame has no atoms"),
+    (lambda f: f.positions.__setitem__((0, 0), np.nan), r"frame 1, field positions: non-finite coordinates"),
+    (lambda f: f.labels["emt"].__setattr__("energy", np.inf), r"frame 1, field labels\['emt'\]\.energy: energy is inf"),
+    (lambda f: f.positions.__setitem__(1, f.positions[0]), r"frame 1, field positions: atoms 0 and 1 overlap"),
+])
+def test_train_validates_python_datasets_like_files(cu, mutate, message):
+    bad = ll.data.Dataset([f.copy() for f in cu], name="cu")
+    mutate(bad[1])
+    with pytest.raises(DataError, match=message):
+        ll.train(tiny_model(["Cu"]), {"cu": bad}, steps=1, out_dir=None, **FAST)
+
+
+def test_cli_train_twice_into_one_folder_names_resume(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    data = tmp_path / "cu.extxyz"
+    ll.data.write(emt_frames("Cu", 4), data)
+    cfg.write_text(f"data: {{cu: {{source: {data}}}}}\nmodel: {{preset: dpa2-small, overrides: {{repformer_layers: 1}}}}\n"
+                   f"train: {{steps: 1, batch_size: 1}}\nout_dir: {tmp_path / 'out'}\n")
+    assert _run_cli(["train", str(cfg), "--quiet"], capsys)[0] == 0
+    rc, err = _run_cli(["train", str(cfg), "--quiet"], capsys)
+    assert rc == 2 and len(err) == 1 and "already holds a training run" in err[0] and "--resume" in err[0]
+    assert _run_cli(["train", str(cfg), "--quiet", "--resume", "--steps", "2"], capsys)[0] == 0
