@@ -291,6 +291,7 @@ def test_md_from_a_broken_start_stops_with_the_guard(chon_model, kind, reason):
     (lambda f: f.positions.__setitem__((0, 0), np.nan), r"frame 1, field positions: non-finite coordinates"),
     (lambda f: f.labels["emt"].__setattr__("energy", np.inf), r"frame 1, field labels\['emt'\]\.energy: energy is inf"),
     (lambda f: f.positions.__setitem__(1, f.positions[0]), r"frame 1, field positions: atoms 0 and 1 overlap"),
+    (lambda f: f.positions.__setitem__((2, 0), 1e6), r"frame 1, field positions: atom 2 is at \[1000000.0, .* beyond ±100000 Å"),
 ])
 def test_train_validates_python_datasets_like_files(cu, mutate, message):
     bad = ll.data.Dataset([f.copy() for f in cu], name="cu")

@@ -12,6 +12,7 @@ from ase.data import chemical_symbols
 from lam_lab.data.errors import DataError
 
 MIN_DISTANCE = 0.5  # Å; closer atoms are almost certainly a unit or parsing error
+MAX_COORDINATE = 1e5  # Å; the compiled neighbor search fails beyond this (lam_lab.nn.neighbor_list)
 
 
 @dataclass
@@ -161,6 +162,10 @@ class Frame:
             return out
         if not np.all(np.isfinite(self.positions)):
             bad("positions", "non-finite coordinates (NaN or inf)")
+            return out
+        if np.abs(self.positions).max() > MAX_COORDINATE:
+            i = int(np.argmax(np.abs(self.positions).max(axis=1)))
+            bad("positions", f"atom {i} is at {self.positions[i].tolist()} Å, beyond ±{MAX_COORDINATE:g} Å (wrong units?)")
             return out
         if self.cell.shape != (3, 3) or not np.all(np.isfinite(self.cell)):
             bad("cell", f"cell must be a finite 3x3 matrix, got shape {self.cell.shape}")
