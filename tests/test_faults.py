@@ -35,6 +35,17 @@ def test_fresh_run_refuses_a_folder_holding_another_run(tmp_path, cu):
     assert res.steps == 4
 
 
+def test_a_caller_owning_the_folder_may_replace_a_run_and_loses_nothing(tmp_path, cu):
+    from lam_lab.train.rundir import replacing_runs
+
+    ll.train(tiny_model(["Cu"]), cu, steps=2, out_dir=tmp_path, **FAST)
+    before = (tmp_path / "model.pt").read_bytes()
+    with replacing_runs():
+        ll.train(tiny_model(["Cu"]), cu, steps=2, out_dir=tmp_path, **FAST)
+    old = list(tmp_path.glob("replaced-*/model.pt"))
+    assert len(old) == 1 and old[0].read_bytes() == before and (tmp_path / "model.pt").exists()
+
+
 def test_auto_folders_are_unique_within_one_second(tmp_path, monkeypatch):
     from lam_lab.train.rundir import auto_dir
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import os
 import socket
 from pathlib import Path
+from typing import Iterator
 
 from lam_lab.data.errors import DataError
 
@@ -39,9 +42,36 @@ def existing_run(path: Path) -> list[str]:
     return found + [f"checkpoints/{name}" for name in ckpts[-1:]]
 
 
+_REPLACE: contextvars.ContextVar[bool] = contextvars.ContextVar("lam_lab_replace_runs", default=False)
+
+
+@contextlib.contextmanager
+def replacing_runs() -> Iterator[None]:
+    """Within this block a fresh run may take over a folder holding an older run: the old run's files
+    move to ``replaced-<time>/`` inside it (nothing is lost). For callers that own their run folders,
+    such as a pipeline re-running a stage whose settings changed."""
+    token = _REPLACE.set(True)
+    try:
+        yield
+    finally:
+        _REPLACE.reset(token)
+
+
+def move_aside(path: Path) -> Path:
+    """Move the run files of ``path`` into a new ``path/replaced-<time>[-k]`` folder; returns it."""
+    target = auto_dir(path, "replaced")
+    for name in (*RUN_FILES, "checkpoints"):
+        if (path / name).exists():
+            os.replace(path / name, target / name)
+    return target
+
+
 def check_fresh(path: Path) -> None:
     """Refuse a fresh run in a folder that already holds a run (it would overwrite and prune its files)."""
     found = existing_run(path)
+    if found and _REPLACE.get():
+        move_aside(path)
+        return
     if found:
         raise RunFolderError(
             f"the folder already holds a training run ({', '.join(found)}); a fresh run would overwrite it. "
