@@ -321,3 +321,16 @@ def test_cli_train_twice_into_one_folder_names_resume(tmp_path, capsys):
     rc, err = _run_cli(["train", str(cfg), "--quiet"], capsys)
     assert rc == 2 and len(err) == 1 and "already holds a training run" in err[0] and "--resume" in err[0]
     assert _run_cli(["train", str(cfg), "--quiet", "--resume", "--steps", "2"], capsys)[0] == 0
+
+
+def test_flipped_bytes_in_a_checkpoint_stop_the_resume(tmp_path, cu):
+    ll.train(tiny_model(["Cu"]), cu, steps=2, out_dir=tmp_path, checkpoint_every=1, **FAST)
+    path = sorted((tmp_path / "checkpoints").glob("step_*.pt"))[-1]
+    state = torch.load(path, weights_only=True)
+    blob = max(state["model"].values(), key=lambda t: t.numel()).numpy().tobytes()
+    raw = bytearray(path.read_bytes())
+    at = bytes(raw).find(blob[:64])
+    raw[at + 8] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=rf"{path.name}: content checksum mismatch"):
+        ll.train(tiny_model(["Cu"]), cu, steps=4, out_dir=tmp_path, resume=True, **FAST)
