@@ -334,3 +334,10 @@ def test_flipped_bytes_in_a_checkpoint_stop_the_resume(tmp_path, cu):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=rf"{path.name}: content checksum mismatch"):
         ll.train(tiny_model(["Cu"]), cu, steps=4, out_dir=tmp_path, resume=True, **FAST)
+
+
+def test_a_model_given_an_empty_frame_says_so(chon_model):
+    from lam_lab.data import Frame
+
+    with pytest.raises(DataError, match=r"field numbers: the structure has no atoms"):  # was "cannot reshape tensor"
+        chon_model.prepare(Frame(np.zeros(0, int), np.zeros((0, 3))))

@@ -60,7 +60,7 @@ MAX_COORDINATE = 1e5  # Å; beyond this the compiled cell list divides by zero (
 
 
 def check_geometry(positions: np.ndarray, cell: np.ndarray | None = None, where: str = "") -> None:
-    """ValueError naming the atom when positions (Å) or the cell are non-finite or absurdly large.
+    """ValueError naming the atom when positions (Å) or the cell are non-finite or absurdly large, or there are no atoms.
 
     Called before the compiled neighbor search: a NaN or a 1e6 Å coordinate there ends the whole
     interpreter (a notebook kernel dies) instead of raising.
@@ -68,6 +68,8 @@ def check_geometry(positions: np.ndarray, cell: np.ndarray | None = None, where:
     from lam_lab.data.errors import DataError
 
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    if len(pos) == 0:  # a model cannot reshape an empty structure; say so here instead
+        raise DataError(f"{where}the structure has no atoms", field="numbers")
     bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
     if len(bad):
         raise DataError(f"{where}atom {int(bad[0])} has non-finite coordinates {pos[bad[0]].tolist()} "
