@@ -61,8 +61,10 @@ def stage(ctx: BuildContext, name: str, params: dict[str, Any], make: Callable[[
     return frames
 
 
-def json_stage(ctx: BuildContext, name: str, params: dict[str, Any], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """A stage whose result is a JSON document (e.g. a TS search), cached like :func:`stage`."""
+def json_stage(ctx: BuildContext, name: str, params: dict[str, Any],
+               make: Callable[[], dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A stage whose result is a JSON document (e.g. a TS search), cached like :func:`stage`; ``make=None``
+    only reads the cache (None when the stage has not run)."""
     import os
     import tempfile
 
@@ -74,6 +76,8 @@ def json_stage(ctx: BuildContext, name: str, params: dict[str, Any], make: Calla
             return json.loads(path.read_text())
         except ValueError as exc:
             log.warning("rebuilding unreadable stage file %s: %s", path, exc)
+    if make is None:
+        return None
     doc = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".json.tmp", dir=path.parent)

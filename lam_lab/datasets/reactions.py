@@ -56,6 +56,14 @@ REACTIONS: tuple[Reaction, ...] = (
              "formic acid -> CO2 + H2 (hydride and proton leave together)"),
     Reaction("oxirane", "[CH2:1]1[O:2][CH:3]1[H:4]", "[H:4][CH2:1][CH:3]=[O:2]",
              "oxirane -> acetaldehyde (ring opening with a 1,2-H shift)"),
+    Reaction("isocyanic-acid", "[H:1][N:2]=[C:3]=[O:4]", "[N:2]#[C:3][O:4][H:1]",
+             "isocyanic acid -> cyanic acid (1,3-H shift)"),
+    Reaction("nitrosomethane", "[H:4][CH2:1][N:2]=[O:3]", "[CH2:1]=[N:2][O:3][H:4]",
+             "nitrosomethane -> formaldoxime (1,3-H shift tautomerism)"),
+    Reaction("retro-ene", "[CH2:1]=[CH:2][CH2:3][CH2:4][O:5][H:6]", "[H:6][CH2:1][CH:2]=[CH2:3].[CH2:4]=[O:5]",
+             "but-3-en-1-ol -> propene + formaldehyde (retro-ene fragmentation)"),
+    Reaction("diazomethane", "[CH2:1]=[N+:2]=[N-:3].[CH2:4]=[CH2:5]", "[CH2:1]1[N:2]=[N:3][CH2:5][CH2:4]1",
+             "diazomethane + ethylene -> 1-pyrazoline (1,3-dipolar cycloaddition)"),
 )
 
 # name -> SMILES: small stable C/H/N/O molecules for near-equilibrium MD (300-1000 K)

@@ -15,6 +15,7 @@ Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores
 from __future__ import annotations
 
 import argparse
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.reactions import REACTIONS, get_reaction
-from lam_lab.datasets.ts_sampling import TSSampling, candidates, dft_ts, select_frames, xtb_ts
+from lam_lab.datasets.ts_sampling import TSSampling, TSSearchFailed, candidates, dft_ts, select_frames, xtb_ts
 
 NAME = "rxn-dft"
 DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
@@ -55,7 +56,11 @@ def verified_reactions(ctx: BuildContext) -> dict[str, object]:
     """name -> verified xTB TSResult; reactions whose TS failed a check are reported and left out."""
     out = {}
     for name in _names(ctx):
-        res = xtb_ts(ctx, get_reaction(name))
+        try:
+            res = xtb_ts(ctx, get_reaction(name))
+        except TSSearchFailed as exc:
+            ctx.say(f"{name}: xTB TS search failed ({exc}); reaction left out")
+            continue
         if res.verified:
             out[name] = res
         else:
@@ -67,9 +72,10 @@ def frames(ctx: BuildContext) -> list[Frame]:
     """Selected label-free frames of every verified reaction, interleaved (so partial labels cover all)."""
     per = 6 if ctx.quick else PER_REACTION
     chosen: list[list[Frame]] = []
-    for k, (name, ts) in enumerate(verified_reactions(ctx).items()):
+    for name, ts in verified_reactions(ctx).items():
         pool = candidates(ctx, get_reaction(name), ts, _sampling(ctx))
-        chosen.append(select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=ctx.seed + k))
+        # seeded by name, so adding a reaction leaves every other reaction's picks (and labels) as they were
+        chosen.append(select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=ctx.seed + zlib.crc32(name.encode()) % 10_000))
     out = [group[i] for i in range(max(map(len, chosen), default=0)) for group in chosen if i < len(group)]
     return out
 

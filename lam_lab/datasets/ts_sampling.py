@@ -43,23 +43,47 @@ class TSSampling:
     seed: int = 0
 
 
-def xtb_ts(ctx: BuildContext, reaction: Reaction) -> TSResult:
-    """The reaction's GFN2-xTB TS search (cached; ``status`` says whether it verified)."""
+class TSSearchFailed(RuntimeError):
+    """A TS search that raised (e.g. xTB's SCF failed on a path image); the message is cached."""
+
+
+def xtb_ts_cached(ctx: BuildContext, reaction: Reaction) -> TSResult | None:
+    """The cached xTB TS of ``reaction`` or None when its search has not run (nothing is computed)."""
+    return xtb_ts(ctx, reaction, cached_only=True)
+
+
+def dft_ts_cached(ctx: BuildContext, reaction: Reaction, low: TSResult) -> TSResult | None:
+    """The cached DFT TS refined from ``low``, or None when that stage has not run."""
+    return dft_ts(ctx, reaction, low, cached_only=True)
+
+
+def xtb_ts(ctx: BuildContext, reaction: Reaction, cached_only: bool = False) -> TSResult | None:
+    """The reaction's GFN2-xTB TS search (cached; ``status`` says whether it verified; TSSearchFailed if it raised)."""
     from lam_lab.sampling.molecules import mapped_pair
     from lam_lab.sampling.ts import find_ts
 
     def make() -> dict:
         ends = mapped_pair(reaction.reactant, reaction.product, reaction.name, seed=ctx.seed)
-        res = find_ts(ends.reactant, ends.product, config=TS_CONFIG)
+        try:
+            res = find_ts(ends.reactant, ends.product, config=TS_CONFIG)
+        except Exception as exc:  # noqa: BLE001 - any code failure of one reaction is recorded, not fatal
+            ctx.say(f"xTB TS {reaction.name}: search failed: {type(exc).__name__}: {exc}")
+            return {"error": f"{type(exc).__name__}: {exc}"[:500]}
         ctx.say(f"xTB TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
                 f"ν‡ {res.imaginary_frequencies} cm-1, {res.provenance.get('seconds')} s")
         return res.to_dict()
 
     params = {"reaction": asdict(reaction), "config": repr(TS_CONFIG), "seed": ctx.seed}
-    return TSResult.from_dict(json_stage(ctx, f"ts-xtb-{reaction.name}", params, make))
+    doc = json_stage(ctx, f"ts-xtb-{reaction.name}", params, None if cached_only else make)
+    if doc is None:
+        return None
+    if "error" in doc:
+        raise TSSearchFailed(doc["error"])
+    return TSResult.from_dict(doc)
 
 
-def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | None = None) -> TSResult:
+def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | None = None,
+           cached_only: bool = False) -> TSResult | None:
     """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all)."""
     from lam_lab.labelers import get_labeler
     from lam_lab.labelers.dft import DFTCalculator
@@ -85,7 +109,8 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
 
     params = {"reaction": reaction.name, "low": low.ts.positions.round(5).tolist(), "dft": lab.cache_identity(),
               "config": repr(DFT_TS_CONFIG)}
-    return TSResult.from_dict(json_stage(ctx, f"ts-dft-{reaction.name}", params, make))
+    doc = json_stage(ctx, f"ts-dft-{reaction.name}", params, None if cached_only else make)
+    return None if doc is None else TSResult.from_dict(doc)
 
 
 def _frame(atoms: Atoms, info: dict) -> Frame:
