@@ -19,11 +19,18 @@ NOTEBOOK_S = 600  # the whole notebook, kernel start and shutdown included
 SMALL = {"LAM_LAB_NB_FRAMES": "12", "LAM_LAB_NB_MD_STEPS": "200", "OMP_NUM_THREADS": "1", "LAM_LAB_QUICK": "1"}
 
 
+# every phase is logged to stderr with its time, so a stall, should one come back, says where it sits:
+# in a cell (sent, no reply) or after the last one (kernel shutdown)
 _RUNNER = f"""
-import sys, nbformat
+import sys, time, nbformat
 from nbclient import NotebookClient
+t0 = time.monotonic()
+log = lambda *a: print(f"[{{time.monotonic() - t0:6.1f}} s]", *a, file=sys.stderr, flush=True)
 nb = nbformat.read(sys.argv[1], as_version=4)
-NotebookClient(nb, timeout={CELL_S}, kernel_name="python3", resources={{"metadata": {{"path": sys.argv[3]}}}}).execute()
+NotebookClient(nb, timeout={CELL_S}, kernel_name="python3", resources={{"metadata": {{"path": sys.argv[3]}}}},
+               on_cell_start=lambda cell, cell_index: log("cell", cell_index, "sent"),
+               on_cell_executed=lambda cell, cell_index, execute_reply: log("cell", cell_index, "replied")).execute()
+log("all cells done, kernel shut down")
 nbformat.write(nb, sys.argv[2])
 """
 
@@ -54,7 +61,7 @@ def _run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[nb
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel
         _, stderr = proc.communicate()
-        pytest.fail(f"{name} did not finish in {NOTEBOOK_S} s: {stderr[-2000:]}")
+        pytest.fail(f"{name} did not finish in {NOTEBOOK_S} s; the runner log:\n{stderr[-3000:]}")
     assert proc.returncode == 0, stderr[-4000:]
     return nbformat.read(out, as_version=4), time.perf_counter() - start
 
