@@ -1,4 +1,5 @@
-"""The Lab in a real browser: JupyterLab + headless Chromium (Playwright) run notebook 00 and train from the Train tab.
+"""The Lab in a real browser: JupyterLab + headless Chromium (Playwright) run notebook 00, then every tab's main
+action is started from its buttons after the cells have finished (as a user does), and its figures must arrive.
 
 Marked ``browser`` and part of the default run (``make test-browser`` runs only it). Uses Debian's Chromium at
 /usr/bin/chromium — Playwright cannot download browsers here; as root with network it tries
@@ -120,6 +121,20 @@ _LOSS_POINTS = """() => {
   const gd = document.querySelector('.lam-train-panel .js-plotly-plot');
   return gd && gd.data && gd.data.length ? (gd.data[0].x || []).length : 0;
 }"""
+# every plotly figure drawn inside a panel: title, traces, points, legend entries, axis titles, width vs the panel
+_PLOTS = """(panel) => {
+  const root = document.querySelector(panel);
+  if (!root) return [];
+  const full = root.getBoundingClientRect().width;
+  return [...root.querySelectorAll('.js-plotly-plot')].map(gd => {
+    const lay = gd._fullLayout || gd.layout || {};
+    const axes = Object.keys(lay).filter(k => /^[xy]axis\\d*$/.test(k)).map(k => (lay[k].title && lay[k].title.text) || '');
+    return {title: (lay.title && lay.title.text) || '', traces: (gd.data || []).length,
+            points: (gd._fullData || gd.data || []).reduce((n, t) => n + ((t.x && t.x.length) || 0), 0),
+            legend: [...gd.querySelectorAll('.legendtext')].map(e => e.textContent), axes,
+            width: (lay.width || gd.getBoundingClientRect().width) / full};  // what plotly drew, not its box
+  });
+}"""
 
 
 def _wait(page, js, ok, timeout: float, what: str):
@@ -139,17 +154,56 @@ def _canvas_stats(png: bytes) -> tuple[float, int]:
     return float(img.mean(axis=2).var()), len({tuple(p) for p in img.reshape(-1, 3)[::7].astype(int)})
 
 
-def test_lab_notebook_trains_from_the_train_tab_and_draws(jupyter, tmp_path):
+def _plots(page, panel: str) -> list[dict]:
+    return page.evaluate(_PLOTS, panel)
+
+
+def _tab(page, title: str, panel: str) -> None:
+    page.locator(".widget-tab .lm-TabBar-tab", has_text=title).first.click()
+    page.locator(panel).first.wait_for(state="visible", timeout=30_000)
+    time.sleep(0.5)
+
+
+def _click(page, panel: str, text: str) -> None:
+    button = page.locator(f"{panel} button", has_text=text).first
+    button.wait_for(state="visible", timeout=30_000)
+    button.click()
+
+
+_JOB_STATUS = """([panel, label]) => {
+  const b = [...document.querySelectorAll(panel + ' button')].find(e => e.textContent.trim() === label);
+  const ls = b && b.parentElement ? [...b.parentElement.querySelectorAll('.widget-label')] : [];
+  return ls.length ? ls[ls.length - 1].textContent : '';  // the status Label comes after the progress bar's own
+}"""
+
+
+def _done(page, panel: str, button: str, timeout: float) -> str:
+    """Wait until the job started by ``button`` says done (failed or stopped: the test fails with its text)."""
+    status = _wait(page, lambda_js(_JOB_STATUS, [panel, button]),
+                   lambda t: t == "done" or t.startswith("failed") or t == "stopped", timeout, f"the job of {panel}")
+    assert status == "done", f"{panel}: {status}"
+    return status
+
+
+def _shot(page, shots: Path, name: str, panel: str) -> None:
+    """A PNG of one panel (the README's screenshots)."""
+    page.locator(panel).first.scroll_into_view_if_needed()
+    time.sleep(1.0)
+    page.locator(panel).first.screenshot(path=str(shots / name))
+
+
+def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
+    """Notebook 00 runs; then, with every cell finished, each tab's buttons are clicked and its plots must arrive."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = _chromium()
     url, token, _ = jupyter
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = Path(os.environ.get("LAM_LAB_SHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
     console: list[str] = []
     with sync_api.sync_playwright() as p:
         # a fresh profile: Playwright refuses --user-data-dir in launch() and takes it here instead
         browser = p.chromium.launch_persistent_context(str(tmp_path / "chrome-profile"), executable_path=chromium,
-                                                       headless=True, args=FLAGS, viewport={"width": 1400, "height": 1000})
+                                                       headless=True, args=FLAGS, viewport={"width": 1400, "height": 2600})  # tall: each panel fits for its screenshot
         try:
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
@@ -165,25 +219,89 @@ def test_lab_notebook_trains_from_the_train_tab_and_draws(jupyter, tmp_path):
             page.screenshot(path=str(shots / "01-notebook-run.png"), full_page=True)
             view = page.locator("canvas.llrp-view").first
             view.scroll_into_view_if_needed()
-            png = view.screenshot(path=str(shots / "02-player-canvas.png"))
+            png = view.screenshot(path=str(shots / "lab-player-canvas.png"))
             variance, colours = _canvas_stats(png)
             assert variance > 50 and colours > 20, f"the 3D player canvas looks blank: variance {variance}, {colours} colours"
+            _shot(page, shots, "lab_playback.png", ".lam-md-panel .llrp")
 
-            page.locator(".widget-tab .lm-TabBar-tab", has_text="Train").first.click()
-            start = page.locator(".lam-train-panel button", has_text="Start").first
-            start.wait_for(state="visible", timeout=30_000)
-            start.click()
+            # -- Data: Load, then Compare with a second set (densities, both sets in the legend) --------
+            data = ".lam-data-panel"
+            _tab(page, "Data", data)
+            _click(page, data, "Load")
+            plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: len([q for q in ps if q["points"]]) >= 3, 60, "the Data plots")
+            page.locator(f"{data} input[placeholder^='compare with']").fill("rxn-dft")
+            _click(page, data, "Compare")
+            plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: sum(len(set(q["legend"])) >= 2 for q in ps) >= 3, 60,
+                          "the comparison (coverage bars and both histograms with two sets)")
+            hists = [q for q in plots if q["title"].startswith(("energy per atom", "force magnitude"))]
+            assert len(hists) == 2 and all(len(set(q["legend"])) == 2 for q in hists), hists
+            assert all(any("density" in a for a in q["axes"]) for q in hists), hists
+            _shot(page, shots, "data_panel.png", data)
+
+            # -- Train: Start, live curves, done; the model is offered to the other tabs, not selected ---
+            train = ".lam-train-panel"
+            _tab(page, "Train", train)
+            _click(page, train, "Start")
             points = _wait(page, _LOSS_POINTS, lambda n: n >= 2, 240, "points on the loss curve")
-            page.locator(".lam-train-panel .js-plotly-plot").first.scroll_into_view_if_needed()
-            time.sleep(1.0)
-            page.screenshot(path=str(shots / "03-train-tab-curves.png"), full_page=True)
+            assert points >= 2 and "device:" in page.locator(train).inner_text()
+            _done(page, train, "Start", 240)
+            assert "validating on 3" in page.locator(train).inner_text()  # 8 frames: 5 train, 3 validate
+            _shot(page, shots, "lab-train-tab.png", train)
+
+            # -- Fine-tune · Δ: the offer is visible, the choice unchanged; Start draws parity + comparison
+            ft = ".lam-finetune-panel"
+            _tab(page, "Fine-tune · Δ", ft)
+            offer = page.locator(f"{ft} .lam-model-offer").first
+            assert offer.is_visible() and "New:" in offer.inner_text() and "from Train" in offer.inner_text()
+            assert "uses lam-chon-small" in page.locator(ft).inner_text()
+            before = [q["title"] for q in _plots(page, ft)]
+            assert sum(t.endswith("(test split)") for t in before) == 2, before  # placeholder axes before Start
+            page.locator(f"{ft} button", has_text="Δ on GFN2-xTB").first.click()
+            _click(page, ft, "Start")
+            _done(page, ft, "Start", 300)
+            plots = _wait(page, lambda_js(_PLOTS, ft), lambda ps: sum("RMSE" in q["title"] and q["points"] > 0 for q in ps) >= 2
+                          and any(q["title"].startswith("Learning") and q["points"] > 0 for q in ps), 60, "parity and comparison")
+            for q in plots:  # no figure at plotly's default 700 px in a wider panel, no untitled axis
+                assert q["width"] > (0.9 if "loss" in q["axes"] or q["title"].startswith("Learning") else 0.45), q
+                assert all(q["axes"]), q
+            _shot(page, shots, "lab-finetune-tab.png", ft)
+
+            # -- Distill: Start; per-round chart and the speed-up -------------------------------------
+            di = ".lam-distill-panel"
+            _tab(page, "Distill", di)
+            assert "New:" in page.locator(f"{di} .lam-model-offer").first.inner_text()  # Δ (1) offered
+            _click(page, di, "Start")
+            _done(page, di, "Start", 300)
+            _wait(page, lambda_js(_PLOTS, di), lambda ps: any(q["points"] >= 2 for q in ps), 60, "the round chart")
+            assert "faster" in page.locator(di).inner_text()
+            _shot(page, shots, "lab-distill-tab.png", di)
+
+            # -- MD: Run MD; live energy/temperature and the player ------------------------------------
+            md = ".lam-md-panel"
+            _tab(page, "MD", md)
+            _click(page, md, "Run MD")
+            _done(page, md, "Run MD", 240)
+            plots = _wait(page, lambda_js(_PLOTS, md), lambda ps: any(q["points"] >= 10 for q in ps), 60, "the live MD plot")
+            assert {"potential energy", "total energy", "temperature"} <= {t for q in plots for t in q["legend"]}
+            text = page.locator(md).inner_text()
+            assert "drift" not in text  # Langevin: no total-energy drift line
+            _click(page, md, "Uncertainty")  # committee: two heads of the shipped model on the played frames
+            _done(page, md, "Uncertainty", 180)
+            colour = page.locator(f"{md} select.llrp-colorby").first
+            assert colour.is_visible() and colour.input_value() == "values"
+            assert "largest disagreement" in page.locator(md).inner_text()
+            _shot(page, shots, "lab-md-tab.png", md)
+
             text = page.inner_text("body")
-            for bad in WIDGET_ERRORS:
+            for bad in WIDGET_ERRORS + ("not JSON compliant",):
                 assert bad not in text, f"widget error on the page: {bad!r}"
             assert page.locator(".jupyter-widgets-error-widget").count() == 0
-            assert "device:" in page.locator(".lam-train-panel").inner_text()
-            assert points >= 2
         finally:
+            (shots / "console.log").write_text("\n".join(console))
             browser.close()
-    (shots / "console.log").write_text("\n".join(console))
     print(f"screenshots in {shots}")
+
+
+def lambda_js(fn: str, arg: object = None) -> str:
+    """A page function: ``fn`` (JS source of a one-argument function) applied to ``arg`` (JSON)."""
+    return f"() => ({fn})({json.dumps(arg)})"

@@ -212,12 +212,12 @@ def test_lab_has_five_working_tabs_and_hands_models_between_them(mixed_ds, tiny_
     assert lab.tabs.children[1] is lab.train and lab.tabs.children[4] is lab.md and lab.playback is lab.md.playback
     assert lab.data.dataset is mixed_ds
     before = {name: picker.choice.value for name, picker in _pickers(lab).items()}
-    lab.offer_model(tiny_pretrained, "delta (1)", "Fine-tune · Δ")
+    lab.offer_model(tiny_pretrained, "delta (1)", "Train")
     for name, picker in _pickers(lab).items():  # offered everywhere, selected nowhere
         assert "delta (1)" in picker.choice.options and picker.choice.value == before[name], name
         assert picker.notice.layout.display != "none"
         assert "New:" in picker.notice_text.value and "delta (1)" in picker.notice_text.value
-        assert "Fine-tune" in picker.notice_text.value and "uses <b>" in picker.origin.value
+        assert "from Train" in picker.notice_text.value and "uses <b>" in picker.origin.value
     md = lab.md.model
     md.dismiss_button.click()
     assert md.notice.layout.display == "none" and md.choice.value == before["md"]
@@ -225,7 +225,9 @@ def test_lab_has_five_working_tabs_and_hands_models_between_them(mixed_ds, tiny_
         teacher = lab.distill.teacher
         teacher.use_button.click()  # "use it"
         assert teacher.choice.value == "delta (1)" and teacher.notice.layout.display == "none"
-        assert "made in Fine-tune · Δ" in teacher.origin.value and teacher.head.value == "rxn-xtb"
+        assert "made in Train" in teacher.origin.value and teacher.head.value == "rxn-xtb"
+        lab.offer_model(tiny_pretrained, "student (1 round)", "Distill")  # not offered back to the tab that made it
+        assert "student (1 round)" not in teacher.choice.options and "student (1 round)" in md.choice.options
     lab.select("Train")
     assert lab.tabs.selected_index == 1
 

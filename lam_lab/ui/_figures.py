@@ -84,3 +84,21 @@ def set_axis_titles(fig: go.Figure, titles: Sequence[tuple[str, str]]) -> None:
     for k, (x, y) in enumerate(titles, start=1):
         fig.update_xaxes(title_text=x, row=1, col=k)
         fig.update_yaxes(title_text=y, row=1, col=k)
+
+
+def refit_figures(widget: w.Widget) -> int:
+    """Fit every plotly FigureWidget inside ``widget`` to its container's width; returns how many.
+
+    A FigureWidget drawn while its tab was hidden measured no width and kept plotly's default 700 px;
+    switching autosize off and on again makes the browser measure the now visible container.
+    """
+    n = 0
+    stack = [widget]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, go.FigureWidget):
+            item.layout.autosize = False
+            item.layout.autosize = True
+            n += 1
+        stack.extend(getattr(item, "children", ()) or ())
+    return n

@@ -39,6 +39,7 @@ class UncertaintyBox(w.VBox):
         self.job = BackgroundJob(self._disagree_job, start_label="Uncertainty", on_done=self._show, on_start=self.compute)
         self.label_job = BackgroundJob(self._label_job, start_label="Label these frames", on_start=self.label)
         self.label_job.start_button.icon = "flask"
+        self.label_job.start_button.layout.width = "180px"
         self.message = w.HTML("")
         super().__init__([
             w.HTML("<b>Uncertainty</b>: where a committee (several models, or several heads of one) disagrees on the "
@@ -48,7 +49,7 @@ class UncertaintyBox(w.VBox):
             w.HBox([self.members, w.VBox([self.job.widget, w.HBox([self.k, self.dft]), self.label_job.widget])]),
             self.message,
         ])
-        picker.choice.observe(lambda _: self.refresh(), names="options")
+        picker.choice.observe(lambda _: self.refresh(), names=["options", "value"])
         self.refresh()
 
     def refresh(self) -> None:
@@ -64,10 +65,11 @@ class UncertaintyBox(w.VBox):
             opts += [f"{label}{SEP}{h}" for h in model.heads]
         keep = [v for v in self.members.value if v in opts]
         self.members.options = opts
-        if not keep and len(opts) >= 2:
-            first = [o for o in opts if o.startswith(opts[0].split(SEP)[0] + SEP)]
-            pref = [o for o in first if o.endswith(("rxn-xtb", "rxn-dft"))]
-            keep = (pref if len(pref) >= 2 else first)[:2]
+        if not keep and len(opts) >= 2:  # default: two heads of the model the MD tab uses (or of the first model)
+            mine = [o for o in opts if o.rsplit(SEP, 1)[0] == self.picker.choice.value]
+            mine = mine if len(mine) >= 2 else [o for o in opts if o.rsplit(SEP, 1)[0] == opts[0].rsplit(SEP, 1)[0]]
+            pref = [o for o in mine if o.endswith((SEP + "rxn-xtb", SEP + "rxn-dft"))]
+            keep = (pref if len(pref) >= 2 else mine)[:2]
         self.members.value = tuple(keep)
 
     def _load(self, label: str) -> Any:

@@ -246,7 +246,8 @@ class DistillPanel(w.VBox):
     def _finished(self, res: Any) -> None:
         self.message.value = message_html(result_sentence(res))
         for fn in self.on_model:
-            fn(res.student, f"distilled student ({len(res.rounds) - 1} rounds)")
+            n = len(res.rounds) - 1
+            fn(res.student, f"distilled student ({n} round{'' if n == 1 else 's'})")
 
     def _fail(self, text: str) -> bool:
         self.error = text

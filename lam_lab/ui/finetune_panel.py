@@ -38,6 +38,14 @@ def parity_data(model: Any, head: str, test: Dataset, label: str, baseline: str 
     return parity(predict(model, test, head, baseline=baseline), test, label, max_forces=None)
 
 
+def two_line_title(fig: Any) -> Any:
+    """A parity plot's "what — RMSE …, MAE …" title on two lines: in half a panel one line was cut off."""
+    text = fig.layout.title.text or ""
+    fig.update_layout(title=dict(text=text.replace(" — ", "<br><sub>", 1) + ("</sub>" if " — " in text else "")),
+                      margin=dict(t=70))
+    return fig
+
+
 def titled_curve(fig: Any) -> Any:
     """A learning-curve figure fitted to the panel: full width, each y axis titled with its subplot's quantity."""
     fig.update_layout(width=None, height=380)
@@ -78,11 +86,12 @@ class FinetunePanel(w.VBox):
             self.pretrained.add(pretrained, "given model")
         names = builtin_names()
         self.downstream = w.Dropdown(options=(["given data set"] if dataset is not None else []) + names,
-                                     description="downstream", layout=w.Layout(width="260px"))
+                                     description="downstream", layout=w.Layout(width="300px"),
+                                     style={"description_width": "initial"})
         if dataset is None and "rxn-dft" in names:
             self.downstream.value = "rxn-dft"
         self.path = w.Text(placeholder="…or a file/folder of your own", layout=w.Layout(width="260px"))
-        self.mode = w.ToggleButtons(options=list(MODES), value="fine-tune", style={"button_width": "130px"})
+        self.mode = w.ToggleButtons(options=list(MODES), value="fine-tune", style={"button_width": "150px"})
         self.frames = w.IntText(value=frames, description="N frames", layout=w.Layout(width="170px"))
         self.steps = w.IntText(value=steps or (2000 if has_gpu() else 200), description="steps", layout=w.Layout(width="170px"))
         self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
@@ -215,8 +224,8 @@ class FinetunePanel(w.VBox):
         self.rows.append(CurveRow.from_scores(method_name(s["mode"], s["pretrained"] is not None), str(n), n,
                                               score(pred, test, label), res.train.wall_time_s, res.train.steps, res.branch))
         par = parity(pred, test, label, max_forces=None)
-        self.figures["parity_e"] = plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom")
-        self.figures["parity_f"] = plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å")
+        self.figures["parity_e"] = two_line_title(plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom"))
+        self.figures["parity_f"] = two_line_title(plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å"))
         self._show_comparison()
         if res.train.stopped:
             raise JobStopped(res)

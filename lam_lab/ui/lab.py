@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 
 from lam_lab.data import Dataset
+from lam_lab.ui._figures import refit_figures
 from lam_lab.ui.data_panel import DataPanel
 from lam_lab.ui.md_panel import MDPanel, PlaybackPanel
 
@@ -55,19 +56,23 @@ class Lab(w.VBox):
                 source.on_model.append(lambda model, label, tab=tab: self.offer_model(model, label, tab))
         self.md.uncertainty.on_data.append(self.offer_data)
         self.tabs = w.Tab(children=[self.data, self.train, self.finetune, self.distill, self.md], titles=list(self.TABS))
+        # figures drawn in a hidden tab got plotly's default width: fit them when their tab is shown
+        self.tabs.observe(lambda ch: refit_figures(self.tabs.children[ch["new"]]) if ch["new"] is not None else None,
+                          names="selected_index")
         from lam_lab import __version__
 
         super().__init__([w.HTML(f"<h3 style='margin:4px 0'>lam_lab Lab <small style='color:#888'>v{__version__}</small></h3>"),
                           self.tabs], **kwargs)
 
     def offer_model(self, model: Any, label: str, source: str = "another tab") -> None:
-        """Offer ``model`` (a Potential) made in tab ``source`` to the Fine-tune, Distill and MD tabs.
+        """Offer ``model`` (a Potential) made in tab ``source`` to the other tabs among Fine-tune, Distill and MD.
 
         Each lists it and shows "New: label from source — use it"; none switches to it by itself.
         """
-        pickers = [getattr(self.finetune, "pretrained", None), getattr(self.distill, "teacher", None), self.md.model]
-        for picker in pickers:
-            if picker is not None:
+        pickers = {"Fine-tune · Δ": getattr(self.finetune, "pretrained", None),
+                   "Distill": getattr(self.distill, "teacher", None), "MD": self.md.model}
+        for tab, picker in pickers.items():
+            if picker is not None and tab != source:
                 picker.offer(model, label, source)
 
     def offer_data(self, dataset: Dataset, label: str) -> None:

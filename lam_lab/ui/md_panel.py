@@ -231,7 +231,8 @@ class MDPanel(w.VBox):
 
     def _finished(self, res: Any) -> None:
         if self.player is not None:
-            self.message.value += message_html(f"{self.player.n_frames} frames, {len(self.player.events)} bond events — "
+            n = len(self.player.events)
+            self.message.value += message_html(f"{self.player.n_frames} frames, {n} bond event{'' if n == 1 else 's'} — "
                                                "press play or click an event")
 
     def _fail(self, text: str) -> bool:
