@@ -69,7 +69,8 @@ def describe_mismatch(saved: Mapping[str, Any], current: Mapping[str, Any]) -> l
     if ca and cb:
         diff = [f"{k} {ca.get(k)!r} vs {cb.get(k)!r}" for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
         if diff:
-            out.append("model size/config differs (file vs here): " + ", ".join(diff[:8]) + (" …" if len(diff) > 8 else ""))
+            more = " …" if len(diff) > 8 else ""
+            out.append("model size/config differs (file vs here): " + ", ".join(diff[:8]) + more)
     return out
 
 

@@ -55,12 +55,13 @@ def unit_hints(ds: "Dataset") -> list[str]:
         elif r > 3:
             unit = f"kcal/mol (1 kcal/mol = {KCAL_MOL} eV)"
         elif 0.015 < r < 0.038 and (f_rms is None or f_rms < 0.25):
-            unit = f"Hartree (1 Hartree = {HARTREE:.6f} eV" + (", forces Hartree/bohr or Hartree/Å" if f_rms else "") + ")"
+            forces = ", forces Hartree/bohr or Hartree/Å" if f_rms else ""
+            unit = f"Hartree (1 Hartree = {HARTREE:.6f} eV{forces})"
         if unit:
             typical = float(np.median([abs(f.labels[name].energy) / len(f) for f in ds
                                        if name in f.labels and f.labels[name].energy is not None]))
-            out.append(f"{ds.provenance.source or ds.name}: label set {name!r}: per-atom energies of about {typical:.4g} "
-                       f"look like {unit}, not eV; lam_lab expects eV and eV/Å: convert them before use")
+            out.append(f"{ds.provenance.source or ds.name}: label set {name!r}: per-atom energies of about "
+                       f"{typical:.4g} look like {unit}, not eV; lam_lab expects eV and eV/Å: convert them before use")
     return out
 
 

@@ -21,7 +21,8 @@ def check_step(task: str, step: int, frames: Sequence[int], loss: float, terms: 
     bad_terms = [f"{k} {v}" for k, v in terms.items() if not math.isfinite(v)]
     culprits = list(frames)
     if per_frame_energy is not None:
-        bad = [frames[i] for i, e in enumerate(per_frame_energy) if not math.isfinite(float(getattr(e, "detach", lambda: e)()))]
+        values = per_frame_energy.detach().cpu().tolist() if hasattr(per_frame_energy, "detach") else per_frame_energy
+        bad = [frames[i] for i, e in enumerate(values) if not math.isfinite(float(e))]
         culprits = bad or culprits
     frame = culprits[0] if len(culprits) == 1 else None
     where = f"frame {culprits[0]}" if frame is not None else f"frames {culprits[:10]}"

@@ -120,7 +120,8 @@ class RunLock:
         self.release()
 
 
-def open_run_folder(out_dir: str | Path | None, resume: object, is_main: bool = True) -> tuple[Path | None, RunLock | None]:
+def open_run_folder(out_dir: str | Path | None, resume: object,
+                    is_main: bool = True) -> tuple[Path | None, RunLock | None]:
     """The run's folder (``"auto"``: a new unique one) and its lock; refuses folders holding another run."""
     if out_dir is None:
         return None, None

@@ -20,11 +20,11 @@ from lam_lab.train.checkpoint import CheckpointManager, check_same_model, load_c
 from lam_lab.train.config import TrainConfig
 from lam_lab.train.data import FrameSampler, GraphCache, Task, TaskSampler, resolve_tasks
 from lam_lab.train.ema import EMA
-from lam_lab.train.guard import check_step
-from lam_lab.train.rundir import open_run_folder
 from lam_lab.train.events import Callback, Event, EventBus, JSONLLogger, TqdmProgress
+from lam_lab.train.guard import check_step
 from lam_lab.train.loss import LossTerms, compute_loss, prefactors
 from lam_lab.train.metrics import MetricsTable, evaluate_graphs
+from lam_lab.train.rundir import open_run_folder
 from lam_lab.train.schedule import Budget, LRSchedule
 
 if TYPE_CHECKING:
@@ -238,7 +238,8 @@ class Trainer:
         # the norm is reported in step events even without clipping (a cheap divergence warning)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
         # before optimizer.step: a NaN never reaches the weights, the EMA or a checkpoint
-        check_step(task.name, step, [task.source_index[i] if task.source_index else i for i in frames], float(terms.total.detach()),
+        where = [task.source_index[i] if task.source_index else i for i in frames]  # the caller's frame numbers
+        check_step(task.name, step, where, float(terms.total.detach()),
                    {"energy": terms.energy, "force": terms.force, "virial": terms.virial}, float(grad_norm),
                    getattr(out, "energy", None))
         self.optimizer.step()
