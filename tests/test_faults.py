@@ -128,11 +128,13 @@ CONFIG_VERBS = {  # verb -> argv with {f} for a config file
 MODEL_VERBS = {  # verb -> argv with {f} for a model file
     "test": ["test", "{f}", "rxn-xtb"], "md": ["md", "{f}", "C", "--steps", "1"],
     "distill": ["distill", "{f}", "smiles:C"], "finetune": ["finetune", "rxn-xtb", "--pretrained", "{f}", "--steps", "1"],
+    "learning-curve": ["learning-curve", "--pretrained", "{f}", "--sizes", "2", "--steps", "1", "--methods", "finetune"],
 }
 DATA_VERBS = {  # verb -> argv with {f} for a data file and {m} for a good model
     "data info": ["data", "info", "{f}"], "data convert": ["data", "convert", "{f}", "{d}/o.extxyz"],
     "test": ["test", "{m}", "{f}"], "md": ["md", "emt", "{f}", "--steps", "1"],
     "finetune": ["finetune", "{f}", "--pretrained", "none", "--steps", "1"], "distill": ["distill", "{m}", "{f}"],
+    "learning-curve": ["learning-curve", "--dataset", "{f}", "--sizes", "2", "--steps", "1", "--methods", "scratch"],
 }
 BAD = {  # kind -> (file name, bytes or None for missing)
     "missing": ("nope.yaml", None), "binary": ("bin.yaml", bytes(range(256)) * 8),
