@@ -143,7 +143,7 @@ def head_fates(heads: Sequence[str], chosen: str | None, replays: Mapping[str, A
         what = "label − baseline (Δ)" if mode == "delta" else "these labels"
         warnings.warn(f"{mode}: no pre-trained head predicts {what} better than zero, so all of {list(heads)} were "
                       f"dropped and the downstream head {HEAD!r} starts fresh on the pre-trained descriptor; pass "
-                      "branch=<head> to start from one anyway", stacklevel=3)
+                      "branch=<head> to start from one anyway", stacklevel=4)
     return fate
 
 
