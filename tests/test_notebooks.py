@@ -35,21 +35,9 @@ nbformat.write(nb, sys.argv[2])
 """
 
 
-def _check_kernel() -> None:
-    """ipykernel 7.0-7.3 can strand an execute_request unread (ipykernel#1529): the kernel sits idle and
-    nbclient waits for a reply that never comes, in any cell. That was the notebook 01 stall."""
-    from importlib.metadata import version
-
-    major, minor = (int(x) for x in version("ipykernel").split(".")[:2])
-    if major == 7 and minor < 4:
-        pytest.fail(f"ipykernel {version('ipykernel')} drops shell requests now and then (ipykernel#1529, fixed "
-                    "in 7.4): install the dev extras again (pyproject.toml excludes 7.0-7.3)")
-
-
 def _run(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
     # A fresh interpreter per notebook: state that earlier tests leave in the pytest process
     # (dask clusters, process pools) once stalled a kernel here for minutes.
-    _check_kernel()
     for key, value in SMALL.items():
         monkeypatch.setenv(key, value)
     out = tmp_path / f"executed-{name}"
