@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lam_lab.potential import Potential
 
 AUTO = "auto"
+COMPUTE = "compute"  # recompute a Δ model's baseline (tblite GFN2-xTB) where frames lack its stored labels
 PARITY_FORCES = 1500  # force components kept in parity data (seeded subset)
 
 
@@ -88,15 +89,17 @@ def resolve_baseline(model: Any, frames: Sequence["Frame"], baseline: str | None
     from lam_lab.delta import delta_spec
 
     spec = delta_spec(model)
-    name = (spec or {}).get("baseline") if baseline == AUTO else baseline
+    name = (spec or {}).get("baseline") if baseline in (AUTO, COMPUTE) else baseline
     if name is None:
         return None
     missing = [i for i, f in enumerate(frames) if name not in f.labels or f.labels[name].energy is None]
+    if missing and baseline == COMPUTE and spec:
+        return name
     if missing:
         what = "a Δ model (it predicts label − baseline)" if spec else "this prediction"
         raise DataError(f"{what} needs the baseline labels {name!r} on every frame to give full energies and forces; "
                         f"{len(missing)} of {len(frames)} frames lack them. Label them (lam_lab.labelers.get_labeler("
-                        f"{name!r})), run the model through LAMCalculator (it recomputes the baseline), or pass "
+                        f"{name!r})), pass baseline='compute' to recompute it as LAMCalculator does, or "
                         "baseline=None for the bare Δ output", source=_source(frames), frame=missing[0],
                         field=f"labels[{name!r}]")
     return name
@@ -107,18 +110,45 @@ def predict(model: "Potential", frames: Any, head: str | None = None, baseline: 
     """Energies (eV) and forces (eV/Å) of ``model`` per frame (batches of ≤ ``max_atoms``); Δ: baseline added.
 
     ``head`` defaults to the only head, else ``"default"``; ``baseline="auto"`` adds a Δ model's stored
-    baseline labels (None: the bare output, a name: that label set); ``virial`` for periodic frames (eV).
+    baseline labels, ``"compute"`` recomputes them where frames lack them (None: the bare output, a name:
+    that label set); ``virial`` for periodic frames (eV).
     """
     frame_list = _frames(frames)
     base = resolve_baseline(model, frame_list, baseline)
     head = resolve_head(model, head)
     energy, forces, virials = _run(model, frame_list, head, virial, max_atoms)
     if base is not None:
-        energy = energy + np.array([f.labels[base].energy for f in frame_list])
-        forces = [p + f.labels[base].forces for p, f in zip(forces, frame_list)]
-        virials = [v + f.labels[base].virial if v is not None and f.labels[base].virial is not None else v
-                   for v, f in zip(virials, frame_list)]
+        labs = _baseline_labels(model, frame_list, base)
+        energy = energy + np.array([lab.energy for lab in labs])
+        forces = [p + lab.forces for p, lab in zip(forces, labs)]
+        virials = [v + lab.virial if v is not None and lab.virial is not None else v for v, lab in zip(virials, labs)]
     return Prediction(energy, forces, virials, head, base)
+
+
+def _baseline_labels(model: Any, frames: Sequence["Frame"], name: str) -> list[Any]:
+    """The stored ``name`` labels of each frame, recomputed (the Δ model's run-time baseline) where absent."""
+    from lam_lab.data.frame import Labels
+
+    runtime = None
+    out = []
+    for f in frames:
+        lab = f.labels.get(name)
+        if lab is None or lab.energy is None:
+            if runtime is None:
+                from lam_lab.delta import RuntimeBaseline, delta_spec
+
+                runtime = RuntimeBaseline(delta_spec(model))
+            atoms = f.to_atoms()
+            res = runtime(atoms)
+            virial = -_full3(res["stress"]) * atoms.get_volume() if "stress" in res else None
+            lab = Labels(res["energy"], res["forces"], virial)
+        out.append(lab)
+    return out
+
+
+def _full3(voigt: np.ndarray) -> np.ndarray:
+    xx, yy, zz, yz, xz, xy = np.asarray(voigt, dtype=np.float64)
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
 def resolve_head(model: Any, head: str | None = None) -> str:
