@@ -110,13 +110,22 @@ def test_flipped_bytes_in_a_model_file_are_detected(tmp_path):
         ll.load(path)
 
 
-def test_model_files_follow_the_umask(tmp_path):
-    old = os.umask(0o022)
+@pytest.mark.parametrize("what", ["model", "checkpoint", "x.extxyz", "x.lamh5", "deepmd"])
+def test_files_follow_the_umask(tmp_path, cu, what):
+    old = os.umask(0o027)
     try:
-        ll.save(tiny_model(["Cu"]), tmp_path / "m.pt")
+        if what == "model":
+            ll.save(tiny_model(["Cu"]), tmp_path / "m.pt")
+            path = tmp_path / "m.pt"
+        elif what == "checkpoint":
+            ll.train(tiny_model(["Cu"]), cu, steps=1, out_dir=tmp_path / "run", **FAST)
+            path = next((tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+        else:
+            path = tmp_path / what
+            ll.data.write(cu, path, format="deepmd/npy" if what == "deepmd" else None)
     finally:
         os.umask(old)
-    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == (0o750 if path.is_dir() else 0o640)  # mkstemp/mkdtemp gave 0600/0700
 
 
 # -- 6. every verb: missing, binary, non-mapping, mistyped arguments -> one line on stderr, exit status 2 --
