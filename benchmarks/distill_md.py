@@ -247,7 +247,7 @@ def main() -> None:
         raise SystemExit(f"the teacher has heads {teacher.heads}: name one with --head")
     print(f"teacher {teacher_path} head {head} ({teacher.config.kind}, {sum(x.numel() for x in teacher.parameters())} params)")
 
-    ts = builtin_ts("claisen", dataset="rxn-xtb")
+    ts = builtin_ts("claisen")
     if args.speed_only:
         update_speed(teacher, ll.load(work / "distill" / "student.pt"), head, ts, test, s)
         return

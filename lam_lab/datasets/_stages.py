@@ -65,8 +65,7 @@ def json_stage(ctx: BuildContext, name: str, params: dict[str, Any],
                make: Callable[[], dict[str, Any]] | None) -> dict[str, Any] | None:
     """A stage whose result is a JSON document (e.g. a TS search), cached like :func:`stage`; ``make=None``
     only reads the cache (None when the stage has not run)."""
-    import os
-    import tempfile
+    from lam_lab.atomic import atomic_write_text
 
     if ctx.cache_dir is None:
         return make()
@@ -80,8 +79,5 @@ def json_stage(ctx: BuildContext, name: str, params: dict[str, Any],
         return None
     doc = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".json.tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc))
     return doc

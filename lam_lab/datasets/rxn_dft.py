@@ -9,7 +9,8 @@ DFT saddle verified). Split (``info['split']``): whole ``TEST_REACTIONS`` are ``
 others, the stationary points and a seeded 10 % of the rest are ``val``, the remainder ``train``.
 
 Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
-``python -m lam_lab.datasets.rxn_dft frames|label|ts|build [--cache-dir DIR]``.
+``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|build [--cache-dir DIR]``; ``ts`` and ``export``
+write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.reactions import REACTIONS, get_reaction
-from lam_lab.datasets.ts_sampling import TSSampling, TSSearchFailed, candidates, dft_ts, select_frames, xtb_ts
+from lam_lab.datasets.ts_sampling import (TS_FILE, TSSampling, TSSearchFailed, candidates, dft_ts,
+                                          export_transition_states, select_frames, xtb_ts)
 
 NAME = "rxn-dft"
 DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
-TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde")
+TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde", "retro-ene")
 PER_REACTION = 96
 TS_WINDOW = 0.5  # eV
 TS_FRACTION = 0.45
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     from lam_lab import datasets
 
     p = argparse.ArgumentParser(prog="python -m lam_lab.datasets.rxn_dft")
-    p.add_argument("phase", choices=("frames", "label", "ts", "build"))
+    p.add_argument("phase", choices=("frames", "label", "ts", "export", "build"))
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         items = list(verified_reactions(ctx).items())
         for name, low in reversed(items) if a.reverse else items:
             dft_ts(ctx, get_reaction(name), low, threads=a.threads)
+            export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+    elif a.phase == "export":
+        export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
     else:
         datasets.build(NAME, cache_dir=a.cache_dir)
 

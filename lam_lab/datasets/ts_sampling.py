@@ -196,3 +196,39 @@ def select_frames(pool: list[Frame], n: int, window: float, fraction: float, see
     near_pick = [near[j] for j in select_fps([pool[i] for i in near], n_near, seed=seed)]
     chosen = select_fps(pool, min(n, len(pool)), seed=seed, keep=keep + near_pick)
     return [pool[i].copy() for i in chosen]
+
+
+TS_FILE = "transition-states.json"
+
+
+def export_transition_states(ctx: BuildContext, reactions: list[Reaction], path) -> dict:
+    """Write every reaction's xTB (and, once run, DFT) TS search outcome as one JSON file (shipped with the package).
+
+    Per reaction and level: status, barrier and reaction energy (eV), imaginary frequencies (cm⁻¹),
+    the TS, reactant and product (numbers, positions Å, energy eV), and the provenance. Only
+    ``status == "verified"`` entries are ever used as a TS downstream.
+    """
+    import json
+
+    from lam_lab.atomic import atomic_write_text
+
+    def level(res: TSResult) -> dict:
+        d = res.to_dict()
+        return {k: d[k] for k in ("status", "barrier", "reaction_energy", "imaginary_frequencies", "irc_connects",
+                                  "ts", "reactant", "product", "provenance")}
+
+    doc: dict = {}
+    for rx in reactions:
+        try:
+            low = xtb_ts_cached(ctx, rx)
+        except TSSearchFailed as exc:
+            doc[rx.name] = {"xtb": {"status": f"search failed: {exc}"}}
+            continue
+        if low is None:
+            continue
+        doc[rx.name] = {"description": rx.description, "xtb": level(low)}
+        high = dft_ts_cached(ctx, rx, low) if low.verified else None
+        if high is not None:
+            doc[rx.name]["dft"] = level(high)
+    atomic_write_text(path, json.dumps(doc, separators=(",", ":")))
+    return doc

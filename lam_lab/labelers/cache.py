@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lam_lab.atomic import atomic_write
 from lam_lab.data.frame import Frame, Labels
 
 # Positions are rounded to 1e-6 Å before hashing: far below any physical difference, far above
@@ -134,14 +135,7 @@ def pack(directory: str | os.PathLike, remove: bool = False) -> Path:
             merged[key] = {k: z[k] for k in z.files}
     flat = {f"{k}/{f}": v for k, fields in sorted(merged.items()) for f, v in fields.items()}
     cache.archive.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".npz.tmp", dir=cache.archive.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **flat)
-        os.replace(tmp, cache.archive)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(cache.archive, lambda fh: np.savez_compressed(fh, **flat))
     if remove:
         for key in cache.keys():
             cache.path(key).unlink()

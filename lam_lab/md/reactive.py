@@ -71,22 +71,48 @@ class TransitionState:
                    str(ts.info.get("method", "file")), ts.info.get("barrier_eV"), None)
 
 
-def builtin_ts(reaction: str, dataset: str = "rxn-xtb") -> TransitionState:
-    """The reactant, climbing-image TS and product of a built-in reaction as shipped in ``dataset`` (no NEB run)."""
-    from lam_lab import datasets
+def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
+    """The verified TS of a built-in reaction with its minima, shipped in ``transition-states.json`` (no search run).
 
-    ds = datasets.load(dataset)
-    roles = {f.info["role"]: f for f in ds if f.info.get("reaction") == reaction and f.info.get("role") in ("reactant", "ts", "product")
-             and "neb_iteration" not in f.info}
-    missing = [r for r in ("reactant", "ts", "product") if r not in roles]
-    if missing:
-        known = sorted({f.info["reaction"] for f in ds if f.info.get("role") == "ts"})
-        raise DataError(f"no {missing} frames for reaction {reaction!r}; reactions with a TS: {known}", source=dataset, field="reaction")
-    ts = roles["ts"]
-    barrier = ts.info.get("neb_barrier")
-    return TransitionState(reaction, ts.to_atoms(), roles["reactant"].to_atoms(), roles["product"].to_atoms(),
-                           f"ci-neb/{ds.label_sets[0]} ({dataset})", None if barrier is None else float(barrier),
-                           ts.info.get("neb_converged"))
+    level: "dft" (ωB97X/6-31G(d) saddle: analytic Hessian with one imaginary mode, the same motion as the
+    GFN2-xTB mode whose IRC reaches both minima), "xtb" (GFN2-xTB saddle, one imaginary mode, IRC
+    verified) or "best" (DFT when verified, else xTB). Unverified searches are never returned.
+    """
+    import json
+
+    from lam_lab.datasets import FILES
+    from lam_lab.sampling.ts import _dict_atoms
+
+    path = FILES / "transition-states.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    levels = ("dft", "xtb") if level == "best" else (level,)
+    if level not in ("best", "dft", "xtb"):
+        raise ValueError(f"level must be 'best', 'dft' or 'xtb', got {level!r}")
+    entry = doc.get(reaction, {})
+    for lev in levels:
+        res = entry.get(lev, {})
+        if res.get("status") == "verified":
+            ts, r, p = (_dict_atoms(res[k]) for k in ("ts", "reactant", "product"))
+            for a in (ts, r, p):
+                a.info["charge"] = int(a.info.get("charge", 0))
+            method = {"dft": "verified saddle, wb97x/6-31g*", "xtb": "verified saddle, gfn2-xtb"}[lev]
+            return TransitionState(reaction, ts, r, p, method, float(res["barrier"]), True)
+    known = verified_reactions(level)
+    why = "; ".join(f"{lev}: {entry[lev].get('status')}" for lev in levels if lev in entry) or "no TS search"
+    raise DataError(f"no verified {level} TS for reaction {reaction!r} ({why}); reactions with one: {known}",
+                    source=str(path), field="reaction")
+
+
+def verified_reactions(level: str = "best") -> list[str]:
+    """Built-in reactions with a verified TS at ``level`` ("dft", "xtb" or "best": either)."""
+    import json
+
+    from lam_lab.datasets import FILES
+
+    path = FILES / "transition-states.json"
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    levels = ("dft", "xtb") if level == "best" else (level,)
+    return sorted(n for n, e in doc.items() if any(e.get(v, {}).get("status") == "verified" for v in levels))
 
 
 def find_ts(reaction: Any, calculator: Any = "xtb", neb: Any = None, seed: int = 0) -> TransitionState:
@@ -344,5 +370,5 @@ def run_reactive(ts: TransitionState | str, calculator: Any = "xtb", config: Rea
     return ReactiveMD(ts, calculator, cfg).run()
 
 
-__all__ = ["TransitionState", "builtin_ts", "find_ts", "bond_graph", "classify_graph", "ReactiveConfig", "TrajectoryOutcome",
+__all__ = ["TransitionState", "builtin_ts", "verified_reactions", "find_ts", "bond_graph", "classify_graph", "ReactiveConfig", "TrajectoryOutcome",
            "ReactiveResult", "ReactiveMD", "run_reactive"]

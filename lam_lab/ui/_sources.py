@@ -180,13 +180,10 @@ class ModelPicker(w.VBox):
 
 
 def reaction_names() -> list[str]:
-    """Built-in reactions that have a transition state in rxn-xtb."""
-    try:
-        from lam_lab.datasets.reactions import REACTIONS
+    """Built-in reactions that have a verified transition state (shipped with the package)."""
+    from lam_lab.md.reactive import verified_reactions
 
-        return [r.name for r in REACTIONS]
-    except ImportError:
-        return []
+    return verified_reactions()
 
 
 def resolve_system(spec: str, seed: int = 0, role: str = "ts") -> list[Atoms]:
