@@ -68,10 +68,11 @@ def section_data(summary: Mapping[str, Any]) -> str:
     import plotly.graph_objects as go
 
     rows = summary["rows"]
+    spread = (("e_std_mev", "E/atom spread, per-element offsets removed (meV)") if any("e_std_mev" in r for r in rows)
+              else ("e_std", "E/atom std (eV)"))  # files of older runs
     out = ["<h2>1. Data sets</h2>", table(rows, [("set", "set"), ("label", "label set"), ("method", "method"),
                                                     ("frames", "frames"), ("atoms", "atoms/frame"),
-                                                    ("periodic", "periodic"),
-                                                    ("e_std", "E/atom std (eV)"), ("f_rms", "F rms (eV/Å)")])]
+                                                    ("periodic", "periodic"), spread, ("f_rms", "F rms (eV/Å)")])]
     cov = go.Figure()
     for r in {r["set"]: r for r in rows}.values():
         cov.add_bar(x=list(r["elements"]), y=list(r["elements"].values()), name=r["set"])
@@ -80,7 +81,7 @@ def section_data(summary: Mapping[str, Any]) -> str:
     hists = summary["histograms"]
     force_hist = figure(_hist_figure(hists, "force", "|F| (eV/Å)"))
     out.append(f"<div class='grid'><div>{figure(cov)}</div><div>{force_hist}</div></div>")
-    out.append(figure(_hist_figure(hists, "energy", "E/atom − mean (eV)")))
+    out.append(figure(_hist_figure(hists, "energy", "E/atom, per-element offsets removed (eV)")))
     return "\n".join(out)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lam_lab.evaluation import label_spread, offset_removed
 from lam_lab.pipeline.config import PipelineConfig
 from lam_lab.pipeline.state import StageRecord
 
@@ -60,27 +61,42 @@ def histogram(values: np.ndarray, bins: int = 40) -> dict[str, list[float]]:
 
 # -- 1. data -------------------------------------------------------------------------------------------
 def stage_data(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
-    """Summary table, element counts and label histograms of the built-in sets."""
+    """Summary table (with the Δ labels of the downstream set), element counts and label histograms of the sets."""
     from lam_lab import datasets
 
     rows, hist = [], {}
     for name in ctx.cfg.data.sets:
         ds = datasets.load(name)
         s = ds.summary()
-        for label, st in s.label_sets.items():
+        for label in s.label_sets:
             lp = s.provenance.labels.get(label)
-            rows.append({"set": name, "label": label, "method": lp.method if lp else label, "frames": int(st["frames"]),
-                         "atoms": f"{s.atoms_min}-{s.atoms_max}", "periodic": s.periodic_frames, "elements": s.elements,
-                         "e_std": st["e_per_atom_std"], "f_rms": st["f_rms"]})
+            rows.append(_data_row(name, label, lp.method if lp else label, ds, s))
+        ft = ctx.cfg.finetune
+        if name == ft.dataset and {ft.label, ft.baseline} <= set(ds.label_sets):  # what a Δ model learns
+            from lam_lab.delta import delta_dataset
+
+            d = delta_dataset(ds, ft.label, ft.baseline)
+            rows.append(_data_row(name, d.label_sets[0], d.provenance.labels[d.label_sets[0]].method, d, s))
         label = ds.default_label() if len(ds.label_sets) == 1 else ds.label_sets[-1]
-        e = [f.labels[label].energy / len(f) for f in ds if label in f.labels and f.labels[label].energy is not None]
+        with_e = [f for f in ds if label in f.labels and f.labels[label].energy is not None]
+        e = offset_removed(np.array([f.labels[label].energy / len(f) for f in with_e]), with_e)
         fn = np.concatenate([np.linalg.norm(f.labels[label].forces, axis=1) for f in ds
                              if label in f.labels and f.labels[label].forces is not None])
-        e = np.asarray(e)
-        hist[name] = {"label": label, "energy": histogram(e - e.mean()), "force": histogram(fn)}
+        hist[name] = {"label": label, "energy": histogram(e), "force": histogram(fn)}
         ctx.log(f"data: {name}: {len(ds)} frames, labels {ds.label_sets}")
     path = write_json(ctx.dir("data") / "summary.json", {"rows": rows, "histograms": hist})
-    return {"summary": ctx.rel(path)}, {"sets": len(ctx.cfg.data.sets), "frames": sum(r["frames"] for r in rows)}
+    frames = sum(r["frames"] for r in rows if not r["label"].startswith("delta:"))
+    return {"summary": ctx.rel(path)}, {"sets": len(ctx.cfg.data.sets), "frames": frames}
+
+
+def _data_row(name: str, label: str, method: str, ds: Any, s: Any) -> dict[str, Any]:
+    """One label set of a data set: frames, atoms, spread of E/atom with per-element offsets removed (meV), F rms."""
+    e_std, _ = label_spread(list(ds), label)
+    forces = [f.labels[label].forces.ravel() for f in ds if label in f.labels and f.labels[label].forces is not None]
+    f_rms = float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) if forces else float("nan")
+    return {"set": name, "label": label, "method": method, "frames": sum(label in f.labels for f in ds),
+            "atoms": f"{s.atoms_min}-{s.atoms_max}", "periodic": s.periodic_frames, "elements": s.elements,
+            "e_std_mev": e_std, "f_rms": f_rms}
 
 
 # -- 2. pre-training -----------------------------------------------------------------------------------
