@@ -38,7 +38,8 @@ LITERATURE = {
 def _row(ctx, name: str, compute: bool) -> dict:
     """One reaction's figures from the cached TS stages (None where a stage has not run)."""
     from lam_lab.datasets.reactions import get_reaction
-    from lam_lab.datasets.ts_sampling import TSSearchFailed, dft_ts_cached, xtb_ts, xtb_ts_cached
+    from lam_lab.datasets.ts_sampling import (DFT_FIRST, TSSearchFailed, dft_first_ts, dft_ts_cached, xtb_ts,
+                                              xtb_ts_cached)
 
     rx = get_reaction(name)
     row = {"name": name, "description": rx.description, "verified": False}
@@ -54,6 +55,13 @@ def _row(ctx, name: str, compute: bool) -> dict:
     if name in LITERATURE:
         kcal, source = LITERATURE[name]
         row.update({"published_barrier_eV": round(kcal * KCAL, 3), "published_source": source})
+    if name in DFT_FIRST:  # no concerted xTB saddle: searched at the DFT level (with a DFT IRC)
+        high = dft_first_ts(ctx, rx, cached_only=True)
+        if high is not None:
+            row.update({"dft_status": high.status, "dft_barrier_eV": high.barrier, "dft_search": "dft-first",
+                        "dft_imag_cm1": high.imaginary_frequencies, "dft_irc_connects": high.irc_connects,
+                        "dft_seconds": high.provenance.get("seconds")})
+        return row
     high = dft_ts_cached(ctx, rx, low) if low.verified else None
     if high is not None:
         row.update({"dft_status": high.status, "dft_barrier_eV": high.barrier, "dft_reaction_energy_eV": high.reaction_energy,
@@ -74,6 +82,24 @@ def _dft_at(ctx, atoms) -> float:
     return float(res.frames[0].labels[lab.name].energy)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The README table of the results rows."""
+
+    def num(r: dict, key: str, fmt: str = "{:.2f}") -> str:
+        return fmt.format(r[key]) if r.get(key) is not None else "—"
+
+    out = ["| reaction | xTB TS | xTB barrier | ν‡ xTB (cm⁻¹) | DFT TS | DFT barrier | DFT at the xTB TS | published |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        xtb_ok = "verified" if r["verified"] else r.get("xtb_status", "—").replace("_", " ")
+        nu = f"{abs(r['xtb_imag_cm1'][0]):.0f}i" if r.get("xtb_imag_cm1") and r["verified"] else "—"
+        pub = f"{r['published_barrier_eV']:.2f}" if "published_barrier_eV" in r else "—"
+        out.append(f"| {r['name']} | {xtb_ok} | {num(r, 'xtb_barrier_eV') if r['verified'] else '—'} | {nu} | "
+                   f"{r.get('dft_status', 'pending').replace('_', ' ')} | {num(r, 'dft_barrier_eV')} | "
+                   f"{num(r, 'dft_energy_at_xtb_ts_eV')} | {pub} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     from lam_lab import datasets
     from lam_lab.datasets._stages import BuildContext
@@ -83,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="HCN⇌HNC at GFN2-xTB only, in a temporary cache")
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir("rxn-dft")))
     p.add_argument("--compute", action="store_true", help="run xTB TS searches missing from the cache")
+    p.add_argument("--markdown", action="store_true", help="also print the README table")
     args = p.parse_args(argv)
     if args.quick:
         import tempfile
@@ -97,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['name']:<28} {'verified' if r['verified'] else r['xtb_status']:<22} "
               f"xTB {r.get('xtb_barrier_eV', float('nan')):6.3f} eV  DFT {dft if dft is not None else float('nan'):6.3f} eV  "
               f"published {r.get('published_barrier_eV', '—')}")
+    if args.markdown:
+        print(markdown(rows))
     n_ok = sum(r["verified"] for r in rows)
     n_dft = sum(r.get("dft_status") == "verified" for r in rows)
     write_result("reaction_ts-quick" if args.quick else "reaction_ts",

@@ -26,8 +26,8 @@ from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.reactions import REACTIONS, get_reaction
-from lam_lab.datasets.ts_sampling import (TS_FILE, TSSampling, TSSearchFailed, candidates, dft_ts,
-                                          export_transition_states, select_frames, xtb_ts)
+from lam_lab.datasets.ts_sampling import (DFT_FIRST, TS_FILE, TSSampling, TSSearchFailed, candidates, dft_first_ts,
+                                          dft_ts, export_transition_states, select_frames, xtb_ts)
 
 NAME = "rxn-dft"
 DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
@@ -58,6 +58,13 @@ def verified_reactions(ctx: BuildContext) -> dict[str, object]:
     """name -> verified xTB TSResult; reactions whose TS failed a check are reported and left out."""
     out = {}
     for name in _names(ctx):
+        if name in DFT_FIRST:  # searched at the DFT level; included once that search verified
+            res = dft_first_ts(ctx, get_reaction(name), cached_only=True)
+            if res is not None and res.verified:
+                out[name] = res
+            else:
+                ctx.say(f"{name}: DFT-level TS {'not run yet' if res is None else res.status}; reaction left out")
+            continue
         try:
             res = xtb_ts(ctx, get_reaction(name))
         except TSSearchFailed as exc:
@@ -86,7 +93,7 @@ def dft_stationary(ctx: BuildContext) -> list[Frame]:
     """ωB97X/6-31G(d) minima and TS of each verified reaction whose DFT stage has run (label-free frames)."""
     out = []
     for name, low in verified_reactions(ctx).items():
-        res = dft_ts(ctx, get_reaction(name), low)
+        res = low if name in DFT_FIRST else dft_ts(ctx, get_reaction(name), low)
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
                 role = "dft-saddle-unverified"
@@ -144,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
+    p.add_argument("--only", default=None, help="ts phase: this reaction only (DFT-first reactions included)")
     a = p.parse_args(argv)
     ctx = BuildContext(NAME, Path(a.cache_dir), 1, False, datasets.DEFAULT_SEED, True)
     if a.phase == "frames":
@@ -151,8 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     elif a.phase == "label":
         todo = frames(ctx)
         label(ctx, todo, "dft", threads=a.threads)
+    elif a.phase == "ts" and a.only in DFT_FIRST:
+        dft_first_ts(ctx, get_reaction(a.only), threads=a.threads)
+        export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
     elif a.phase == "ts":
-        items = list(verified_reactions(ctx).items())
+        items = [(n, r) for n, r in verified_reactions(ctx).items() if a.only in (None, n) and n not in DFT_FIRST]
         for name, low in reversed(items) if a.reverse else items:
             dft_ts(ctx, get_reaction(name), low, threads=a.threads)
             export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)

@@ -113,6 +113,71 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
     return None if doc is None else TSResult.from_dict(doc)
 
 
+# Reactions whose GFN2-xTB surface has no concerted saddle (Claisen: xTB forms the C–C bond before the C–O
+# bond breaks and its band maximum relaxes to a torsional saddle): the TS is searched at the DFT level from
+# a guess relaxed with GFN2-xTB at typical TS distances (Å; atom indices in the mapped reactant).
+DFT_FIRST: dict[str, dict[tuple[int, int], float]] = {"claisen": {(0, 5): 2.25, (2, 3): 1.95}}
+DFT_FIRST_CONFIG = TSConfig(fmax=0.01, steps=150, exact_hessian=False, irc_fmax=0.1, irc_steps=60,
+                            minimum_fmax=0.05, minimum_steps=100)
+
+
+def constrained_guess(reactant: Atoms, product: Atoms, distances: dict[tuple[int, int], float]) -> Atoms:
+    """Midpoint of the aligned ends relaxed with GFN2-xTB while the given pair distances (Å) are held."""
+    from ase.constraints import FixBondLengths
+    from ase.optimize import BFGS
+
+    from lam_lab.sampling.neb import xtb_calculator
+
+    guess = reactant.copy()
+    guess.positions = 0.5 * (reactant.positions + product.positions)
+    for (i, j), d in distances.items():
+        guess.set_distance(i, j, d, fix=0.5)
+    guess.set_constraint(FixBondLengths(list(distances)))
+    guess.calc = xtb_calculator(guess)
+    BFGS(guess, logfile=None, maxstep=0.1).run(fmax=0.05, steps=300)
+    guess.set_constraint()
+    return guess
+
+
+def dft_first_ts(ctx: BuildContext, reaction: Reaction, threads: int | None = None,
+                 cached_only: bool = False) -> TSResult | None:
+    """A ``DFT_FIRST`` reaction's ωB97X/6-31G(d) TS: Sella from the constrained guess, analytic Hessian, DFT IRC."""
+    from lam_lab.labelers import get_labeler
+    from lam_lab.labelers.dft import DFTCalculator
+    from lam_lab.sampling.molecules import align, mapped_pair
+    from lam_lab.sampling.neb import relax, xtb_calculator
+    from lam_lab.sampling.ts import refine_ts
+    from lam_lab.sampling.ts_refine import minimize
+    from lam_lab.sampling.vibrations import fd_hessian
+
+    lab = get_labeler("dft", threads=threads)
+
+    def calc(a: Atoms) -> DFTCalculator:
+        return DFTCalculator(lab, charge=int(a.info.get("charge", 0)))
+
+    def make() -> dict:
+        ends = mapped_pair(reaction.reactant, reaction.product, reaction.name, seed=ctx.seed)
+        r_x = relax(ends.reactant, xtb_calculator)
+        p_x = align(relax(ends.product, xtb_calculator), r_x)
+        guess = constrained_guess(r_x, p_x, DFT_FIRST[reaction.name])
+        xtb_h = lambda a: fd_hessian(a, xtb_calculator)  # noqa: E731
+        r, _ = minimize(r_x, calc, DFT_FIRST_CONFIG.minimum_fmax, DFT_FIRST_CONFIG.minimum_steps, xtb_h)
+        p, _ = minimize(p_x, calc, DFT_FIRST_CONFIG.minimum_fmax, DFT_FIRST_CONFIG.minimum_steps, xtb_h)
+        res = refine_ts(guess, r, p, calc, DFT_FIRST_CONFIG,
+                        hessian=lambda a: lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})))
+        res.provenance.update({"level": lab.name, "method": "constrained GFN2-xTB guess -> sella saddle at DFT -> "
+                               "analytic DFT Hessian -> sella IRC at DFT", "guess_distances": {
+                                   f"{i}-{j}": d for (i, j), d in DFT_FIRST[reaction.name].items()}})
+        ctx.say(f"DFT-first TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
+                f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
+        return res.to_dict()
+
+    params = {"reaction": reaction.name, "distances": repr(DFT_FIRST[reaction.name]), "dft": lab.cache_identity(),
+              "config": repr(DFT_FIRST_CONFIG), "seed": ctx.seed}
+    doc = json_stage(ctx, f"ts-dftfirst-{reaction.name}", params, None if cached_only else make)
+    return None if doc is None else TSResult.from_dict(doc)
+
+
 def _frame(atoms: Atoms, info: dict) -> Frame:
     """A label-free molecular frame with ``info``."""
     return Frame(atoms.numbers, np.array(atoms.positions), None, [False] * 3, {}, dict(info))
@@ -219,6 +284,12 @@ def export_transition_states(ctx: BuildContext, reactions: list[Reaction], path)
 
     doc: dict = {}
     for rx in reactions:
+        if rx.name in DFT_FIRST:
+            first = dft_first_ts(ctx, rx, cached_only=True)
+            doc[rx.name] = {"description": rx.description, "xtb": {"status": "no concerted GFN2-xTB saddle (searched at DFT)"}}
+            if first is not None:
+                doc[rx.name]["dft"] = level(first)
+            continue
         try:
             low = xtb_ts_cached(ctx, rx)
         except TSSearchFailed as exc:

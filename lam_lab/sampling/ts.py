@@ -197,12 +197,15 @@ def _ends_connect(path: list[Atoms], reactant: Atoms, product: Atoms, calc_facto
 
 def verify_ts(ts: Atoms, reactant: Atoms, product: Atoms, calc_factory: CalcFactory = xtb_calculator,
               config: TSConfig | None = None, converged: bool = True, irc: bool = True,
-              provenance: dict[str, Any] | None = None) -> TSResult:
-    """Checks a candidate ``ts`` (mode count, IRC) against relaxed ``reactant``/``product`` with energies."""
+              provenance: dict[str, Any] | None = None, hessian: HessianFunction | None = None) -> TSResult:
+    """Checks a candidate ``ts`` (mode count, IRC) against relaxed ``reactant``/``product`` with energies.
+
+    ``hessian`` (eV/Å², e.g. an analytic DFT Hessian) replaces the finite-difference one.
+    """
     cfg = config or TSConfig()
     prov = dict(provenance or {})
     ts = _snapshot(_with_calc(ts, calc_factory)) if ts.calc is None else ts
-    h = fd_hessian(ts, calc_factory, cfg.vib_delta)
+    h = hessian(ts) if hessian is not None else fd_hessian(ts, calc_factory, cfg.vib_delta)
     modes = harmonic(ts, h)
     imag = modes.imaginary(cfg.imag_cutoff)
     prov.update({"imag_cutoff_cm1": cfg.imag_cutoff, "vib_delta_A": cfg.vib_delta})
@@ -269,12 +272,16 @@ def find_ts(reactant: Atoms, product: Atoms, calc_factory: CalcFactory = xtb_cal
 
 def refine_ts(guess: Atoms, reactant: Atoms, product: Atoms, calc_factory: CalcFactory,
               config: TSConfig | None = None, hessian_function: HessianFunction | None = None,
-              irc: bool = True) -> TSResult:
-    """Sella from a TS guess (e.g. a lower level's verified TS), then the same checks as :func:`find_ts`."""
+              irc: bool = True, hessian: HessianFunction | None = None) -> TSResult:
+    """Sella from a TS guess, then the same checks as :func:`find_ts`.
+
+    ``hessian_function`` starts Sella (e.g. a cheaper method's Hessian); ``hessian`` is the one the mode
+    count is judged on (default: finite differences of ``calc_factory``'s forces).
+    """
     cfg = config or TSConfig()
     t0 = time.perf_counter()
     ts, converged, steps = saddle(guess, calc_factory, cfg, hessian_function)
-    res = verify_ts(ts, reactant, product, calc_factory, cfg, converged, irc=irc,
+    res = verify_ts(ts, reactant, product, calc_factory, cfg, converged, irc=irc, hessian=hessian,
                     provenance={"saddle_steps": steps, "saddle_fmax_eV_A": cfg.fmax})
     res.provenance["seconds"] = round(time.perf_counter() - t0, 1)
     return res
