@@ -21,7 +21,9 @@ from lam_lab.data.frame import Frame, Labels  # noqa: E402
 # any text, quotes, backslashes, newlines, "T", "1e0", "%41", JSON and non-ASCII included (no NUL: HDF5 attrs)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
 NAME = TEXT.filter(lambda s: s.strip() != "")
-SETTINGS = settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+EXAMPLES = int(__import__("os").environ.get("LAM_LAB_HYPOTHESIS_EXAMPLES", "25"))  # more for a deeper search
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @st.composite
@@ -117,3 +119,24 @@ def test_extxyz_written_by_lam_lab_with_quotes_and_backslashes_reads_back(tmp_pa
     ll.data.write(ds, tmp_path / "x.extxyz")
     back = ll.data.read(tmp_path / "x.extxyz")
     assert (back.name, back.provenance.notes, back.label_sets) == (ds.name, ds.provenance.notes, ds.label_sets)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+       | st.text(alphabet='TFtfeEinaN01._-/+*()@:#,= "\\%[]{}', max_size=8))
+def test_any_text_survives_an_extxyz_comment_line(text):
+    """Strings ASE would turn into bools, numbers or arrays, or break on (`=` last, `\\`, newlines), come back."""
+    import io
+
+    import ase.io
+    from ase import Atoms
+
+    from lam_lab.data.io._common import decode_info, encode_info
+
+    atoms = Atoms("H", positions=[[0, 0, 0]])
+    atoms.info = encode_info({"note": text, "lam_label": "x"})
+    buf = io.StringIO()
+    ase.io.write(buf, atoms, format="extxyz")
+    info = dict(ase.io.read(io.StringIO(buf.getvalue()), format="extxyz").info)
+    decode_info(info)
+    assert info["note"] == text and info["lam_label"] == "x"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import string
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -139,8 +140,10 @@ def keep_only(ds: "Dataset", label: str, path: Path | str) -> "Dataset":
 # that would not come back unchanged as "%" + its %-escaped text, and marks the frame with TEXT_MARK so
 # a reader knows; files without the mark (older ones, other tools') are read as they are.
 TEXT_MARK = "lam_text"
-_PLAIN_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/+*()@:,#]*")
+_PLAIN_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/+*()@:#]*")
 _WORDS = {"t", "f", "true", "false", "nan", "inf", "infinity"}
+# kept readable inside an escaped value: ASCII punctuation (ASE escapes `"` itself) but `%` and `\`
+_KEEP = "".join(c for c in string.punctuation if c not in "%\\=")
 
 
 def _plain_text(text: str) -> bool:
@@ -152,7 +155,7 @@ def encode_info(info: dict[str, Any]) -> dict[str, Any]:
     out, marked = dict(info), False
     for key, value in info.items():
         if isinstance(value, str) and not _plain_text(value):
-            out[key] = "%" + quote(value, safe="")
+            out[key] = "%" + quote(value, safe=_KEEP)
             marked = True
     if marked:
         out[TEXT_MARK] = True
