@@ -76,7 +76,7 @@ def test_divergence_stops_with_the_task_and_keeps_the_checkpoint(tmp_path, cu):
     ll.train(tiny_model(["Cu"]), {"cu": cu}, steps=2, out_dir=tmp_path, checkpoint_every=1, **FAST)
     ckpts = sorted((tmp_path / "checkpoints").glob("step_*.pt"))
     kept = {p: p.read_bytes() for p in ckpts}
-    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+: .* of task 'cu'; the weights were not updated"):
+    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+ of task 'cu': (loss|gradient norm) is (nan|inf).*; the weights were not updated"):
         ll.train(tiny_model(["Cu"]), {"cu": cu}, steps=50, out_dir=tmp_path, resume=True,
                  **{**FAST, "lr": 1e30})
     assert all(p.read_bytes() == b for p, b in kept.items())

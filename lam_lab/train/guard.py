@@ -18,19 +18,19 @@ def check_step(task: str, step: int, frames: Sequence[int], loss: float, terms: 
     if math.isfinite(loss) and math.isfinite(grad_norm):
         return
     what = f"loss is {loss}" if not math.isfinite(loss) else f"gradient norm is {grad_norm}"
-    bad_terms = [f"{k} {v}" for k, v in terms.items() if not math.isfinite(v)]
+    bad_terms = [f"{k} term {v}" for k, v in terms.items() if not math.isfinite(v)]
     culprits = list(frames)
     if per_frame_energy is not None:
         values = per_frame_energy.detach().cpu().tolist() if hasattr(per_frame_energy, "detach") else per_frame_energy
         bad = [frames[i] for i, e in enumerate(values) if not math.isfinite(float(e))]
         culprits = bad or culprits
-    frame = culprits[0] if len(culprits) == 1 else None
-    where = f"frame {culprits[0]}" if frame is not None else f"frames {culprits[:10]}"
+    frame = culprits[0] if len(culprits) == 1 else None  # one frame: named in the error's location
+    where = "" if frame is not None else f" on frames {culprits[:10]}"
     raise NonFiniteError(
-        f"training diverged at step {step}: {what}" + (f" ({', '.join(bad_terms)})" if bad_terms else "")
-        + f" on {where} of task {task!r}; the weights were not updated and the last checkpoint is kept. "
-        "Lower the learning rate (train.lr) or set train.grad_clip, and check these frames",
-        field=f"task {task}", frame=frame)
+        f"training diverged at step {step} of task {task!r}: {what}"
+        + (f" ({', '.join(bad_terms)})" if bad_terms else "") + where
+        + "; the weights were not updated and the last checkpoint is kept. "
+        "Lower the learning rate (train.lr) or set train.grad_clip, and check these frames", frame=frame)
 
 
 def validate_task_data(task: str, ds: Any, label: str, role: str = "training") -> None:
