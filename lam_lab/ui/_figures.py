@@ -32,8 +32,7 @@ def fmt(value: Any, spec: str = ".3g", unit: str = "") -> str:
 
 def figure_bundle(fig: go.Figure) -> dict[str, Any]:
     """``fig`` as a display_data output dict; NaN/inf become null (JSON has no such numbers)."""
-    spec = json.loads(pio.to_json(fig, validate=False))
-    spec.setdefault("config", {})["responsive"] = True
+    spec = json.loads(pio.to_json(fig, validate=False))  # no config "responsive": it collapses the plot in Notebook 7
     title = getattr(getattr(fig.layout, "title", None), "text", None) or "figure"
     return {"output_type": "display_data", "metadata": {},
             "data": {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"}}

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from lam_lab.data.errors import DataError
 from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
-from lam_lab.ui._figures import fit_on_show, fmt
+from lam_lab.ui._figures import fmt
 from lam_lab.ui._live import fmt_duration, message_html
 from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems
 from lam_lab.ui.train_panel import cpu_threads, has_gpu
@@ -131,7 +131,6 @@ class DistillPanel(w.VBox):
             self.result_html,
         ], **kwargs)
         self.add_class("lam-distill-panel")
-        self.children = (*self.children, fit_on_show(self))
 
     def _settings(self) -> dict[str, Any]:
         from lam_lab.train.config import TrainConfig
