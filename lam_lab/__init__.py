@@ -1,8 +1,17 @@
-"""lam_lab: large atomic models (DPA-2) from datasets to reactive MD, in Python and in a notebook."""
+"""lam_lab: large atomic models (DPA-2) from datasets to reactive MD, in Python and in a notebook.
+
+``ll.train``, ``ll.finetune`` and ``ll.distill`` are functions. Their code lives in the package
+``lam_lab.train``, the module ``lam_lab.finetune`` and the package ``lam_lab.distill``: import from
+those (``from lam_lab.train import TrainConfig``, ``from lam_lab.train.checkpoint import
+load_checkpoint``); as attributes of ``lam_lab`` the three names are always the functions, also
+after one of those modules was imported.
+"""
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -19,12 +28,14 @@ _LAZY = {
     "save": "lam_lab.models:save",
     "load": "lam_lab.models:load",
     "LAMCalculator": "lam_lab.md.calculator:LAMCalculator",
-    "train": "lam_lab.train:train",
+    "train": "lam_lab.train.trainer:train",
     "evaluate": "lam_lab.train.metrics:evaluate",
     "finetune": "lam_lab.finetune:finetune",
     "pretrained": "lam_lab.pretrained",
-    "distill": "lam_lab.distill:distill",
+    "distill": "lam_lab.distill.loop:distill",
 }
+# functions named like the module that holds them
+VERBS = ("train", "finetune", "distill")
 
 
 def __getattr__(name: str) -> Any:
@@ -32,8 +43,24 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'lam_lab' has no attribute {name!r}")
     module, _, attr = _LAZY[name].partition(":")
     obj = importlib.import_module(module)
-    return getattr(obj, attr) if attr else obj
+    value = getattr(obj, attr) if attr else obj
+    if name in VERBS:
+        globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``lam_lab`` itself. Importing ``lam_lab.train`` (or ``.finetune``, ``.distill``) makes Python set that
+    module as an attribute of ``lam_lab``, where it would hide the function: such a set is skipped."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in VERBS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -65,7 +65,9 @@ def attach_correction(model: "Potential", head: str, alpha: float = 0.1,
 
     The descriptor and every other head are frozen too: the base is the whole model as it stands.
     """
-    k = model._head_index(head)
+    from lam_lab.potential import resolve_head
+
+    k = resolve_head(model, head)
     fit = model.fittings[k]
     if isinstance(fit, AtomFTFitting):
         raise ValueError(f"head {head!r} already carries an AtomFT correction")

@@ -16,7 +16,7 @@ import torch
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
-from lam_lab.potential import ModelConfig, Potential
+from lam_lab.potential import ModelConfig, Potential, resolve_head
 from lam_lab.train.config import TrainConfig
 from lam_lab.transfer import (
     HEAD,
@@ -200,7 +200,7 @@ def _start_from(base: Potential, mode: str, train_ds: Dataset, target: str, bran
         base = extend_type_map(base, added, train_ds)
     zero: dict[str, float] = {}
     if branch is not None:
-        base._head_index(branch)  # KeyError naming the heads
+        resolve_head(base, branch)  # KeyError naming the heads
         chosen = branch
     else:
         chosen, zero = choose_branch(base, train_ds, target, allow_fresh=mode != "atomft")
@@ -211,9 +211,8 @@ def _start_from(base: Potential, mode: str, train_ds: Dataset, target: str, bran
         model.fit_energy_bias(train_ds, head=HEAD, label=target)
     else:
         refit_energy_bias(model, HEAD, train_ds, target)
-    frozen = freeze_descriptor(model, freeze)
-    hooks = train_new_types(model, n_old) if added and any(n.startswith("descriptor.type_embedding")
-                                                           for n in frozen) else []
+    freeze_descriptor(model, freeze)
+    hooks = train_new_types(model, n_old) if added else []
     if mode == "atomft":
         from lam_lab.atomft import attach_correction
 
@@ -268,7 +267,7 @@ def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, see
     else:
         pairs = {h: (ds, ds.default_label()) for h, ds in replay_data.items()}
     for h in pairs:
-        model._head_index(h)  # a replayed task trains its own pre-trained head
+        resolve_head(model, h)  # a replayed task trains its own pre-trained head
     out = {}
     for h, (ds, lab) in pairs.items():
         ds = ds.with_label(lab)
@@ -319,21 +318,8 @@ def ff_pretrain_finetune(dataset: Dataset, pretrain_data: Dataset | str = "water
     return FFPretrainResult(pre.model, pre, ft)
 
 
-# ``lam_lab.finetune`` is both this module and the function ``ll.finetune(...)``: once the module is
-# imported it is the package attribute, so the module forwards calls to finetune() (as lam_lab.train does).
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
 __all__ = ["finetune", "FinetuneResult", "MODES", "HEAD", "REPLAY_FRAMES", "ZERO_SHOT_FRAMES", "select_frames",
            "replay_sets", "check_delta_continuation", "ff_pretrain_finetune", "FFPretrainResult",
            # re-exported from lam_lab.transfer, where they live
            "resolve_pretrained", "missing_elements", "extend_type_map", "zero_shot", "choose_branch", "head_fates",
            "keep_heads", "refit_energy_bias", "freeze_descriptor", "train_new_types"]
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> FinetuneResult:  # noqa: D102
-        return finetune(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from lam_lab.nn.batch import Batch, Graph, collate, frame_types
-from lam_lab.nn.descriptor import build_descriptor
-from lam_lab.nn.energy_bias import _pick_label, fit_energy_bias_from
+from lam_lab.nn.descriptor import build_descriptor, descriptor_kinds
+from lam_lab.nn.energy_bias import fit_energy_bias_from, pick_label
 from lam_lab.nn.env_matrix import displacements, environment
 from lam_lab.nn.fitting import FittingNet
 from lam_lab.nn.neighbor_list import neighbor_list
@@ -24,8 +24,9 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class ModelConfig:
     """Hyper-parameters of a model (saved with its weights). Lengths in Å.
 
-    ``kind`` "dpa2" uses every field but ``student_*``; "student" uses the type embedding, the
-    ``repinit_*`` fields (its two-body embedding), ``student_*`` and the fitting net.
+    ``kind`` names a registered descriptor (:mod:`lam_lab.nn.descriptor`): "dpa2" uses every field but
+    ``student_*``; "student" uses the type embedding, the ``repinit_*`` fields (its two-body embedding),
+    ``student_*`` and the fitting net.
     """
 
     kind: str = "dpa2"
@@ -81,8 +82,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.neighbor_norm must be 'data' or 'sel', got {self.neighbor_norm!r}")
         if self.neighbor_norm_min < 1:
             raise ValueError(f"ModelConfig.neighbor_norm_min must be >= 1, got {self.neighbor_norm_min}")
-        if self.kind not in ("dpa2", "student"):
-            raise ValueError(f"ModelConfig.kind must be 'dpa2' or 'student', got {self.kind!r}")
+        if self.kind not in descriptor_kinds():
+            raise ValueError(f"ModelConfig.kind must be one of {descriptor_kinds()}, got {self.kind!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"ModelConfig.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not 0 <= self.repinit_rcut_smth < self.repinit_rcut:
@@ -167,7 +168,7 @@ class Potential(nn.Module):
         if name in self.heads:
             raise ValueError(f"head {name!r} exists already (heads: {self.heads})")
         if copy_from is not None:
-            net = copy.deepcopy(self.fittings[self._head_index(copy_from)])
+            net = copy.deepcopy(self.fittings[resolve_head(self, copy_from)])
         else:
             c = self.config
             net = FittingNet(self.descriptor.out_dim, c.fitting_neuron, len(self.type_map), act=c.activation,
@@ -178,14 +179,8 @@ class Potential(nn.Module):
         self.heads.append(name)
 
     def _head_index(self, head: str | None) -> int:
-        if head is None:
-            if len(self.heads) == 1:
-                return 0
-            raise ValueError(f"the model has several heads {self.heads}: name one with head=...")
-        try:
-            return self.heads.index(head)
-        except ValueError:
-            raise KeyError(f"unknown head {head!r}; the model's heads are {self.heads}") from None
+        """Old name of :func:`resolve_head` (``resolve_head(self, head)``)."""
+        return resolve_head(self, head)
 
     # -- data ----------------------------------------------------------------------------------------
     def prepare(self, frame, label: str | None = None, *, index: int | None = None, source: str | None = None,
@@ -201,7 +196,7 @@ class Potential(nn.Module):
         (rc0, sel0), *rest = self.cutoffs()
         first = neighbor_list(frame.positions, rc0, sel0, cell=cell, pbc=pbc)
         lists = [first] + [first.restrict(rc, sel) for rc, sel in rest]
-        lab = _pick_label(frame, label, index, source) if with_labels else None
+        lab = pick_label(frame, label, index, source) if with_labels else None
         return Graph(
             types=types, positions=np.asarray(frame.positions, dtype=np.float64), cell=cell, pbc=pbc,
             neighbors=lists,
@@ -219,9 +214,9 @@ class Potential(nn.Module):
         as DeePMD-kit does at the start of training.
         """
         items = list(graphs_or_frames)
-        buf = self.fittings[self._head_index(head)].energy_bias
+        buf = self.fittings[resolve_head(self, head)].energy_bias
         bias = fit_energy_bias_from(items, self.type_map, label, previous=buf.cpu().numpy())
-        if not bool(self.descriptor.env_scale_fitted):
+        if not self.descriptor.stats_fitted:
             self.fit_input_stats(items[:: max(1, len(items) // 1000)])
         with torch.no_grad():
             buf.copy_(torch.from_numpy(bias))
@@ -253,22 +248,12 @@ class Potential(nn.Module):
                 per_frame[k] += float((frame_sum / batch.n_atoms.to(torch.float64)).sum())
         scale = np.where(counts > 0, np.sqrt(sums / np.maximum(counts, 1)), 1.0)
         scale = np.where(scale > 0, scale, 1.0)
-        self.descriptor.env_scale.copy_(torch.as_tensor(scale, dtype=self.descriptor.env_scale.dtype))
-        self.descriptor.env_scale_fitted.fill_(True)
+        mean_nb = None
         if self.config.neighbor_norm == "data" and items:
             # each frame counts once, so small molecules are not outvoted by a few large boxes
             mean_nb = np.maximum(per_frame / len(items), 1.0)
-            for k, module in enumerate(self.neighbor_norm_modules()):
-                for m in module:
-                    m.n_norm.fill_(float(min(max(mean_nb[k], self.config.neighbor_norm_min), m.sel)))
+        self.descriptor.set_input_stats(scale, mean_nb, floor=self.config.neighbor_norm_min)
         return scale
-
-    def neighbor_norm_modules(self) -> list[list[nn.Module]]:
-        """Per neighbor list, the blocks whose N^m (``n_norm`` buffer) the data sets."""
-        d = self.descriptor
-        if self.config.kind != "dpa2":
-            return [[d.two_body]]
-        return [[d.repinit], list(d.layers)]
 
     # -- evaluation ----------------------------------------------------------------------------------
     def forward(self, batch: Batch, head: str | None = None, forces: bool = True, virial: bool = False,
@@ -279,7 +264,7 @@ class Potential(nn.Module):
         ``exact_hessian=False`` that graph is exact only for gradients with respect to the parameters
         (what a force loss needs; the student's fused kernel then skips second derivatives in positions).
         """
-        fitting = self.fittings[self._head_index(head)]
+        fitting = self.fittings[resolve_head(self, head)]
         dtype, device = self.dtype, self.device
         batch = batch.to(device, dtype)
         sels = [sel for _, sel in self.cutoffs()]
@@ -303,10 +288,8 @@ class Potential(nn.Module):
                 cell = cell + cell @ eps
             cell_of_atom = torch.index_select(cell, 0, batch.frame)
             rij = [displacements(pos_used, cell_of_atom, b.index, b.shift, b.mask) for b in blocks]
-            two_body = getattr(self.descriptor, "two_body", None)
-            if two_body is not None and hasattr(two_body, "exact_hessian"):
-                two_body.exact_hessian = exact_hessian or not create_graph
-            desc = self.descriptor(batch.types, rij, [b.mask for b in blocks], [b.index for b in blocks])
+            desc = self.descriptor(batch.types, rij, [b.mask for b in blocks], [b.index for b in blocks],
+                                   exact_hessian=exact_hessian or not create_graph)
             atomic = fitting(desc, batch.types)
             energy = torch.zeros(batch.n_frames, dtype=atomic.dtype, device=device).index_add(0, batch.frame, atomic)
         out = PotentialOutput(energy=energy, atomic_energy=atomic)
@@ -322,3 +305,19 @@ class Potential(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.config.kind}, type_map={self.type_map}, heads={self.heads}"
+
+
+def resolve_head(model: Potential, head: str | None) -> int:
+    """Index of head ``head`` in ``model.heads``; ``None`` names the only head.
+
+    ValueError when ``head`` is None and the model has several heads, KeyError naming the heads when
+    ``head`` is not one of them.
+    """
+    if head is None:
+        if len(model.heads) == 1:
+            return 0
+        raise ValueError(f"the model has several heads {model.heads}: name one with head=...")
+    try:
+        return model.heads.index(head)
+    except ValueError:
+        raise KeyError(f"unknown head {head!r}; the model's heads are {model.heads}") from None

@@ -79,15 +79,8 @@ def extend_type_map(model: Potential, elements: Sequence[str], frames: Sequence 
             dst.copy_(old)
     new.load_state_dict(state)
     if frames is not None:
-        scale = new.descriptor.env_scale.clone()
         new.fit_input_stats(frames)
-        n_old = len(model.type_map)
-        with torch.no_grad():
-            new.descriptor.env_scale[:, :n_old] = scale[:, :n_old]
-            # the neighbour normalisation is part of the pre-trained descriptor: keep it
-            for blocks_new, blocks_old in zip(new.neighbor_norm_modules(), model.neighbor_norm_modules()):
-                for b_new, b_old in zip(blocks_new, blocks_old):
-                    b_new.n_norm.copy_(b_old.n_norm)
+        new.descriptor.keep_input_stats(model.descriptor, len(model.type_map))
     new.metadata = copy.deepcopy(model.metadata)
     return new.to(model.device)
 
@@ -191,8 +184,9 @@ def refit_energy_bias(model: Potential, head: str, frames: Sequence, label: str 
 def freeze_descriptor(model: Potential, what: Literal["none", "descriptor"] | int | str) -> list[str]:
     """Stop training (requires_grad=False) the whole descriptor or its first stages; returns the frozen names.
 
-    An int k freezes the type embedding, repinit and the first k repformer layers (with k ≥ 1 also the
-    projections feeding them); a descriptor without repformer layers (student) freezes whole.
+    An int k freezes the descriptor's first k levels (``Descriptor.frozen_modules``: for DPA-2 the type
+    embedding, repinit and the first k repformer layers, with k ≥ 1 also the projections feeding them);
+    a descriptor without levels (student) freezes whole.
     """
     if isinstance(what, str) and what.isdigit():
         what = int(what)
@@ -202,14 +196,7 @@ def freeze_descriptor(model: Potential, what: Literal["none", "descriptor"] | in
     if what == "descriptor":
         mods = [desc]
     elif isinstance(what, int) and not isinstance(what, bool):
-        layers = getattr(desc, "layers", None)
-        if layers is None:
-            mods = [desc]
-        elif not 0 <= what <= len(layers):
-            raise ValueError(f"freeze={what}: the descriptor has {len(layers)} repformer layers")
-        else:
-            proj = [desc.proj_f, desc.proj_g] if what else []
-            mods = [desc.type_embedding, desc.repinit] + proj + list(layers[:what])
+        mods = desc.frozen_modules(what)
     else:
         raise ValueError(f"freeze must be 'none', 'descriptor' or a number of layers, got {what!r}")
     ids = {id(p) for m in mods for p in m.parameters()}
@@ -219,8 +206,11 @@ def freeze_descriptor(model: Potential, what: Literal["none", "descriptor"] | in
 
 
 def train_new_types(model: Potential, n_old: int) -> list[Any]:
-    """Let only the new types' columns of a frozen type embedding train (a gradient mask); returns the hook handles."""
-    weight = model.descriptor.type_embedding.net.layers[0].weight  # [dim, n_types]
+    """Let only the new types' columns of a frozen type embedding train (a gradient mask); returns the hook handles
+    (none when the type embedding trains anyway)."""
+    weight = model.descriptor.type_weight()  # [dim, n_types]
+    if weight.requires_grad:
+        return []
     mask = torch.ones_like(weight)
     mask[:, :n_old] = 0
     weight.requires_grad_(True)

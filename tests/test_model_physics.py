@@ -301,11 +301,11 @@ def test_every_equation_has_a_named_home():
     """Eq. 1–32 and 35–36 of seed 001 each appear in the docstring of a function or class."""
     import inspect
 
-    import lam_lab.nn.batch, lam_lab.nn.descriptor, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix  # noqa: E401
+    import lam_lab.nn.batch, lam_lab.nn.dpa2, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix  # noqa: E401
     import lam_lab.nn.fitting, lam_lab.nn.repformer, lam_lab.nn.repinit, lam_lab.nn.student  # noqa: E401
     import lam_lab.nn.symmetrization, lam_lab.nn.type_embedding, lam_lab.potential  # noqa: E401
 
-    mods = [lam_lab.nn.descriptor, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix, lam_lab.nn.fitting,
+    mods = [lam_lab.nn.dpa2, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix, lam_lab.nn.fitting,
             lam_lab.nn.repformer, lam_lab.nn.repinit, lam_lab.nn.symmetrization, lam_lab.nn.type_embedding,
             lam_lab.potential]
     docs = []

@@ -13,6 +13,7 @@ import torch
 import lam_lab as ll
 from lam_lab.data.errors import DataError
 from lam_lab.train import TrainConfig, evaluate, read_jsonl, train
+from lam_lab.train.checkpoint import load_checkpoint
 from lam_lab.train.data import FrameSampler, TaskSampler
 from test_train_fixtures import emt_frames, tiny_model
 
@@ -48,7 +49,7 @@ def test_single_task_learns_and_reports(cu, tmp_path):
     assert len(read_jsonl(tmp_path / "events.jsonl")) == len(events)
     assert res.final.exists() and res.best.exists() and res.checkpoint.exists()
     assert res.metrics.rows[0].name == "default" and np.isfinite(res.metrics.warmse_f)
-    state = ll.train.checkpoint.load_checkpoint(res.checkpoint)
+    state = load_checkpoint(res.checkpoint)
     for k, v in state["ema"]["weights"].items():
         torch.testing.assert_close(v, model.state_dict()[k])
 

@@ -12,17 +12,3 @@ from lam_lab.distill.teacher import LABEL
 
 __all__ = ["distill", "DistillResult", "DistillRound", "RoundEvent", "Selection", "trust_select", "max_force_deviation",
            "force_rmse", "predict", "Explorer", "Exploration", "LABEL"]
-
-
-# ``ll.distill`` is both this package and the function: importing the package binds it as the
-# attribute ``lam_lab.distill``, so the module forwards calls to distill() (as lam_lab.train does).
-import sys as _sys
-import types as _types
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs):  # noqa: D102
-        return distill(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -210,17 +210,3 @@ def learning_curve(
                 "sizes": [str(s) for s in sizes], "methods": list(methods),
                 "config": asdict(config) if config is not None else None}
     return LearningCurve(rows, settings, baseline_row(test, label, baseline))
-
-
-# ``lam_lab.experiments.learning_curve`` names both this module and the function; `import ... as` can
-# bind the module, so the module forwards calls to the function (as lam_lab.train does).
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> LearningCurve:  # noqa: D102
-        return learning_curve(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

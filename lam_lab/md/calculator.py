@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from lam_lab.nn.batch import Batch, collate, frame_types
 from lam_lab.nn.student_inference import StudentMD
 from lam_lab.nn.verlet import VerletCache
-from lam_lab.potential import Potential
+from lam_lab.potential import Potential, resolve_head
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -54,7 +54,7 @@ class LAMCalculator(Calculator):
             raise TypeError(f"LAMCalculator needs a Potential or a model file path, got {type(model_or_path).__name__}")
         self.device = default_device(device)
         self.model = model.to(self.device).eval()
-        self.head = model.heads[model._head_index(head)]  # validates the name / picks the only head
+        self.head = model.heads[resolve_head(model, head)]  # validates the name / picks the only head
         self._key: tuple | None = None
         self._batch: Batch | None = None
         self._verlet = VerletCache(model.cutoffs(), skin=skin)

@@ -15,7 +15,8 @@ _EXPORTS = {
     "switch": "lam_lab.nn.env_matrix", "environment": "lam_lab.nn.env_matrix",
     "TypeEmbedding": "lam_lab.nn.type_embedding", "symm": "lam_lab.nn.symmetrization",
     "Repinit": "lam_lab.nn.repinit", "RepformerLayer": "lam_lab.nn.repformer",
-    "DPA2Descriptor": "lam_lab.nn.descriptor", "StudentDescriptor": "lam_lab.nn.student",
+    "Descriptor": "lam_lab.nn.descriptor", "register_descriptor": "lam_lab.nn.descriptor",
+    "DPA2Descriptor": "lam_lab.nn.dpa2", "StudentDescriptor": "lam_lab.nn.student",
     "FittingNet": "lam_lab.nn.fitting", "solve_energy_bias": "lam_lab.nn.energy_bias",
 }
 

@@ -1,81 +1,149 @@
-"""The DPA-2 descriptor D_i = concat(f⁰_i, f²_i) (Eq. 7–10), and the factory for every descriptor kind."""
+"""The descriptor protocol every model kind implements, and the registry ``ModelConfig.kind`` -> class.
+
+A descriptor maps atom types and, per neighbor list, displacements r_ij [N, S, 3] with masks and
+neighbor indices to D_i [N, out_dim]; :class:`lam_lab.potential.Potential` puts fitting heads on top.
+Everything outside ``lam_lab.nn`` (fine-tuning, type extension, the trainer) talks to a descriptor
+through this class only:
+
+- cutoffs: ``ranges`` (r_smth, r_c) and ``sels`` per neighbor list, :meth:`Descriptor.cutoffs`;
+- ``forward(types, rij, masks, indices, exact_hessian=...)``: options are arguments, never state set
+  on a shared module per call (several threads may evaluate one model);
+- input statistics fitted from data: :meth:`Descriptor.set_input_stats`, ``stats_fitted``;
+- freeze levels: :meth:`Descriptor.freeze_levels`, :meth:`Descriptor.frozen_modules`;
+- type extension: :meth:`Descriptor.type_weight`, :meth:`Descriptor.keep_input_stats`.
+
+A new kind subclasses :class:`Descriptor`, decorates itself with ``@register_descriptor("name")`` and
+is built by ``ModelConfig(kind="name")`` (see docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import importlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lam_lab.nn.env_matrix import Environment, environment
-from lam_lab.nn.mlp import Dense
-from lam_lab.nn.repformer import RepformerLayer
-from lam_lab.nn.repinit import Repinit
-from lam_lab.nn.type_embedding import TypeEmbedding
-
 if TYPE_CHECKING:
+    from lam_lab.nn.type_embedding import TypeEmbedding
     from lam_lab.potential import ModelConfig
 
+_REGISTRY: dict[str, type["Descriptor"]] = {}
+# modules whose import registers the built-in kinds
+_BUILTIN = {"dpa2": "lam_lab.nn.dpa2", "student": "lam_lab.nn.student"}
 
-class DPA2Descriptor(nn.Module):
-    """Eq. 7–10: f⁰ (Eq. 8) → repinit over r_c⁰ (Eq. 9, 16–17) → L repformer layers over r_c¹ (Eq. 10, 21–32).
 
-    Needs two neighbor lists, in this order: the repinit list (r_c⁰, e.g. 6 Å) and the repformer list
-    (r_c¹, e.g. 4 Å). Output [N, tebd_dim + g1_dim].
+class Descriptor(nn.Module, ABC):
+    """Base of every descriptor kind: D_i [N, out_dim] from types and neighbor lists (see the module docstring).
+
+    Subclasses set ``ranges``, ``sels``, ``out_dim`` and ``type_embedding`` (f⁰, Eq. 8) in ``__init__`` and
+    call :meth:`init_input_stats`; they implement ``forward``, :meth:`neighbor_norm_blocks` and
+    :meth:`frozen_modules`.
     """
 
-    def __init__(self, config: "ModelConfig", n_types: int, dtype=None):
-        super().__init__()
-        c = config
-        self.ranges = [(c.repinit_rcut_smth, c.repinit_rcut), (c.repformer_rcut_smth, c.repformer_rcut)]
-        self.sels = [c.repinit_sel, c.repformer_sel]
-        self.type_embedding = TypeEmbedding(n_types, c.tebd_dim, act=c.activation, dtype=dtype)
-        self.repinit = Repinit(c.tebd_dim, c.repinit_neuron, c.repinit_axis, c.repinit_sel, act=c.activation,
-                               add_f0=True, dtype=dtype, n_basis=c.radial_basis)
-        self.proj_f = Dense(self.repinit.out_dim, c.g1_dim, dtype=dtype)  # Eq. 21
-        self.proj_g = Dense(1, c.g2_dim, dtype=dtype)  # Eq. 22 (g¹_ij is the scalar s(r) of r_c¹)
-        self.layers = nn.ModuleList(
-            RepformerLayer(
-                c.g1_dim, c.g2_dim, c.repformer_axis, c.repformer_sel, act=c.activation,
-                loc_attn=c.loc_attn, loc_attn_heads=c.loc_attn_heads, loc_attn_hidden=c.loc_attn_hidden,
-                g1g1=c.g1g1, g2_attn=c.g2_attn, g2_attn_heads=c.g2_attn_heads, g2_attn_hidden=c.g2_attn_hidden,
-                shift=c.attn_shift, update_g=l < c.repformer_layers - 1, dtype=dtype,
-            )
-            for l in range(c.repformer_layers)
-        )
-        self.out_dim = c.tebd_dim + c.g1_dim
-        # RMS of s(r) per neighbor list and centre type (set from data by Potential.fit_input_stats)
-        self.register_buffer("env_scale", torch.ones(2, n_types, dtype=dtype))
-        self.register_buffer("env_scale_fitted", torch.tensor(False))
+    kind: ClassVar[str] = ""
+    ranges: list[tuple[float, float]]  # (r_smth, r_c) of each neighbor list, Å
+    sels: list[int]  # padded width of each neighbor list
+    out_dim: int
+    type_embedding: "TypeEmbedding"
 
+    # -- cutoffs ------------------------------------------------------------------------------------------
     def cutoffs(self) -> list[tuple[float, int]]:
-        """(rcut Å, sel) of the repinit and repformer neighbor lists."""
+        """(r_c Å, sel) of every neighbor list the descriptor needs, in its order."""
         return [(rc, sel) for (_, rc), sel in zip(self.ranges, self.sels)]
 
-    def repformer_inputs(self, f1: Tensor, env1: Environment) -> tuple[Tensor, Tensor, Tensor]:
-        """Eq. 21–23: f^{2,0} = linear(f¹), g^{2,0} = linear(g¹_ij), h^{2,0} = h¹_ij (g¹, h¹ from r_c¹, Eq. 14–15)."""
-        return self.proj_f(f1), self.proj_g(env1.g0[..., None]), env1.h0
+    @abstractmethod
+    def forward(self, types: Tensor, rij: Sequence[Tensor], masks: Sequence[Tensor], indices: Sequence[Tensor],
+                exact_hessian: bool = True) -> Tensor:
+        """D_i [N, out_dim]. ``exact_hessian=False``: a graph of the derivatives kept for training may be exact
+        only with respect to the parameters (kinds without a hand-written derivative ignore it)."""
 
-    def forward(self, types: Tensor, rij: Sequence[Tensor], masks: Sequence[Tensor], indices: Sequence[Tensor]) -> Tensor:
-        """D_i for every atom from types [N] and, per neighbor list, displacements [N,S,3], masks and indices."""
-        f0 = self.type_embedding(types)  # Eq. 8
-        inv = 1.0 / torch.index_select(self.env_scale, 1, types)  # [2, N]
-        env0 = environment(rij[0], masks[0], *self.ranges[0], inv_scale=inv[0])
-        f1 = self.repinit(f0, env0, indices[0])  # Eq. 9
-        env1 = environment(rij[1], masks[1], *self.ranges[1], inv_scale=inv[1])
-        f, g, h = self.repformer_inputs(f1, env1)
-        wh = env1.w[..., None] * h
-        for layer in self.layers:
-            f, g = layer(f, g, h, env1.w, wh, indices[1])
-        return torch.cat([f0, f], dim=-1)  # Eq. 7
+    # -- input statistics ---------------------------------------------------------------------------------
+    def init_input_stats(self, n_types: int, dtype=None) -> None:
+        """Buffers of the input statistics: RMS of s(r) per neighbor list and centre type, and whether fitted."""
+        self.register_buffer("env_scale", torch.ones(len(self.sels), n_types, dtype=dtype))
+        self.register_buffer("env_scale_fitted", torch.tensor(False))
+
+    @property
+    def stats_fitted(self) -> bool:
+        """Whether :meth:`set_input_stats` ran (a fresh model's statistics are ones)."""
+        return bool(self.env_scale_fitted)
+
+    def inverse_scale(self, types: Tensor) -> Tensor:
+        """1 / RMS of s(r) of each atom's centre type, [n_lists, N]."""
+        return 1.0 / torch.index_select(self.env_scale, 1, types)
+
+    @abstractmethod
+    def neighbor_norm_blocks(self) -> list[list[nn.Module]]:
+        """Per neighbor list, the blocks whose N^m (Eq. 19, 25: an ``n_norm`` buffer and ``sel``) data may set."""
+
+    @torch.no_grad()
+    def set_input_stats(self, scale: np.ndarray, mean_neighbors: np.ndarray | None = None, floor: float = 1.0) -> None:
+        """Store the RMS of s(r) [n_lists, n_types] (1/Å) and, with ``mean_neighbors`` [n_lists], N^m of every
+        block as that mean clipped to [floor, sel]."""
+        self.env_scale.copy_(torch.as_tensor(scale, dtype=self.env_scale.dtype))
+        self.env_scale_fitted.fill_(True)
+        if mean_neighbors is None:
+            return
+        for k, blocks in enumerate(self.neighbor_norm_blocks()):
+            for m in blocks:
+                m.n_norm.fill_(float(min(max(mean_neighbors[k], floor), m.sel)))
+
+    @torch.no_grad()
+    def keep_input_stats(self, old: "Descriptor", n_types: int) -> None:
+        """Take back the statistics of ``old`` for its ``n_types`` leading types and its N^m (type extension:
+        the pre-trained descriptor's normalisation stays, only new types get statistics from new data)."""
+        self.env_scale[:, :n_types] = old.env_scale[:, :n_types]
+        for new_blocks, old_blocks in zip(self.neighbor_norm_blocks(), old.neighbor_norm_blocks()):
+            for b_new, b_old in zip(new_blocks, old_blocks):
+                b_new.n_norm.copy_(b_old.n_norm)
+
+    # -- freezing and type extension ----------------------------------------------------------------------
+    def freeze_levels(self) -> int:
+        """Largest level :meth:`frozen_modules` accepts (0: a level freezes the whole descriptor)."""
+        return 0
+
+    def frozen_modules(self, level: int) -> list[nn.Module]:
+        """The modules that stop training when fine-tuning freezes ``level`` stages (default: all of them)."""
+        return [self]
+
+    def type_weight(self) -> Tensor:
+        """The weight [dim, n_types] whose column t embeds type t (f⁰, Eq. 8); masked to train new types only."""
+        return self.type_embedding.weight
 
 
-def build_descriptor(config: "ModelConfig", n_types: int, dtype=None) -> nn.Module:
-    """The descriptor named by ``config.kind`` ("dpa2" or "student")."""
-    if config.kind == "dpa2":
-        return DPA2Descriptor(config, n_types, dtype=dtype)
-    if config.kind == "student":
-        from lam_lab.nn.student import StudentDescriptor
+def register_descriptor(kind: str) -> Callable[[type[Descriptor]], type[Descriptor]]:
+    """Class decorator: ``ModelConfig(kind=kind)`` builds this descriptor."""
 
-        return StudentDescriptor(config, n_types, dtype=dtype)
-    raise ValueError(f"unknown model kind {config.kind!r}; expected 'dpa2' or 'student'")
+    def add(cls: type[Descriptor]) -> type[Descriptor]:
+        if not issubclass(cls, Descriptor):
+            raise TypeError(f"{cls.__name__} must subclass lam_lab.nn.descriptor.Descriptor")
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return add
+
+
+def descriptor_kinds() -> list[str]:
+    """Names of the registered descriptor kinds (built-ins first)."""
+    for module in _BUILTIN.values():
+        importlib.import_module(module)
+    return list(_REGISTRY)
+
+
+def descriptor_class(kind: str) -> type[Descriptor]:
+    """The class registered for ``kind``; ValueError naming the known kinds otherwise."""
+    if kind not in _REGISTRY and kind in _BUILTIN:
+        importlib.import_module(_BUILTIN[kind])
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {descriptor_kinds()}")
+    return _REGISTRY[kind]
+
+
+def build_descriptor(config: "ModelConfig", n_types: int, dtype=None) -> Descriptor:
+    """The descriptor named by ``config.kind``."""
+    return descriptor_class(config.kind)(config, n_types, dtype=dtype)
+

@@ -44,7 +44,7 @@ def fit_energy_bias_from(items, type_map: Sequence[str], label: str | None = Non
         if isinstance(item, Graph):
             energy, t = item.energy, item.types
         else:
-            lab = _pick_label(item, label, m, source)
+            lab = pick_label(item, label, m, source)
             energy = None if lab is None else lab.energy
             t = frame_types(item.numbers, type_map, source=source, frame=m)
         if energy is not None:
@@ -56,7 +56,7 @@ def fit_energy_bias_from(items, type_map: Sequence[str], label: str | None = Non
     return solve_energy_bias(type_counts(types, len(type_map)), np.array(energies), previous)
 
 
-def _pick_label(frame, label: str | None, index: int | None = None, source: str | None = None):
+def pick_label(frame, label: str | None, index: int | None = None, source: str | None = None):
     """The Labels of ``label`` (None if the frame lacks it); with ``label=None`` the frame's only label set."""
     if label is not None:
         return frame.labels.get(label)

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from lam_lab.nn import kernels
-from lam_lab.nn.env_matrix import Environment, environment
+from lam_lab.nn.descriptor import Descriptor, register_descriptor
+from lam_lab.nn.env_matrix import environment
 from lam_lab.nn.repinit import Repinit
 from lam_lab.nn.symmetrization import symm_contract, symm_split
 from lam_lab.nn.type_embedding import TypeEmbedding
@@ -222,31 +223,34 @@ class BasisTwoBody(nn.Module):
         # N^m of Eq. 19: sel until Potential.fit_input_stats sets the data's mean neighbour count (as Repinit)
         self.register_buffer("n_norm", torch.tensor(float(sel), dtype=dtype))
         self.use_fast = True  # hand-written pair derivative (False: plain autograd, same numbers)
-        self.exact_hessian = True  # Potential.forward sets it per call (False: training, see _PairMomentsGrad)
 
-    def moments(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
+    def moments(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor,
+                exact_hessian: bool = True) -> Tensor:
         """Eq. 19 for this g: p_i = (1/N^m) Σ_j w_ij g_ij ⊗ r̃_ij = C[Z_i]ᵀ q_i, [N, width, 4].
 
         q_i[(Z_j, k), β] = (1/N^m) Σ_j w_ij φ_k(r_ij) r̃_ij,β is scattered straight from the 4 non-zero φ_k.
+        ``exact_hessian=False`` (training on forces) lets the compiled kernel skip second derivatives in r.
         """
         n, s = index.shape
         t_j = torch.index_select(types, 0, index.clamp(min=0).reshape(-1)).view(n, s)
         args = (rij, mask, t_j * self.n_basis, inv_scale / self.n_norm, self.rcut_smth, self.rcut,
                 self.n_basis, self.n_types * self.n_basis)
-        q = _PairMoments.apply(*args, self.exact_hessian) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
+        q = _PairMoments.apply(*args, exact_hessian) if self.use_fast else pair_moments_reference(*args)  # [4, N, T·K]
         # C[Z_i]ᵀ q_i for all centre types in one GEMM, then each atom keeps its own type's block
         t, c, m = self.coef.shape
         all_types = (q.reshape(4 * n, c) @ self.coef.permute(1, 0, 2).reshape(c, t * m)).view(4, n, t, m)
         mine = torch.gather(all_types, 2, types.view(1, n, 1, 1).expand(4, n, 1, m)).squeeze(2)  # [4, N, width]
         return mine.permute(1, 2, 0)
 
-    def forward(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor) -> Tensor:
+    def forward(self, types: Tensor, rij: Tensor, mask: Tensor, index: Tensor, inv_scale: Tensor,
+                exact_hessian: bool = True) -> Tensor:
         """Eq. 18–20 on the basis moments."""
-        p = self.moments(types, rij, mask, index, inv_scale)
+        p = self.moments(types, rij, mask, index, inv_scale, exact_hessian)
         return symm_contract(p, symm_split(p, self.axis))
 
 
-class StudentDescriptor(nn.Module):
+@register_descriptor("student")
+class StudentDescriptor(Descriptor):
     """D_i = concat(f⁰_i, symm(g_ij, r̃_ij)) over one cutoff; the ``repinit_*`` config fields set cutoff,
     sel, embedding width (last of ``repinit_neuron``) and axis; ``student_embedding`` picks the embedding."""
 
@@ -264,22 +268,22 @@ class StudentDescriptor(nn.Module):
                                     act=c.activation, add_f0=False, dtype=dtype)
         else:
             raise ValueError(f"student_embedding must be 'basis' or 'mlp', got {c.student_embedding!r}")
-        self.kind = c.student_embedding
+        self.embedding = c.student_embedding
         self.out_dim = c.tebd_dim + self.two_body.out_dim
         # RMS of s(r) per centre type (set from data by Potential.fit_input_stats)
-        self.register_buffer("env_scale", torch.ones(1, n_types, dtype=dtype))
-        self.register_buffer("env_scale_fitted", torch.tensor(False))
+        self.init_input_stats(n_types, dtype)
 
-    def cutoffs(self) -> list[tuple[float, int]]:
-        """(rcut Å, sel) of its single neighbor list."""
-        return [(self.ranges[0][1], self.sels[0])]
-
-    def forward(self, types: Tensor, rij: Sequence[Tensor], masks: Sequence[Tensor], indices: Sequence[Tensor]) -> Tensor:
+    def forward(self, types: Tensor, rij: Sequence[Tensor], masks: Sequence[Tensor], indices: Sequence[Tensor],
+                exact_hessian: bool = True) -> Tensor:
         """D_i for every atom, [N, tebd_dim + width·axis]."""
         f0 = self.type_embedding(types)
-        inv = 1.0 / torch.index_select(self.env_scale, 1, types)
-        if self.kind == "basis":
-            d = self.two_body(types, rij[0], masks[0], indices[0], inv[0])
+        inv = self.inverse_scale(types)
+        if self.embedding == "basis":
+            d = self.two_body(types, rij[0], masks[0], indices[0], inv[0], exact_hessian)
         else:
             d = self.two_body(f0, environment(rij[0], masks[0], *self.ranges[0], inv_scale=inv[0]), indices[0])
         return torch.cat([f0, d], dim=-1)
+
+    def neighbor_norm_blocks(self) -> list[list[nn.Module]]:
+        """The two-body block normalises over the one list."""
+        return [[self.two_body]]

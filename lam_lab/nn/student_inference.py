@@ -56,11 +56,13 @@ class StudentMD:
     """Energy and forces of one head of a basis-embedding student for a moving structure (CPU)."""
 
     def __init__(self, model, head: str | None = None):
+        from lam_lab.potential import resolve_head
+
         if not self.available(model, torch.device("cpu")):
             raise ValueError("StudentMD needs a CPU student model with the basis embedding, tanh nets and the "
                              "compiled kernel (see StudentMD.available)")
         self.model = model
-        self.fitting = model.fittings[model._head_index(head)]
+        self.fitting = model.fittings[resolve_head(model, head)]
         self.kernel = kernels.pair_moments()
         self._lists: _VerletTensors | None = None
         self._work = [torch.empty(0, dtype=model.dtype) for _ in range(6)]  # student_md's reused buffers

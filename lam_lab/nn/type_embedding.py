@@ -21,9 +21,14 @@ class TypeEmbedding(nn.Module):
         self.dim = dim
         self.net = MLP(n_types, [dim], act=act, resnet=False, dtype=dtype)
 
+    @property
+    def weight(self) -> Tensor:
+        """The one layer's weight [dim, n_types]: column t acts on type t alone."""
+        return self.net.layers[0].weight
+
     def table(self) -> Tensor:
         """Embedding of every type, [n_types, dim]."""
-        w = self.net.layers[0].weight
+        w = self.weight
         return self.net(torch.eye(self.n_types, dtype=w.dtype, device=w.device))
 
     def forward(self, types: Tensor) -> Tensor:
