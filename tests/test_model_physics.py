@@ -355,13 +355,13 @@ def test_force_loss_gradients_match_finite_differences(model):
 
 def test_input_stats_fitted_once_on_a_fresh_model():
     model = build_model("dpa2-small", TYPE_MAP, **DPA2_TINY)
-    assert not bool(model.descriptor.env_scale_fitted)
+    assert not model.descriptor.stats_fitted
     frames = [ethanol(k) for k in range(3)]
     for k, f in enumerate(frames):
         f.labels["dft"] = Labels(energy=-10.0 - k)
     model.fit_energy_bias(frames, head="default", label="dft")
     scale = model.descriptor.env_scale.clone()
-    assert bool(model.descriptor.env_scale_fitted) and not torch.allclose(scale, torch.ones_like(scale))
+    assert model.descriptor.stats_fitted and not torch.allclose(scale, torch.ones_like(scale))
     model.fit_energy_bias([periodic()] + frames[:1], head="default", label="dft")  # fine-tuning style: kept
     assert torch.equal(model.descriptor.env_scale, scale)
 
