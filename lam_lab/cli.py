@@ -122,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lam-lab: {where}not UTF-8 text (a binary file given where YAML/text was expected?): {exc.reason} "
               f"at byte {exc.start}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's usual status, no traceback
+        print("lam-lab: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:
         if not _is_input_error(exc):
             raise
@@ -139,6 +142,8 @@ def one_line(exc: BaseException) -> str:
 
 def _binary_file(arg: str) -> bool:
     """Whether a command-line argument names a file whose first 4 kB are not UTF-8."""
+    if not Path(arg).is_file():  # regular files only: reading a FIFO or a device could block
+        return False
     try:
         with open(arg, "rb") as fh:
             fh.read(4096).decode("utf-8")
