@@ -1,4 +1,8 @@
-"""Experiments built on the engine: ``learning_curve(...)`` -> LearningCurve (see learning_curve.py)."""
+"""Experiments built on the engine: ``learning_curve(...)`` -> LearningCurve (see learning_curve.py).
+
+``lam_lab.experiments.learning_curve`` is the function (this package binds it over the module of the same
+name); the module's other names import from it or from here: ``from lam_lab.experiments import CurveRow``.
+"""
 
 from __future__ import annotations
 
