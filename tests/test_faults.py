@@ -352,3 +352,18 @@ def test_a_model_given_an_empty_frame_says_so(chon_model):
 
     with pytest.raises(DataError, match=r"field numbers: the structure has no atoms"):  # was "cannot reshape tensor"
         chon_model.prepare(Frame(np.zeros(0, int), np.zeros((0, 3))))
+
+
+@pytest.mark.parametrize("model_keys,message", [
+    ("type_map: [Ag, Cu]", r"field model.type_map: the model file does not match this run file: type map \['Cu', 'Ag'\] in the file vs \['Ag', 'Cu'\] here"),
+    ("overrides: {repformer_layers: 3}", r"field model.overrides: model.overrides cannot change a model loaded from a file \(repformer_layers 1 in the file vs 3\)"),
+])
+def test_a_run_file_loading_a_model_with_other_settings_is_refused(tmp_path, model_keys, message):
+    from lam_lab.train.config import ConfigError, load_run_config
+    from lam_lab.train.run import prepare_run
+
+    ll.save(tiny_model(["Cu", "Ag"]), tmp_path / "m.pt")
+    ll.data.write(emt_frames("Cu", 2), tmp_path / "cu.extxyz")
+    (tmp_path / "run.yaml").write_text(f"data: {{cu: {{source: cu.extxyz}}}}\nmodel: {{path: m.pt, {model_keys}}}\n")
+    with pytest.raises(ConfigError, match=message):
+        prepare_run(load_run_config(tmp_path / "run.yaml"), str(tmp_path / "run.yaml"))

@@ -114,6 +114,12 @@ def _model(cfg: RunConfig, datasets: list[Dataset], heads: dict[str, str], sourc
         if not path.exists():
             raise ConfigError(f"model file {spec.path!r} not found", source=source, field="model.path")
         model = load(path)
+        changed = {k: (getattr(model.config, k, None), v) for k, v in spec.overrides.items()
+                   if getattr(model.config, k, v) != v}
+        if changed:
+            what = ", ".join(f"{k} {a!r} in the file vs {b!r}" for k, (a, b) in changed.items())
+            raise ConfigError(f"model.overrides cannot change a model loaded from a file ({what}); drop them or "
+                              "train a new model from model.preset", source=source, field="model.overrides")
         if spec.type_map and list(spec.type_map) != list(model.type_map):
             from lam_lab.integrity import describe_mismatch
 
