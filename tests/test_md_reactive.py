@@ -44,13 +44,25 @@ def test_bond_graph_of_a_molecule():
 @pytest.fixture(scope="module")
 def hcn_ts():
     from lam_lab.sampling.neb import NEBConfig
+    from lam_lab.sampling.ts import TSConfig
 
-    return find_ts("hcn-hnc", "xtb", NEBConfig(n_images=5, steps=40))
+    return find_ts("hcn-hnc", "xtb", TSConfig(neb=NEBConfig(n_images=5, steps=40)))
+
+
+def test_builtin_ts_is_only_ever_a_verified_saddle():
+    from lam_lab.data.errors import DataError
+    from lam_lab.md.reactive import builtin_ts, verified_reactions
+
+    assert {"diels-alder", "hcn-hnc"} <= set(verified_reactions())
+    ts = builtin_ts("diels-alder")
+    assert ts.method.startswith("verified saddle") and ts.converged and 0.3 < ts.barrier < 2.0
+    with pytest.raises(DataError, match="no verified"):
+        builtin_ts("h-shift-15")  # GFN2-xTB's saddle failed the IRC check: never handed out as a TS
 
 
 def test_hcn_reactive_md_end_to_end(hcn_ts, tmp_path):
     ts = TransitionState.load(hcn_ts.save(tmp_path / "ts.extxyz"))
-    assert ts.name == "hcn-hnc" and ts.method == "ci-neb/xtb" and ts.barrier == pytest.approx(hcn_ts.barrier)
+    assert ts.name == "hcn-hnc" and ts.method == "verified saddle, xtb" and ts.barrier == pytest.approx(hcn_ts.barrier)
     np.testing.assert_allclose(ts.ts.positions, hcn_ts.ts.positions, atol=1e-6)
     r_graph, p_graph = bond_graph(ts.reactant), bond_graph(ts.product)
     assert r_graph != p_graph  # H on C vs H on N

@@ -22,16 +22,21 @@ def _reaction_names() -> list[str]:
 
 def resolve_system(system: str, args: argparse.Namespace):
     """A TransitionState (reaction name or TS file) or Atoms (structure file or SMILES) for ``system``."""
-    from lam_lab.md.reactive import TransitionState, find_ts
+    from lam_lab.md.reactive import TransitionState, builtin_ts, find_ts
 
     name = system[3:] if system.startswith("ts:") else system
     if name in _reaction_names():
+        if args.ts_calc is None:  # the shipped verified saddle (DFT when verified, else GFN2-xTB)
+            ts = builtin_ts(name)
+            print(f"TS: {ts.method}, barrier {ts.barrier:.3f} eV", file=sys.stderr)
+            return ts
         from lam_lab.sampling.neb import NEBConfig
+        from lam_lab.sampling.ts import TSConfig
 
-        print(f"finding the {name} TS by CI-NEB on {args.ts_calc} ...", file=sys.stderr)
-        ts = find_ts(name, args.ts_calc, NEBConfig(n_images=args.neb_images, steps=args.neb_steps, seed=args.seed),
-                     seed=args.seed)
-        print(f"TS: barrier {ts.barrier:.3f} eV, NEB {'converged' if ts.converged else 'NOT converged'}", file=sys.stderr)
+        print(f"finding and verifying the {name} TS on {args.ts_calc} (CI-NEB, Sella, modes, IRC) ...", file=sys.stderr)
+        cfg = TSConfig(neb=NEBConfig(n_images=args.neb_images, steps=args.neb_steps, seed=args.seed))
+        ts = find_ts(name, args.ts_calc, cfg, seed=args.seed)
+        print(f"TS: {ts.method}, barrier {ts.barrier:.3f} eV", file=sys.stderr)
         return ts
     path = Path(system)
     if path.exists():
@@ -138,7 +143,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     md.add_argument("--index", type=int, default=-1, help="frame of a structure file (default: last)")
     md.add_argument("--output", default=None, help="trajectory .traj/.xyz (default md.traj); folder with --reactive")
     md.add_argument("--reactive", type=int, default=0, metavar="K", help="K two-way trajectories from the TS")
-    md.add_argument("--ts-calc", default="xtb", help="calculator of the CI-NEB TS search (default: xtb)")
+    md.add_argument("--ts-calc", default=None, help="search (and verify) the TS on this calculator instead of using "
+                    "the shipped verified saddle")
     md.add_argument("--neb-images", type=int, default=9)
     md.add_argument("--neb-steps", type=int, default=400)
     md.add_argument("--min-distance", type=float, default=0.5, help="guard, Å (0: off)")

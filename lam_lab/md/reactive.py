@@ -115,18 +115,24 @@ def verified_reactions(level: str = "best") -> list[str]:
     return sorted(n for n, e in doc.items() if any(e.get(v, {}).get("status") == "verified" for v in levels))
 
 
-def find_ts(reaction: Any, calculator: Any = "xtb", neb: Any = None, seed: int = 0) -> TransitionState:
-    """CI-NEB (lam_lab.sampling) between the atom-mapped ends of a built-in reaction name or ``Reaction``."""
+def find_ts(reaction: Any, calculator: Any = "xtb", config: Any = None, seed: int = 0) -> TransitionState:
+    """A verified TS of a built-in reaction name or ``Reaction`` on ``calculator`` (:func:`lam_lab.sampling.find_ts`).
+
+    Raises a DataError naming the failed check when the saddle does not verify (one imaginary mode,
+    IRC to both minima): an unverified structure is never used as a TS.
+    """
     from lam_lab.datasets.reactions import get_reaction
     from lam_lab.sampling.molecules import mapped_pair
-    from lam_lab.sampling.neb import NEBConfig, run_neb
+    from lam_lab.sampling.ts import find_ts as search
 
     rxn = get_reaction(reaction) if isinstance(reaction, str) else reaction
     ends = mapped_pair(rxn.reactant, rxn.product, rxn.name, seed=seed)
-    res = run_neb(ends.reactant, ends.product, calculator_factory(calculator), neb or NEBConfig(seed=seed))
+    res = search(ends.reactant, ends.product, calculator_factory(calculator), config)
     label = calculator if isinstance(calculator, str) else type(calculator).__name__
-    return TransitionState(rxn.name, res.ts, res.images[0], res.images[-1], f"ci-neb/{label}",
-                           res.barrier, bool(res.converged))
+    if not res.verified:
+        raise DataError(f"the {label} TS search for {rxn.name!r} did not verify: {res.status} "
+                        f"(imaginary modes {[round(f) for f in res.imaginary_frequencies]} cm-1)", field="reaction")
+    return TransitionState(rxn.name, res.ts, res.reactant, res.product, f"verified saddle, {label}", res.barrier, True)
 
 
 # -- classification ---------------------------------------------------------------------------------
@@ -359,14 +365,14 @@ class ReactiveMD:
 
 
 def run_reactive(ts: TransitionState | str, calculator: Any = "xtb", config: ReactiveConfig | None = None,
-                 ts_calculator: Any = None, neb: Any = None, **overrides: Any) -> ReactiveResult:
-    """Reactive MD from ``ts`` (a :class:`TransitionState`, or a reaction name whose TS CI-NEB finds
-    on ``ts_calculator``, default the MD calculator). Keyword overrides set ReactiveConfig fields."""
+                 ts_calculator: Any = None, ts_config: Any = None, **overrides: Any) -> ReactiveResult:
+    """Reactive MD from ``ts``: a :class:`TransitionState`, or a reaction name (its shipped verified saddle, or
+    one searched and verified on ``ts_calculator`` with ``ts_config``). Keyword overrides set ReactiveConfig fields."""
     cfg = config or ReactiveConfig()
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     if isinstance(ts, str):
-        ts = find_ts(ts, calculator if ts_calculator is None else ts_calculator, neb, seed=cfg.seed)
+        ts = builtin_ts(ts) if ts_calculator is None else find_ts(ts, ts_calculator, ts_config, seed=cfg.seed)
     return ReactiveMD(ts, calculator, cfg).run()
 
 
