@@ -92,6 +92,8 @@ def test_md_tab_colours_atoms_by_disagreement_and_labels_frames_into_the_delta_s
     values = player.frame_values()
     assert values.shape == (5,) and values.max() > 0 and player.color_by == "values"
     assert "frame" in box.message.value and "eV/Å" in box.message.value
+    with pytest.raises(ll.data.DataError, match="shape"):
+        player.set_atom_values(np.zeros((4, 3)))
     offered = []
     box.on_data.append(lambda ds, label: offered.append(label))
     box.dft.value = "pbe/sto-3g"
