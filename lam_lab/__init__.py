@@ -35,7 +35,7 @@ _LAZY = {
     "distill": "lam_lab.distill.loop:distill",
 }
 # functions named like the module that holds them
-VERBS = ("train", "finetune", "distill")
+_VERBS = ("train", "finetune", "distill")
 
 
 def __getattr__(name: str) -> Any:
@@ -44,7 +44,7 @@ def __getattr__(name: str) -> Any:
     module, _, attr = _LAZY[name].partition(":")
     obj = importlib.import_module(module)
     value = getattr(obj, attr) if attr else obj
-    if name in VERBS:
+    if name in _VERBS:
         globals()[name] = value
     return value
 
@@ -58,7 +58,7 @@ class _Package(types.ModuleType):
     module as an attribute of ``lam_lab``, where it would hide the function: such a set is skipped."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in VERBS and isinstance(value, types.ModuleType):
+        if name in _VERBS and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 
