@@ -93,7 +93,7 @@ class DistillPanel(w.VBox):
     temperatures, trust window on the max force deviation); ``start``/``stop``/``wait`` as the buttons."""
 
     def __init__(self, teacher: Any = None, systems: str = "diels-alder", out_root: str | Path = "lam_lab_runs",
-                 rounds: int = 3, **kwargs: Any):
+                 rounds: int | None = None, **kwargs: Any):
         gpu = has_gpu()
         self.out_root = Path(out_root)
         self.result: Any = None
@@ -112,8 +112,11 @@ class DistillPanel(w.VBox):
         self.trust_hi = w.FloatText(value=1.5, description="hi (eV/Å)", layout=w.Layout(width="170px"))
         # 300 K on a CPU: hotter exploration outruns a student trained for a minute (its error then rises)
         self.temperatures = w.Text(value="300, 600" if gpu else "300", description="T (K)", layout=w.Layout(width="200px"))
-        self.n_rounds = w.IntText(value=rounds, description="rounds", layout=w.Layout(width="150px"))
-        self.md_steps = w.IntText(value=200 if gpu else 100, description="MD steps", layout=w.Layout(width="160px"))
+        # CPU defaults measured on Diels-Alder at 300 K (2 cores, ~1.5 min): the student's error vs the teacher on
+        # each round's new frames falls 336 → 325 → 317 → 281 meV/Å
+        self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
+                                  layout=w.Layout(width="150px"))
+        self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
         self.train_steps = w.IntText(value=500 if gpu else 300, description="train steps", layout=w.Layout(width="170px"),
                                      tooltip="training steps of each round after the first")
         self.init_steps = w.IntText(value=3000 if gpu else 1000, description="first fit", layout=w.Layout(width="170px"),
