@@ -34,9 +34,9 @@ def test_panel_loads_a_file_and_shows_summary_plots_and_frames(xyz_file):
     assert [t.type for t in energy.data] == ["histogram", "histogram"]
     assert len(energy.data[0].x) == 8 and len(energy.data[1].x) == 5  # lj labels only the molecules
     assert sum(len(t.x) for t in panel.figures["force"].data[:1]) == sum(len(f) for f in ds)
-    assert panel.frame_slider.max == 7
+    assert panel.frame_slider.max == 8  # numbered 1..8 on screen
     panel.show_frame(5)
-    assert panel.frame_slider.value == 5 and "Cu4" in panel.frame_info.value and "periodic" in panel.frame_info.value
+    assert panel.frame_slider.value == 6 and "Cu4" in panel.frame_info.value and "periodic" in panel.frame_info.value
     assert panel._view is not None and len(panel._view._ngl_component_ids) == 1
 
 

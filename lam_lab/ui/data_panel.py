@@ -107,9 +107,10 @@ class DataPanel(w.VBox):
         self.energy_out, self.force_out = figure_output(), figure_output()
         for out in (self.coverage_out, self.compare_out, self.energy_out, self.force_out):
             out.layout.display = "none"  # until a set is loaded: no empty boxes
-        self.frame_slider = w.IntSlider(0, min=0, max=0, description="Frame", continuous_update=False,
+        # numbered from 1 like every frame number a user reads; show_frame() takes the 0-based index
+        self.frame_slider = w.IntSlider(1, min=1, max=1, description="Frame", continuous_update=False,
                                         layout=w.Layout(width="420px"))
-        self.frame_slider.observe(lambda ch: self.show_frame(ch["new"]), names="value")
+        self.frame_slider.observe(lambda ch: self.show_frame(ch["new"] - 1), names="value")
         self.frame_info = w.HTML("")
         self._view: Any = None
         self.view_box = w.Box([], layout=w.Layout(width="100%"))
@@ -140,10 +141,10 @@ class DataPanel(w.VBox):
     def set_dataset(self, ds: Dataset) -> Dataset:
         """Show ``ds`` (summary, plots, structure browser)."""
         self.dataset = ds
-        self.frame_slider.max = max(0, len(ds) - 1)
+        self.frame_slider.max = max(1, len(ds))
         self.refresh()
-        if self.frame_slider.value != 0:
-            self.frame_slider.value = 0  # the slider's observer shows frame 0
+        if self.frame_slider.value != 1:
+            self.frame_slider.value = 1  # the slider's observer shows the first frame
         else:
             self.show_frame(0)
         return ds
@@ -202,12 +203,12 @@ class DataPanel(w.VBox):
         return out
 
     def show_frame(self, index: int) -> None:
-        """Show frame ``index`` of the current set in the 3D browser, with its labels."""
+        """Show frame ``index`` (0-based; the slider reads index + 1) of the current set in 3D, with its labels."""
         if self.dataset is None or not len(self.dataset):
             return
         index = int(min(max(0, index), len(self.dataset) - 1))
-        if self.frame_slider.value != index:
-            self.frame_slider.value = index  # observer calls back here once
+        if self.frame_slider.value != index + 1:
+            self.frame_slider.value = index + 1  # observer calls back here once
             return
         frame = self.dataset[index]
         labels = ", ".join(f"{k}: E {v.energy:.4f} eV" for k, v in frame.labels.items() if v.energy is not None)
