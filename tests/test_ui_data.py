@@ -174,3 +174,11 @@ def test_figures_reach_outputs_from_a_worker_thread_and_non_finite_numbers_seria
     show_figure(out, None)
     assert out.outputs == () and out.layout.display == "none"
     assert fmt(float("nan"), ".0f", "meV/Å") == "n/a" and fmt(None) == "n/a" and fmt(12.34, ".1f", "K") == "12.3 K"
+    from types import SimpleNamespace
+
+    from lam_lab.ui._live import metrics_html
+
+    row = SimpleNamespace(name="a", head="h", n_frames=1, e_rmse=float("nan"), e_mae=1.0, e_std=float("nan"), f_rmse=2.0,
+                          f_mae=1.0, f_std=0.0)
+    table = metrics_html(SimpleNamespace(rows=[row], warmse_e=float("nan"), warmse_f=1.0))
+    assert table.count("n/a") == 2 and "nan" not in table

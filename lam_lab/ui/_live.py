@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lam_lab.ui._figures import fmt
 from lam_lab.ui.plots import COLORS
 
 MIN_REDRAW_S = 0.5  # at most two redraws a second: each sends every trace's arrays to the browser
@@ -159,13 +160,18 @@ def metrics_html(table: Any, caption: str = "final metrics") -> str:
     head = "".join(f"<th style='{cell}'>{c}</th>" for c, _, _ in cols)
     body = ""
     for r in table.rows:
-        body += "<tr>" + "".join(f"<td style='{cell}'>{html.escape(format(getattr(r, k), f))}</td>" for _, k, f in cols) + "</tr>"
+        body += "<tr>" + "".join(f"<td style='{cell}'>{html.escape(_cell(getattr(r, k), f))}</td>" for _, k, f in cols) + "</tr>"
     if len(table.rows) > 1:
         body += (f"<tr style='font-weight:bold'><td style='{cell}'>WARMSE</td><td></td><td></td>"
-                 f"<td style='{cell}'>{table.warmse_e:.2f}</td><td></td><td></td><td style='{cell}'>{table.warmse_f:.1f}</td>"
+                 f"<td style='{cell}'>{fmt(table.warmse_e, '.2f')}</td><td></td><td></td><td style='{cell}'>{fmt(table.warmse_f, '.1f')}</td>"
                  "<td></td><td></td></tr>")
     return (f"<div><b>{html.escape(caption)}</b><table>{head}{body}</table>"
             "<span style='color:#666'>energy meV/atom, force meV/Å; std = spread of the labels</span></div>")
+
+
+def _cell(value: Any, spec: str) -> str:
+    """A table cell: text as is, numbers formatted, NaN/inf as "n/a"."""
+    return value if isinstance(value, str) else f"{value:{spec}}" if isinstance(value, int) and spec == "d" else fmt(value, spec)
 
 
 def message_html(text: str, ok: bool = True) -> str:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from lam_lab.data import Dataset, DataError, Summary, read
 from lam_lab.ui import plots
-from lam_lab.ui._figures import figure_output, figure_row, show_figure  # noqa: F401 (show_figure: panels import it here)
+from lam_lab.ui._figures import figure_output, figure_row, fmt, show_figure  # noqa: F401 (show_figure: panels import it here)
 from lam_lab.ui._nglview import import_nglview
 
 
@@ -67,7 +67,7 @@ def summary_html(s: Summary) -> str:
 
 
 def _fmt(value: float, key: str) -> str:
-    return f"{int(value)}" if key == "frames" else f"{value:.4g}"
+    return f"{int(value)}" if key == "frames" else fmt(value, ".4g")
 
 
 def error_html(message: str) -> str:
