@@ -182,3 +182,13 @@ def test_figures_reach_outputs_from_a_worker_thread_and_non_finite_numbers_seria
                           f_mae=1.0, f_std=0.0)
     table = metrics_html(SimpleNamespace(rows=[row], warmse_e=float("nan"), warmse_f=1.0))
     assert table.count("n/a") == 2 and "nan" not in table
+
+
+def test_package_files_are_named_from_the_package_not_the_machine(tmp_path):
+    from pathlib import Path
+
+    from lam_lab.ui.data_panel import short_source
+
+    inside = Path(ll.__file__).resolve().parent / "datasets" / "files" / "x.lamh5"
+    assert short_source(str(inside)) == str(Path("lam_lab/datasets/files/x.lamh5"))
+    assert short_source(str(tmp_path / "mine.xyz")) == str(tmp_path / "mine.xyz") and short_source(None) is None

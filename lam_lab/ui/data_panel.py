@@ -49,7 +49,8 @@ def summary_html(s: Summary) -> str:
     for name, lp in p.labels.items():
         sw = " ".join(x for x in (lp.software, lp.version) if x)
         rows.append((f"label {name}", f"{lp.method}{'/' + lp.basis if lp.basis else ''}{f' ({sw})' if sw else ''}"))
-    rows += [(k, str(v)) for k, v in (("builder", p.builder), ("seed", p.seed), ("source", p.source)) if v is not None]
+    rows += [(k, str(v)) for k, v in (("builder", p.builder), ("seed", p.seed), ("source", short_source(p.source)))
+             if v is not None]
     head = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     stats = ""
     if s.label_sets:
@@ -64,6 +65,17 @@ def summary_html(s: Summary) -> str:
                  + "".join(f"<th style='text-align:right;padding:1px 5px;white-space:nowrap'>{c}</th>" for c in cols)
                  + f"</tr>{body}</table><div style='color:#666'>energies eV/atom, forces eV/Å</div>")
     return f"<div><b>{e(s.name)}</b><table>{head}</table>{stats}</div>"
+
+
+def short_source(source: str | None) -> str | None:
+    """A file inside the installed package as "lam_lab/…" (where the package lives says nothing to a reader)."""
+    if not source:
+        return source
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path("lam_lab") / Path(source).resolve().relative_to(root))
+    except (ValueError, OSError):
+        return source
 
 
 def _fmt(value: float, key: str) -> str:
