@@ -38,8 +38,14 @@ LITERATURE = {
 def _row(ctx, name: str, compute: bool) -> dict:
     """One reaction's figures from the cached TS stages (None where a stage has not run)."""
     from lam_lab.datasets.reactions import get_reaction
-    from lam_lab.datasets.ts_sampling import (DFT_FIRST, TSSearchFailed, dft_first_ts, dft_ts_cached, xtb_ts,
-                                              xtb_ts_cached)
+    from lam_lab.datasets.ts_sampling import (
+        DFT_FIRST,
+        TSSearchFailed,
+        dft_first_ts,
+        dft_ts_cached,
+        xtb_ts,
+        xtb_ts_cached,
+    )
 
     rx = get_reaction(name)
     row = {"name": name, "description": rx.description, "verified": False}
@@ -64,7 +70,8 @@ def _row(ctx, name: str, compute: bool) -> dict:
         return row
     high = dft_ts_cached(ctx, rx, low) if low.verified else None
     if high is not None:
-        row.update({"dft_status": high.status, "dft_barrier_eV": high.barrier, "dft_reaction_energy_eV": high.reaction_energy,
+        row.update({"dft_status": high.status, "dft_barrier_eV": high.barrier,
+                    "dft_reaction_energy_eV": high.reaction_energy,
                     "dft_imag_cm1": high.imaginary_frequencies, "dft_seconds": high.provenance.get("seconds"),
                     "dft_mode_overlap": high.provenance.get("mode_overlap_with_lower_level"),
                     "dft_energy_at_xtb_ts_eV": _dft_at(ctx, low.ts) - float(high.reactant.get_potential_energy())})
@@ -122,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         dft = r.get("dft_barrier_eV")
         print(f"{r['name']:<28} {'verified' if r['verified'] else r['xtb_status']:<22} "
-              f"xTB {r.get('xtb_barrier_eV', float('nan')):6.3f} eV  DFT {dft if dft is not None else float('nan'):6.3f} eV  "
+              f"xTB {r.get('xtb_barrier_eV', float('nan')):6.3f} eV  "
+              f"DFT {dft if dft is not None else float('nan'):6.3f} eV  "
               f"published {r.get('published_barrier_eV', '—')}")
     if args.markdown:
         print(markdown(rows))

@@ -26,8 +26,18 @@ from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.reactions import REACTIONS, get_reaction
-from lam_lab.datasets.ts_sampling import (DFT_FIRST, TS_FILE, TSSampling, TSSearchFailed, candidates, dft_first_ts,
-                                          dft_ts, export_transition_states, select_frames, xtb_ts)
+from lam_lab.datasets.ts_sampling import (
+    DFT_FIRST,
+    TS_FILE,
+    TSSampling,
+    TSSearchFailed,
+    candidates,
+    dft_first_ts,
+    dft_ts,
+    export_transition_states,
+    select_frames,
+    xtb_ts,
+)
 
 NAME = "rxn-dft"
 DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
@@ -84,7 +94,8 @@ def frames(ctx: BuildContext) -> list[Frame]:
     for name, ts in verified_reactions(ctx).items():
         pool = candidates(ctx, get_reaction(name), ts, _sampling(ctx))
         # seeded by name, so adding a reaction leaves every other reaction's picks (and labels) as they were
-        chosen.append(select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=ctx.seed + zlib.crc32(name.encode()) % 10_000))
+        seed = ctx.seed + zlib.crc32(name.encode()) % 10_000
+        chosen.append(select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=seed))
     out = [group[i] for i in range(max(map(len, chosen), default=0)) for group in chosen if i < len(group)]
     return out
 
@@ -118,7 +129,8 @@ def assign_splits(frames: list[Frame], seed: int) -> None:
 def ts_energy_fraction(ds: Dataset, label_set: str, window: float = TS_WINDOW) -> float:
     """Fraction of frames within ``window`` eV of their reaction's TS energy (the ``ts``-role frame)."""
     ts_e = {f.info["reaction"]: f.labels[label_set].energy for f in ds if f.info.get("role") == "ts"}
-    near = [abs(f.labels[label_set].energy - ts_e[f.info["reaction"]]) <= window for f in ds if f.info["reaction"] in ts_e]
+    near = [abs(f.labels[label_set].energy - ts_e[f.info["reaction"]]) <= window
+            for f in ds if f.info["reaction"] in ts_e]
     return float(np.mean(near)) if near else 0.0
 
 
@@ -138,7 +150,8 @@ def build(ctx: BuildContext) -> Dataset:
     notes = (f"{__doc__.strip()}\nReactions: {sorted({f.info['reaction'] for f in kept})}. Held out (test): {held}. "
              f"Split counts: {counts}. Within {TS_WINDOW} eV (DFT) of the reaction's TS: {near:.1%}. "
              f"Dropped (failed labels): {len(todo) - len(kept)}.")
-    prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance}, ("pyscf", "tblite", "rdkit", "sella"), notes)
+    prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance},
+                      ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
 
 

@@ -191,7 +191,8 @@ def _minimum_modes(atoms: Atoms):
     return harmonic(atoms, fd_hessian(atoms, xtb_calculator))
 
 
-def _md(start: Atoms, temps, runs: int, steps: int, interval: int, seed: int, friction: float) -> list[tuple[Atoms, float]]:
+def _md(start: Atoms, temps, runs: int, steps: int, interval: int, seed: int,
+        friction: float) -> list[tuple[Atoms, float]]:
     """GFN2-xTB Langevin snapshots from ``start`` at each temperature (K), ``runs`` seeds each."""
     from lam_lab.sampling.md import MDConfig, run_md
     from lam_lab.sampling.neb import xtb_calculator
@@ -286,7 +287,8 @@ def export_transition_states(ctx: BuildContext, reactions: list[Reaction], path)
     for rx in reactions:
         if rx.name in DFT_FIRST:
             first = dft_first_ts(ctx, rx, cached_only=True)
-            doc[rx.name] = {"description": rx.description, "xtb": {"status": "no concerted GFN2-xTB saddle (searched at DFT)"}}
+            doc[rx.name] = {"description": rx.description,
+                            "xtb": {"status": "no concerted GFN2-xTB saddle (searched at DFT)"}}
             if first is not None:
                 doc[rx.name]["dft"] = level(first)
             continue

@@ -376,5 +376,6 @@ def run_reactive(ts: TransitionState | str, calculator: Any = "xtb", config: Rea
     return ReactiveMD(ts, calculator, cfg).run()
 
 
-__all__ = ["TransitionState", "builtin_ts", "verified_reactions", "find_ts", "bond_graph", "classify_graph", "ReactiveConfig", "TrajectoryOutcome",
+__all__ = ["TransitionState", "builtin_ts", "verified_reactions", "find_ts", "bond_graph", "classify_graph",
+           "ReactiveConfig", "TrajectoryOutcome",
            "ReactiveResult", "ReactiveMD", "run_reactive"]

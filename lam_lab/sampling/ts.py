@@ -71,7 +71,8 @@ class TSResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (structures as numbers/positions/energy; arrays as lists)."""
-        return {"ts": _atoms_dict(self.ts), "reactant": _atoms_dict(self.reactant), "product": _atoms_dict(self.product),
+        return {"ts": _atoms_dict(self.ts), "reactant": _atoms_dict(self.reactant),
+                "product": _atoms_dict(self.product),
                 "barrier": self.barrier, "reaction_energy": self.reaction_energy,
                 "imaginary_frequencies": list(self.imaginary_frequencies), "frequencies": self.frequencies.tolist(),
                 "modes": self.modes.tolist(), "irc": [_atoms_dict(a) for a in self.irc],
@@ -141,7 +142,8 @@ def saddle(guess: Atoms, calc_factory: CalcFactory, config: TSConfig,
     return _snapshot(work), converged, int(opt.nsteps)
 
 
-def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig, hessian: np.ndarray) -> tuple[list[Atoms], str | None]:
+def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig,
+            hessian: np.ndarray) -> tuple[list[Atoms], str | None]:
     """Sella IRC both ways from ``ts``: frames ordered reverse end → TS → forward end, and an error or None."""
     from sella import IRC
 
@@ -153,7 +155,8 @@ def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig, hessian: np.
               hessian_function=lambda a: hessian)
     for direction in ("forward", "reverse"):
         frames: list[Atoms] = []
-        irc.attach(lambda: frames.append(_snapshot(work, irc_direction=direction)), interval=1)
+        irc.attach(lambda frames=frames, direction=direction: frames.append(_snapshot(work, irc_direction=direction)),
+                   interval=1)
         try:
             irc.run(fmax=config.irc_fmax, steps=config.irc_steps, direction=direction)
         except Exception as exc:  # Sella's inner-loop failures: the side ends where it got to
@@ -232,7 +235,8 @@ def verify_ts(ts: Atoms, reactant: Atoms, product: Atoms, calc_factory: CalcFact
 def _guesses(energies: np.ndarray, limit: int) -> list[int]:
     """Band images to start Sella from: the climbing image, other local maxima, then the climber's neighbours."""
     top = int(np.argmax(energies[1:-1])) + 1
-    maxima = [i for i in range(1, len(energies) - 1) if energies[i] >= energies[i - 1] and energies[i] >= energies[i + 1]]
+    maxima = [i for i in range(1, len(energies) - 1)
+              if energies[i] >= energies[i - 1] and energies[i] >= energies[i + 1]]
     order = [top] + sorted((i for i in maxima if i != top), key=lambda i: -energies[i])
     order += [i for i in (top - 1, top + 1) if 0 < i < len(energies) - 1]
     return list(dict.fromkeys(order))[:limit]
