@@ -26,3 +26,20 @@ def test_pack_merges_entries_and_the_archive_answers_after_the_files_are_removed
     assert again.get("cc" * 32, 2).labels.energy == 2.0
     assert again.get("dd" * 32, 2) is None
     assert again.get("aa" * 32, 5) is None  # wrong atom count: a miss, recomputed
+
+
+def test_json_stage_is_cached_compressed_and_reads_plain_files_of_earlier_builds(tmp_path):
+    import json
+
+    from lam_lab.datasets._stages import BuildContext, json_stage, stage_key
+
+    ctx = BuildContext("x", tmp_path, 1, False, 0, False)
+    calls = []
+    doc = json_stage(ctx, "ts-a", {"k": 1}, lambda: calls.append(1) or {"barrier": 1.5})
+    again = json_stage(ctx, "ts-a", {"k": 1}, lambda: calls.append(1) or {"barrier": 9.9})
+    assert doc == again == {"barrier": 1.5} and calls == [1]
+    assert list((tmp_path / "stages").glob("*.json.gz"))
+    assert json_stage(ctx, "ts-b", {"k": 2}, None) is None  # cache-only read of a stage that never ran
+    plain = tmp_path / "stages" / f"ts-c-{stage_key('ts-c', {'k': 3})}.json"
+    plain.write_text(json.dumps({"barrier": 0.5}))
+    assert json_stage(ctx, "ts-c", {"k": 3}, None) == {"barrier": 0.5}

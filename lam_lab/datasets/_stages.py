@@ -65,19 +65,24 @@ def json_stage(ctx: BuildContext, name: str, params: dict[str, Any],
                make: Callable[[], dict[str, Any]] | None) -> dict[str, Any] | None:
     """A stage whose result is a JSON document (e.g. a TS search), cached like :func:`stage`; ``make=None``
     only reads the cache (None when the stage has not run)."""
-    from lam_lab.atomic import atomic_write_text
+    import gzip
+
+    from lam_lab.atomic import atomic_write
 
     if ctx.cache_dir is None:
         return make()
-    path = ctx.cache_dir / "stages" / f"{name}-{stage_key(name, params)}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError as exc:
-            log.warning("rebuilding unreadable stage file %s: %s", path, exc)
+    base = ctx.cache_dir / "stages" / f"{name}-{stage_key(name, params)}"
+    path = base.with_name(base.name + ".json.gz")
+    for found in (path, base.with_name(base.name + ".json")):  # plain .json: written by earlier builds
+        if found.is_file():
+            try:
+                raw = found.read_bytes()
+                return json.loads(gzip.decompress(raw) if found.suffix == ".gz" else raw)
+            except (OSError, ValueError) as exc:
+                log.warning("rebuilding unreadable stage file %s: %s", found, exc)
     if make is None:
         return None
     doc = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(doc))
+    atomic_write(path, lambda fh: fh.write(gzip.compress(json.dumps(doc).encode(), mtime=0)))
     return doc
