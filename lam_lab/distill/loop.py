@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -105,107 +105,154 @@ def distill(
     ``rounds.jsonl`` and ``train.lamh5`` (the teacher-labelled training set, lam-h5).
     """
     from lam_lab.md.calculator import LAMCalculator, default_device
-    from lam_lab.models import build_model, save
-    from lam_lab.potential import Potential
     from lam_lab.train.config import TrainConfig
 
     t_start = time.perf_counter()
     lo, hi = check_trust(trust)
-    for name, value, least in (("rounds", rounds, 0), ("md_steps", md_steps, 1), ("sample_every", sample_every, 1),
-                               ("max_new", max_new, 0), ("train_steps", train_steps, 1)):
-        if int(value) < least:
-            raise ValueError(f"distill: {name} must be >= {least}, got {value}")
-    if not 0 < converge <= 1:
-        raise ValueError(f"distill: converge must be in (0, 1], got {converge}")
+    _check_counts(rounds=rounds, md_steps=md_steps, sample_every=sample_every, max_new=max_new,
+                  train_steps=train_steps, converge=converge)
     t_model, source = resolve_teacher(teacher)
     head = teacher_head(t_model, head, source)
     starts = as_atoms_list(systems)
     seeds_in = None if init_frames is None else list(init_frames)
-    elements = check_elements(t_model.type_map, starts, "systems")
-    if seeds_in is not None:
-        extra = check_elements(t_model.type_map, seeds_in, "init_frames")
-        elements = [s for s in t_model.type_map if s in set(elements) | set(extra)]
-    if isinstance(student, Potential):
-        stud = student
-        missing = sorted(set(elements) - set(stud.type_map))
-        if missing:
-            raise ValueError(f"the student's type map {stud.type_map} lacks {missing} present in the systems")
-    else:
-        stud = build_model(student, elements, **dict(student_options or {}))
+    stud = _student_model(student, student_options, t_model.type_map, starts, seeds_in)
     dev = default_device(device)
-    cfg = config or TrainConfig(batch_atoms=64)
     out = _out_dir(out_dir)
-
-    bus = EventBus(list(callbacks) + ([_print_round] if progress else []))
-    log = JSONLLogger(out / "rounds.jsonl") if out is not None else None
-    calc = LAMCalculator(t_model, head=head, device=dev)
-    explorer = Explorer(starts, calc, temperatures, md=md, sample_every=sample_every, seed=seed)
-    records: list[DistillRound] = []
-    state = {"converged": False, "stopped": False}
-    student_path = out / "student.pt" if out is not None else None
-
-    def finish_round(rec: DistillRound, train_ds: Dataset | None) -> None:
-        rec.elapsed_s = time.perf_counter() - t_start
-        records.append(rec)
-        if out is not None:
-            save(stud, student_path, extra={"distill": _meta(source, head, lo, hi, rec, temperatures, seed)})
-            if train_ds is not None:
-                from lam_lab.data import write
-
-                write(train_ds, out / "train.lamh5", format="lam-h5")
-        event = RoundEvent.from_round(rec, rounds, str(student_path) if student_path else None)
-        if log is not None:
-            log(event)
-        bus.emit(event)
-
-    def fit(train_ds: Dataset, steps: int, k: int, warm: bool) -> tuple[float, bool]:
-        from lam_lab.train.trainer import train
-
-        run_cfg = cfg.replace(fit_bias=cfg.fit_bias and not warm, seed=cfg.seed + k)
-        t0 = time.perf_counter()
-        res = train(stud, train_ds, steps=steps, config=run_cfg, out_dir=None, callbacks=[bus.emit], device=dev,
-                    stop_event=stop_event, labels=LABEL, progress=progress)
-        return time.perf_counter() - t0, res.stopped
-
+    run = _Session(stud, config or TrainConfig(batch_atoms=64), dev, out,
+                   EventBus(list(callbacks) + ([_print_round] if progress else [])),
+                   JSONLLogger(out / "rounds.jsonl") if out is not None else None,
+                   dict(source=source, head=head, lo=lo, hi=hi, temperatures=temperatures, seed=seed),
+                   rounds, stop_event, progress, t_start)
+    explorer = Explorer(starts, LAMCalculator(t_model, head=head, device=dev), temperatures, md=md,
+                        sample_every=sample_every, seed=seed)
+    converged = False
     try:
-        # -- round 0: the seed frames -------------------------------------------------------------
-        t0 = time.perf_counter()
-        if seeds_in is None:
-            boot = explorer.run(0, max(md_steps // 2, sample_every), stop_event, include_start=True)
-            seed_frames = boot.frames
-            guard_stops, md_runs = boot.guard_stops, boot.runs
-        else:
-            seed_frames, guard_stops, md_runs = seeds_in, 0, 0
-        train_ds = label_frames(t_model, head, seed_frames, "distill-train", source, info={"distill_round": 0})
-        train_ds.provenance = teacher_provenance(source, head)
-        explore_s = time.perf_counter() - t0
-        train_s, stopped = (0.0, True) if _is_set(stop_event) else fit(train_ds, init_steps or train_steps, 0, False)
-        e_rmse = force_rmse(predict(stud, list(train_ds)).forces, [f.labels[LABEL].forces for f in train_ds])
-        n0 = len(train_ds)
-        finish_round(DistillRound(0, n0, 0, n0, 0, n0, float("nan"), float("nan"), e_rmse, n0,
-                                  0 if stopped and train_s == 0 else (init_steps or train_steps), md_runs, guard_stops,
-                                  stopped=stopped, timing={"explore_s": explore_s, "train_s": train_s},
-                                  message=f"initial fit on {n0} teacher-labelled frames" + (" (stopped)" if stopped else "")),
-                     train_ds)
-        state["stopped"] = stopped
-
+        train_ds, stopped = _first_round(run, explorer, t_model, seeds_in, max(md_steps // 2, sample_every),
+                                         init_steps or train_steps)
         # -- rounds 1..N: explore, judge, label, retrain -------------------------------------------
         for k in range(1, rounds + 1):
-            if state["stopped"] or _is_set(stop_event):
-                state["stopped"] = True
+            if stopped or _is_set(stop_event):
+                stopped = True
                 break
             rec, train_ds = _round(k, explorer, stud, train_ds, (lo, hi), md_steps, max_new, converge, seed,
-                                   stop_event, fit, t_model, head, source, train_steps)
-            state["converged"], state["stopped"] = rec.converged, rec.stopped
-            finish_round(rec, train_ds if rec.n_selected else None)
+                                   stop_event, run.fit, t_model, head, source, train_steps)
+            converged, stopped = rec.converged, rec.stopped
+            run.finish_round(rec, train_ds if rec.n_selected else None)
             if rec.converged or rec.stopped:
                 break
     finally:
-        if log is not None:
-            log.close()
-        bus.close()
-    return DistillResult(stud, records, state["converged"], student_path, state["stopped"], out, train_ds,
+        run.close()
+    return DistillResult(stud, run.records, converged, run.student_path, stopped, out, train_ds,
                          time.perf_counter() - t_start, source, head)
+
+
+def _check_counts(converge: float, **counts: int) -> None:
+    """ValueError naming the first count below its least value, or a ``converge`` outside (0, 1]."""
+    least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1}
+    for name, value in counts.items():
+        if int(value) < least[name]:
+            raise ValueError(f"distill: {name} must be >= {least[name]}, got {value}")
+    if not 0 < converge <= 1:
+        raise ValueError(f"distill: converge must be in (0, 1], got {converge}")
+
+
+def _student_model(student: "str | Potential", options: Mapping[str, Any] | None, type_map: Sequence[str],
+                   starts: Sequence[Atoms], seeds_in: Sequence | None) -> "Potential":
+    """A student preset built on the elements of the systems (and seed frames), or the given student if it has them."""
+    from lam_lab.models import build_model
+    from lam_lab.potential import Potential
+
+    elements = check_elements(type_map, starts, "systems")
+    if seeds_in is not None:
+        extra = check_elements(type_map, seeds_in, "init_frames")
+        elements = [s for s in type_map if s in set(elements) | set(extra)]
+    if isinstance(student, Potential):
+        missing = sorted(set(elements) - set(student.type_map))
+        if missing:
+            raise ValueError(f"the student's type map {student.type_map} lacks {missing} present in the systems")
+        return student
+    return build_model(student, elements, **dict(options or {}))
+
+
+@dataclass
+class _Session:
+    """What the rounds of one distillation share: the student and its training recipe, where results go, who
+    hears about them (``meta``: teacher source and head, trust lo/hi, temperatures, seed)."""
+
+    stud: "Potential"
+    cfg: "TrainConfig"
+    device: Any
+    out: Path | None
+    bus: EventBus
+    log: JSONLLogger | None
+    meta: dict[str, Any]
+    rounds: int
+    stop_event: threading.Event | None
+    progress: bool
+    t_start: float
+    records: list[DistillRound] = field(default_factory=list)
+
+    @property
+    def student_path(self) -> Path | None:
+        return self.out / "student.pt" if self.out is not None else None
+
+    def finish_round(self, rec: DistillRound, train_ds: Dataset | None) -> None:
+        """Record a round: save the student (and the training set when it grew), log and emit its event."""
+        from lam_lab.models import save
+
+        rec.elapsed_s = time.perf_counter() - self.t_start
+        self.records.append(rec)
+        if self.out is not None:
+            save(self.stud, self.student_path, extra={"distill": _meta(rec=rec, **self.meta)})
+            if train_ds is not None:
+                from lam_lab.data import write
+
+                write(train_ds, self.out / "train.lamh5", format="lam-h5")
+        event = RoundEvent.from_round(rec, self.rounds, str(self.student_path) if self.student_path else None)
+        if self.log is not None:
+            self.log(event)
+        self.bus.emit(event)
+
+    def fit(self, train_ds: Dataset, steps: int, k: int, warm: bool) -> tuple[float, bool]:
+        """Train the student ``steps`` steps on ``train_ds`` (warm: keep its bias); (seconds, stopped)."""
+        from lam_lab.train.trainer import train
+
+        run_cfg = self.cfg.replace(fit_bias=self.cfg.fit_bias and not warm, seed=self.cfg.seed + k)
+        t0 = time.perf_counter()
+        res = train(self.stud, train_ds, steps=steps, config=run_cfg, out_dir=None, callbacks=[self.bus.emit],
+                    device=self.device, stop_event=self.stop_event, labels=LABEL, progress=self.progress)
+        return time.perf_counter() - t0, res.stopped
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+        self.bus.close()
+
+
+def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_in: Sequence | None,
+                 boot_steps: int, steps: int) -> tuple[Dataset, bool]:
+    """Round 0: teacher-labelled seed frames (``seeds_in``, or the starts and ``boot_steps`` of teacher MD) and the
+    first fit of ``steps`` steps; the training set and whether a stop was asked for."""
+    source, head = run.meta["source"], run.meta["head"]
+    t0 = time.perf_counter()
+    if seeds_in is None:
+        boot = explorer.run(0, boot_steps, run.stop_event, include_start=True)
+        seed_frames, guard_stops, md_runs = boot.frames, boot.guard_stops, boot.runs
+    else:
+        seed_frames, guard_stops, md_runs = seeds_in, 0, 0
+    train_ds = label_frames(t_model, head, seed_frames, "distill-train", source, info={"distill_round": 0})
+    train_ds.provenance = teacher_provenance(source, head)
+    explore_s = time.perf_counter() - t0
+    train_s, stopped = (0.0, True) if _is_set(run.stop_event) else run.fit(train_ds, steps, 0, False)
+    e_rmse = force_rmse(predict(run.stud, list(train_ds)).forces, [f.labels[LABEL].forces for f in train_ds])
+    n0 = len(train_ds)
+    run.finish_round(DistillRound(0, n0, 0, n0, 0, n0, float("nan"), float("nan"), e_rmse, n0,
+                                  0 if stopped and train_s == 0 else steps, md_runs, guard_stops,
+                                  stopped=stopped, timing={"explore_s": explore_s, "train_s": train_s},
+                                  message=f"initial fit on {n0} teacher-labelled frames"
+                                  + (" (stopped)" if stopped else "")),
+                     train_ds)
+    return train_ds, stopped
 
 
 def _round(k: int, explorer: Explorer, stud: "Potential", train_ds: Dataset, trust: tuple[float, float], md_steps: int,
