@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -120,4 +121,4 @@ def test_06_reactive_md_and_playback(monkeypatch, tmp_path):
     nb, _ = _run("06_reactive_md.ipynb", monkeypatch, tmp_path)
     text = _text(nb)
     assert "diels-alder: C6H10, barrier" in text and "trajectories from the TS" in text
-    assert "LANGEVIN 40/40 steps" in text and "bond events" in text
+    assert re.search(r"LANGEVIN (\d+)/\1 steps", text) and "bond events" in text  # the MD panel's run completed
