@@ -88,28 +88,23 @@ def _splits(spec: FinetuneSpec, source: str | None):
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune from a pre-trained model (or FF pre-train first) and print the validation table."""
-    from lam_lab.finetune import ff_pretrain_finetune, finetune
-
     spec = load_spec(args.config, args)
     train_ds, val = _splits(spec, args.config)
     kwargs = dict(mode=spec.mode, label=spec.label, baseline=spec.baseline, branch=spec.branch, frames=spec.frames,
                   freeze=spec.freeze, replay=spec.replay, new_elements=spec.new_elements, alpha=spec.alpha,
                   validation=val, config=spec.train)
     out = args.out or spec.out_dir
-    if out == "auto":  # a fresh folder: a second run never lands on the first one's files
+    fresh = out == "auto"
+    if fresh:  # a new folder: a second run never lands on the first one's files
         from lam_lab.train.rundir import auto_dir
 
         out = auto_dir(prefix="finetune")
-    if spec.pretrain is not None:
-        p = spec.pretrain
-        both = ff_pretrain_finetune(train_ds, pretrain_data=p.data, pretrain_label=p.label, preset=p.preset,
-                                    pretrain_frames=p.frames, pretrain_config=p.train, out_dir=out, seed=spec.seed,
-                                    progress=not args.quiet, **kwargs)
-        print(f"force-field pre-training: {both.pretrain.steps} steps on {p.data}")
-        res = both.finetuned
-    else:
-        res = finetune(train_ds, pretrained=spec.pretrained, preset=spec.preset, out_dir=out, seed=spec.seed,
-                       progress=not args.quiet, **kwargs)
+    try:
+        res = _run(spec, train_ds, out, not args.quiet, kwargs)
+    except BaseException:
+        if fresh and not any(Path(out).iterdir()):
+            Path(out).rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        raise
     print(f"{res.mode}: {res.train.steps} steps, head {res.head!r} from "
           f"{'branch ' + repr(res.branch) if res.branch else 'a fresh head'}, label {res.label!r}")
     if res.metrics is not None:
@@ -117,6 +112,21 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if res.path is not None:
         print(f"model: {res.path}")
     return 0
+
+
+def _run(spec: FinetuneSpec, train_ds: Any, out: str | Path, progress: bool, kwargs: dict[str, Any]) -> Any:
+    """``finetune`` (after force-field pre-training when the spec asks for it); its FinetuneResult."""
+    from lam_lab.finetune import ff_pretrain_finetune, finetune
+
+    if spec.pretrain is None:
+        return finetune(train_ds, pretrained=spec.pretrained, preset=spec.preset, out_dir=out, seed=spec.seed,
+                        progress=progress, **kwargs)
+    p = spec.pretrain
+    both = ff_pretrain_finetune(train_ds, pretrain_data=p.data, pretrain_label=p.label, preset=p.preset,
+                                pretrain_frames=p.frames, pretrain_config=p.train, out_dir=out, seed=spec.seed,
+                                progress=progress, **kwargs)
+    print(f"force-field pre-training: {both.pretrain.steps} steps on {p.data}")
+    return both.finetuned
 
 
 def cmd_learning_curve(args: argparse.Namespace) -> int:

@@ -181,7 +181,8 @@ def _cases(verbs: dict[str, list[str]], kinds: tuple[str, ...], suffix: str) -> 
 @pytest.mark.parametrize("argv,kind,suffix", _cases(CONFIG_VERBS, tuple(BAD), ".yaml")
                          + _cases(MODEL_VERBS, ("missing", "binary", "non-mapping", "folder"), ".pt")
                          + _cases(DATA_VERBS, ("missing", "binary", "non-mapping", "folder"), ".extxyz"))
-def test_every_verb_answers_bad_files_with_one_line_and_status_2(argv, kind, suffix, cli_dir, capsys):
+def test_every_verb_answers_bad_files_with_one_line_and_status_2(argv, kind, suffix, cli_dir, capsys, monkeypatch):
+    monkeypatch.chdir(cli_dir)  # a verb that made its run folder before failing left nothing in the repository
     name, _ = BAD[kind]
     path = cli_dir / (name if kind == "folder" else name.replace(".yaml", suffix))
     if not path.exists() and kind != "missing":
@@ -190,6 +191,7 @@ def test_every_verb_answers_bad_files_with_one_line_and_status_2(argv, kind, suf
     rc, err = _run_cli(args, capsys)
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith("lam-lab: ") and "Traceback" not in err[0]
+    assert not (cli_dir / "lam_lab_runs").exists() or not any((cli_dir / "lam_lab_runs").iterdir())  # no empty run folders
     if kind in ("missing", "binary", "folder") and "rxn-xtb" not in str(path):
         assert path.name in err[0] or "built-in" in err[0] or "shipped" in err[0], err[0]
 
