@@ -264,8 +264,8 @@ class Trainer:
         In the automatic mode a validation is skipped while the last one took more than a quarter
         of the time since it ended, so validation never eats a short time budget.
         """
-        if self.cfg.eval_every:
-            return self.step % self.cfg.eval_every == 0
+        if self.cfg.eval_every:  # the end of the run validates anyway: not twice at the last step
+            return self.step % self.cfg.eval_every == 0 and progress < 1.0
         last_end, last_cost = self._last_eval
         if progress >= 1.0:  # the end of the run validates anyway (with parity data)
             return False
