@@ -81,7 +81,7 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
     import json
 
     from lam_lab.datasets import FILES
-    from lam_lab.sampling.ts import _dict_atoms
+    from lam_lab.sampling.ts import atoms_from_dict
 
     path = FILES / "transition-states.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
@@ -92,7 +92,7 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
     for lev in levels:
         res = entry.get(lev, {})
         if res.get("status") == "verified":
-            ts, r, p = (_dict_atoms(res[k]) for k in ("ts", "reactant", "product"))
+            ts, r, p = (atoms_from_dict(res[k]) for k in ("ts", "reactant", "product"))
             for a in (ts, r, p):
                 a.info["charge"] = int(a.info.get("charge", 0))
             method = {"dft": "verified saddle, wb97x/6-31g*", "xtb": "verified saddle, gfn2-xtb"}[lev]

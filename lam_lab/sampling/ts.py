@@ -71,23 +71,23 @@ class TSResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (structures as numbers/positions/energy; arrays as lists)."""
-        return {"ts": _atoms_dict(self.ts), "reactant": _atoms_dict(self.reactant),
-                "product": _atoms_dict(self.product),
+        return {"ts": atoms_to_dict(self.ts), "reactant": atoms_to_dict(self.reactant),
+                "product": atoms_to_dict(self.product),
                 "barrier": self.barrier, "reaction_energy": self.reaction_energy,
                 "imaginary_frequencies": list(self.imaginary_frequencies), "frequencies": self.frequencies.tolist(),
-                "modes": self.modes.tolist(), "irc": [_atoms_dict(a) for a in self.irc],
+                "modes": self.modes.tolist(), "irc": [atoms_to_dict(a) for a in self.irc],
                 "irc_connects": self.irc_connects, "status": self.status, "provenance": self.provenance}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TSResult":
         """Inverse of :meth:`to_dict`."""
-        return cls(_dict_atoms(d["ts"]), _dict_atoms(d["reactant"]), _dict_atoms(d["product"]), float(d["barrier"]),
+        return cls(atoms_from_dict(d["ts"]), atoms_from_dict(d["reactant"]), atoms_from_dict(d["product"]), float(d["barrier"]),
                    float(d["reaction_energy"]), list(d["imaginary_frequencies"]), np.asarray(d["frequencies"]),
-                   np.asarray(d["modes"]), [_dict_atoms(a) for a in d["irc"]], bool(d["irc_connects"]),
+                   np.asarray(d["modes"]), [atoms_from_dict(a) for a in d["irc"]], bool(d["irc_connects"]),
                    str(d["status"]), dict(d["provenance"]))
 
 
-def _atoms_dict(atoms: Atoms) -> dict[str, Any]:
+def atoms_to_dict(atoms: Atoms) -> dict[str, Any]:
     """numbers, positions (Å), energy (eV) and forces (eV/Å) when known, JSON-safe info."""
     out: dict[str, Any] = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
                            "info": {k: v for k, v in atoms.info.items() if isinstance(v, (int, float, str, bool))}}
@@ -97,8 +97,8 @@ def _atoms_dict(atoms: Atoms) -> dict[str, Any]:
     return out
 
 
-def _dict_atoms(d: dict[str, Any]) -> Atoms:
-    """Atoms (with a single-point calculator when the dict holds an energy) from :func:`_atoms_dict`."""
+def atoms_from_dict(d: dict[str, Any]) -> Atoms:
+    """Atoms (with a single-point calculator when the dict holds an energy) from :func:`atoms_to_dict`."""
     atoms = Atoms(numbers=d["numbers"], positions=d["positions"])
     atoms.info.update(d.get("info", {}))
     if "energy" in d:
@@ -111,7 +111,7 @@ def _energy(atoms: Atoms) -> float:
     return float(atoms.get_potential_energy())
 
 
-def _snapshot(atoms: Atoms, **info: Any) -> Atoms:
+def snapshot(atoms: Atoms, **info: Any) -> Atoms:
     """Copy with the current energy/forces as a single point and ``info`` added."""
     out = atoms.copy()
     out.calc = SinglePointCalculator(out, energy=atoms.get_potential_energy(), forces=atoms.get_forces())
@@ -139,7 +139,7 @@ def saddle(guess: Atoms, calc_factory: CalcFactory, config: TSConfig,
     opt = Sella(work, order=1, internal=config.internal, logfile=None, trajectory=None,
                 hessian_function=hessian_function)
     converged = bool(opt.run(fmax=config.fmax, steps=config.steps))
-    return _snapshot(work), converged, int(opt.nsteps)
+    return snapshot(work), converged, int(opt.nsteps)
 
 
 def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig,
@@ -155,7 +155,7 @@ def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig,
               hessian_function=lambda a: hessian)
     for direction in ("forward", "reverse"):
         frames: list[Atoms] = []
-        irc.attach(lambda frames=frames, direction=direction: frames.append(_snapshot(work, irc_direction=direction)),
+        irc.attach(lambda frames=frames, direction=direction: frames.append(snapshot(work, irc_direction=direction)),
                    interval=1)
         try:
             irc.run(fmax=config.irc_fmax, steps=config.irc_steps, direction=direction)
@@ -163,7 +163,7 @@ def run_irc(ts: Atoms, calc_factory: CalcFactory, config: TSConfig,
             error = f"IRC {direction}: {type(exc).__name__}: {exc}"[:300]
         irc.observers.clear()
         sides[direction] = frames
-    centre = _snapshot(ts, irc_direction="ts")
+    centre = snapshot(ts, irc_direction="ts")
     path = list(reversed(sides["reverse"])) + [centre] + sides["forward"]
     _arc_lengths(path, len(sides["reverse"]))
     return path, error
@@ -207,7 +207,7 @@ def verify_ts(ts: Atoms, reactant: Atoms, product: Atoms, calc_factory: CalcFact
     """
     cfg = config or TSConfig()
     prov = dict(provenance or {})
-    ts = _snapshot(_with_calc(ts, calc_factory)) if ts.calc is None else ts
+    ts = snapshot(_with_calc(ts, calc_factory)) if ts.calc is None else ts
     h = hessian(ts) if hessian is not None else fd_hessian(ts, calc_factory, cfg.vib_delta)
     modes = harmonic(ts, h)
     imag = modes.imaginary(cfg.imag_cutoff)

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from lam_lab.sampling.neb import CalcFactory, fragments
-from lam_lab.sampling.ts import TSConfig, TSResult, _snapshot, mode_overlap, saddle
+from lam_lab.sampling.ts import TSConfig, TSResult, mode_overlap, saddle, snapshot
 from lam_lab.sampling.vibrations import harmonic
 
 HessianFunction = Callable[[Atoms], np.ndarray]
@@ -45,7 +45,7 @@ def minimize(atoms: Atoms, calc_factory: CalcFactory, fmax: float, steps: int,
             n_steps += int(opt.nsteps)
             work.positions[frag] = align(part, atoms[frag]).positions
     work.calc = calc_factory(work)
-    return _snapshot(work), n_steps
+    return snapshot(work), n_steps
 
 
 def refine_at_level(low: TSResult, calc_factory: CalcFactory, hessian: HessianFunction,
