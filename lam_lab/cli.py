@@ -10,16 +10,9 @@ from typing import Sequence
 
 def _load_any(name_or_path: str, label: str | None = None):
     """A built-in data set by name, or any supported file/folder by path."""
-    from lam_lab import datasets
-    from lam_lab.data import read
+    from lam_lab.data.io import load_source
 
-    if name_or_path in datasets.available():
-        return datasets.load(name_or_path)
-    if Path(name_or_path).exists():
-        return read(name_or_path, label=label)
-    from lam_lab.data.errors import DataError
-
-    raise DataError(f"{name_or_path!r} is neither a built-in data set ({', '.join(datasets.available())}) nor a file")
+    return load_source(name_or_path, label=label)
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:

@@ -49,14 +49,14 @@ class DistillSpec:
 
 def load_spec(path: str | Path | None, overrides: list[str] | None = None) -> DistillSpec:
     """A validated :class:`DistillSpec` from a YAML/TOML file (or the defaults) with ``key.path=value`` overrides."""
-    from lam_lab.train.config import _apply_override, from_dict, read_config_file
+    from lam_lab.train.config import apply_override, from_dict, read_config_file
 
     raw: dict[str, Any] = {}
     source = str(path) if path is not None else "command line"
     if path is not None:
         raw = read_config_file(path, "distillation run file")
     for item in overrides or []:
-        _apply_override(raw, item, source)
+        apply_override(raw, item, source)
     if isinstance(raw.get("md"), dict):  # MD keys refine the exploration default (Langevin), not MDConfig's NVE
         raw["md"] = {"ensemble": "langevin", "on_guard": "stop", **raw["md"]}
     spec = from_dict(DistillSpec, raw, "", source)
@@ -68,10 +68,7 @@ def load_spec(path: str | Path | None, overrides: list[str] | None = None) -> Di
 
 def load_systems(specs: list[str]) -> list:
     """ASE Atoms of every system spec: ``smiles:...``, a built-in data set name, or a structure file."""
-    from ase.io import read as ase_read
-
-    from lam_lab import datasets
-    from lam_lab.data import DataError, read
+    from lam_lab.data import DataError
 
     atoms = []
     for spec in specs:
@@ -79,23 +76,32 @@ def load_systems(specs: list[str]) -> list:
             from lam_lab.sampling import smiles_to_atoms
 
             atoms.extend(smiles_to_atoms(spec[len("smiles:"):]))
-        elif spec in datasets.available():
-            atoms.extend(f.to_atoms() for f in datasets.load(spec))
-        elif Path(spec).exists():
-            try:
-                atoms.extend(f.to_atoms() for f in read(spec))
-            except DataError as first:  # plain structure files without labels: ASE reads them
-                try:
-                    atoms.extend(ase_read(spec, index=":"))
-                except Exception as exc:  # ASE raises many kinds for files it cannot parse
-                    raise DataError(f"not a structure file lam_lab or ASE can read ({first.message}; ASE: "
-                                    f"{type(exc).__name__}: {exc})", source=spec, field="systems") from None
         else:
-            raise DataError("system is neither smiles:..., a built-in data set nor an existing file", source=spec,
-                            field="systems")
+            atoms.extend(_source_atoms(spec))
     if not atoms:
         raise DataError("no starting structure: give SYSTEMS or 'systems:' in the run file", field="systems")
     return atoms
+
+
+def _source_atoms(spec: str) -> list:
+    """ASE Atoms of a built-in data set or a data/structure file (plain structure files are read by ASE)."""
+    from ase.io import read as ase_read
+
+    from lam_lab.data import DataError
+    from lam_lab.data.errors import UnknownSourceError
+    from lam_lab.data.io import load_source
+
+    try:
+        return [f.to_atoms() for f in load_source(spec)]
+    except UnknownSourceError:
+        raise DataError("system is neither smiles:..., a built-in data set nor an existing file", source=spec,
+                        field="systems") from None
+    except DataError as first:  # plain structure files without labels: ASE reads them
+        try:
+            return list(ase_read(spec, index=":"))
+        except Exception as exc:  # ASE raises many kinds for files it cannot parse
+            raise DataError(f"not a structure file lam_lab or ASE can read ({first.message}; ASE: "
+                            f"{type(exc).__name__}: {exc})", source=spec, field="systems") from None
 
 
 def cmd_distill(args: argparse.Namespace) -> int:

@@ -155,7 +155,9 @@ def resolve_head(model: Any, head: str | None = None) -> str:
     """``head`` checked against the model, else its only head, else ``"default"``; KeyError/ValueError otherwise."""
     if head is None and len(model.heads) > 1 and "default" in model.heads:
         return "default"
-    return model.heads[model._head_index(head)]
+    from lam_lab.potential import resolve_head as head_index
+
+    return model.heads[head_index(model, head)]
 
 
 def _run(model: Any, frames: list["Frame"], head: str, virial: bool,

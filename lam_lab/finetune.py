@@ -6,7 +6,6 @@ Energies eV, forces eV/Å, errors meV/atom and meV/Å.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.potential import ModelConfig, Potential, resolve_head
 from lam_lab.train.config import TrainConfig
+from lam_lab.train.rundir import auto_dir, discard_if_empty
 from lam_lab.transfer import (
     HEAD,
     ZERO_SHOT_FRAMES,
@@ -113,9 +113,9 @@ def finetune(
         val_ds = validation.with_label(label)
     if scratch:
         from lam_lab.models import build_model
-        from lam_lab.train.run import _elements
+        from lam_lab.train.run import type_map_for
 
-        start = _Start(build_model(preset, _elements([train_ds]), heads=[HEAD], seed=seed))
+        start = _Start(build_model(preset, type_map_for([train_ds]), heads=[HEAD], seed=seed))
         start.model.fit_energy_bias(train_ds, head=HEAD, label=target)  # Eq. 6 (and input statistics)
         source = None
     else:
@@ -131,12 +131,17 @@ def finetune(
     model.metadata = {"provenance": {}, "source": None, "extra": extra}
     sets, weights, labels, heads = _tasks(train_ds, target, replays, replay)
     cfg = (config or TrainConfig()).replace(fit_bias=False, seed=seed)
-    if out_dir == "auto":
-        out_dir = Path("lam_lab_runs") / _dt.datetime.now().strftime(f"finetune-{mode}-%Y%m%d-%H%M%S")
+    fresh = out_dir == "auto"
+    if fresh:  # unique even for two runs started in the same second
+        out_dir = auto_dir(prefix=f"finetune-{mode}")
     try:
         res = train(model, sets, weights=weights, steps=steps, minutes=minutes, config=cfg, out_dir=out_dir,
                     callbacks=callbacks, device=device, validation={HEAD: val_ds} if val_ds is not None else None,
                     stop_event=stop_event, labels=labels, heads=heads, progress=progress)
+    except BaseException:
+        if fresh:
+            discard_if_empty(out_dir)
+        raise
     finally:
         for h in start.hooks:
             h.remove()
@@ -298,16 +303,16 @@ def ff_pretrain_finetune(dataset: Dataset, pretrain_data: Dataset | str = "water
     """
     from lam_lab.data.io import load_source
     from lam_lab.models import build_model
-    from lam_lab.train.run import _elements
+    from lam_lab.train.run import type_map_for
     from lam_lab.train.trainer import train
 
     ff = load_source(pretrain_data)
     plabel = pretrain_label or ff.default_label()
     ff = select_frames(ff, plabel, pretrain_frames, seed)
     if out_dir == "auto":
-        out_dir = Path("lam_lab_runs") / _dt.datetime.now().strftime("ff-pretrain-%Y%m%d-%H%M%S")
+        out_dir = auto_dir(prefix="ff-pretrain")
     sub = (lambda name: Path(out_dir) / name) if out_dir is not None else (lambda name: None)
-    model = build_model(preset, _elements([ff, dataset]), heads=["ff"], seed=seed)
+    model = build_model(preset, type_map_for([ff, dataset]), heads=["ff"], seed=seed)
     cfg = (pretrain_config or TrainConfig()).replace(seed=seed)
     pre = train(model, ff, labels=plabel, heads="ff", steps=pretrain_steps, minutes=pretrain_minutes, config=cfg,
                 out_dir=sub("pretrain"), progress=progress, device=device)

@@ -79,8 +79,7 @@ def _splits(spec: FinetuneSpec, source: str | None):
     base = Path(source).parent if source else None
     ds = load_source(spec.data, "data", base, source)
     if spec.info_split:
-        pick = lambda s: ds[[i for i, f in enumerate(ds) if f.info.get("split") == s]]  # noqa: E731
-        return pick("train"), pick("val") or None
+        return ds.where(split="train"), ds.where(split="val") or None
     if isinstance(spec.validation, str):
         return ds, load_source(spec.validation, "validation", base, source)
     return split_validation(ds, spec.validation, seed=spec.seed)
@@ -102,8 +101,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     try:
         res = _run(spec, train_ds, out, not args.quiet, kwargs)
     except BaseException:
-        if fresh and not any(Path(out).iterdir()):
-            Path(out).rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        if fresh:  # a run that failed before writing anything leaves no empty folder behind
+            from lam_lab.train.rundir import discard_if_empty
+
+            discard_if_empty(out)
         raise
     print(f"{res.mode}: {res.train.steps} steps, head {res.head!r} from "
           f"{'branch ' + repr(res.branch) if res.branch else 'a fresh head'}, label {res.label!r}")

@@ -178,10 +178,6 @@ class Potential(nn.Module):
         self.fittings.append(net)
         self.heads.append(name)
 
-    def _head_index(self, head: str | None) -> int:
-        """Old name of :func:`resolve_head` (``resolve_head(self, head)``)."""
-        return resolve_head(self, head)
-
     # -- data ----------------------------------------------------------------------------------------
     def prepare(self, frame, label: str | None = None, *, index: int | None = None, source: str | None = None,
                 weight: float = 1.0, with_labels: bool = True) -> Graph:

@@ -38,6 +38,23 @@ def test_one_picking_rule_for_finetune_and_subset(rxn):
     assert [id(f) for f in picked] == [id(f) for f in rxn.with_label(label).subset(50, 0)]
 
 
+def test_train_finetune_and_pretrain_pick_the_same_frames(rxn):
+    """`lam-lab train` (run file frames: 50), `lam-lab finetune --frames 50` and a recipe's frames: 50, seed 0."""
+    from lam_lab.pretrained.recipe import TaskRecipe, split_task
+    from lam_lab.train.config import RunConfig, from_dict
+    from lam_lab.train.run import prepare_run
+
+    label = "wb97x/6-31g*"
+    key = lambda ds: sorted(f.positions.tobytes() for f in ds)  # noqa: E731
+    cfg = from_dict(RunConfig, {"data": {"rxn": {"source": "rxn-dft", "label": label, "frames": 50}},
+                                "train": {"seed": 0}}, "", None)
+    trained = prepare_run(cfg).datasets["rxn"]
+    finetuned = select_frames(rxn, label, 50, seed=0)
+    parts = split_task("rxn", TaskRecipe(source="rxn-dft", label=label, frames=50), seed=0)
+    recipe = [f for part in (parts.train, parts.val, parts.test) for f in part]
+    assert len(trained) == 50 and key(trained) == key(finetuned) == key(recipe)
+
+
 def test_where_filters_by_split_and_info(rxn):
     test = rxn.where(split="test")
     assert len(test) and all(f.info["split"] == "test" for f in test)

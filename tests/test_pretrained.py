@@ -42,8 +42,8 @@ def test_unknown_name_errors():
 
 
 def test_recipe_runs_writes_card_and_resumes(tmp_path):
-    recipe = load_recipe("lam-chon-small").replace(
-        steps=4, frames=12, eval_every=2, threads=1, log_every=1)
+    recipe = load_recipe("lam-chon-small").replace(  # 24 frames: rxn-dft's seeded subset holds 2 test frames
+        steps=4, frames=24, eval_every=2, threads=1, log_every=1)
     recipe.model.overrides = {"repformer_layers": 1, "g1_dim": 16, "g2_dim": 8, "repinit_neuron": (4, 8), "repinit_axis": 4,
                               "fitting_neuron": (16, 16)}
     first = pretrain(recipe, tmp_path, progress=False)

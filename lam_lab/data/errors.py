@@ -24,6 +24,10 @@ class DataError(ValueError):
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
+class UnknownSourceError(DataError):
+    """A data source that is neither a built-in data set nor an existing file or folder."""
+
+
 class ValidationError(DataError):
     """Several data problems at once (``problems`` holds each :class:`DataError`)."""
 

@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from lam_lab.atomic import atomic_write_text
 from lam_lab.data.dataset import Dataset
-from lam_lab.json_safe import dumps
 from lam_lab.data.errors import DataError
+from lam_lab.json_safe import dumps
 from lam_lab.train.config import ConfigError, ModelSpec, TrainConfig, from_dict
 
 RECIPES = Path(__file__).parent / "recipes"
@@ -98,12 +96,12 @@ def split_task(name: str, spec: TaskRecipe, seed: int) -> TaskSplit:
     keep = [i for i, f in enumerate(ds) if not any(f.info.get(k) in set(v) for k, v in spec.exclude.items())]
     ds = ds[keep]
     if spec.frames is not None and spec.frames < len(ds):
-        ds = ds[sorted(int(i) for i in np.random.default_rng(seed).choice(len(ds), spec.frames, replace=False))]
+        ds = ds.subset(spec.frames, seed)  # the one frame-picking rule (the shipped recipe takes every frame)
     if spec.split == "info":
         missing = [i for i, f in enumerate(ds) if f.info.get("split") not in ("train", "val", "test")]
         if missing:
             raise DataError("split: info needs info['split'] in train/val/test", source=spec.source, frame=missing[0], field="info.split")
-        parts = [ds[[i for i, f in enumerate(ds) if f.info["split"] == s]] for s in ("train", "val", "test")]
+        parts = [ds.where(split=s) for s in ("train", "val", "test")]
     else:
         val, test = spec.val_fraction, spec.test_fraction
         parts = ds.split((1.0 - val - test, val, test), seed=seed)
@@ -126,14 +124,15 @@ def pretrain(recipe: Recipe | str, out_dir: str | Path = "lam_lab_runs/pretrain"
              progress: bool = True, callbacks: tuple = (), stop_event: Any = None) -> PretrainResult:
     """Run a recipe (resuming from ``out_dir`` if a checkpoint is there), evaluate it, write model + card."""
     from lam_lab.models import build_model, save
-    from lam_lab.train.run import _elements
+    from lam_lab.train.run import type_map_for
     from lam_lab.train.trainer import train
 
     recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else recipe
     out = Path(out_dir)
     cfg = recipe.train
     splits = {name: split_task(name, spec, cfg.seed) for name, spec in recipe.tasks.items()}
-    type_map = recipe.model.type_map or _elements(s.train for s in splits.values())
+    # the type map covers val/test frames too: a small subset's training part may lack an element they hold
+    type_map = recipe.model.type_map or type_map_for(p for s in splits.values() for p in (s.train, s.val, s.test))
     model = build_model(recipe.model.preset or "dpa2-small", type_map, heads=list(splits), **recipe.model.overrides)
     t0 = time.perf_counter()
     has_ckpt = any((out / "checkpoints").glob("*.pt")) if (out / "checkpoints").exists() else False

@@ -152,7 +152,7 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
     """Read a YAML or TOML run file, apply ``key.path=value`` overrides, validate everything."""
     raw = read_config_file(path, "run file")
     for item in overrides or []:
-        _apply_override(raw, item, str(path))
+        apply_override(raw, item, str(path))
     return parse_run_config(raw, source=str(path))
 
 
@@ -286,7 +286,7 @@ def _coerce(tp: Any, value: Any, where: str, source: str | None) -> Any:
     return value
 
 
-def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
+def apply_override(raw: dict[str, Any], item: str, source: str) -> None:
     """Set ``a.b.c=value`` (value parsed as YAML) inside the raw dict."""
     import yaml
 

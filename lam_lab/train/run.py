@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,35 +31,20 @@ class PreparedRun:
     heads: dict[str, str]
 
 
-def builtin_names() -> list[str]:
-    """Names of the built-in data sets (empty when the package ships none)."""
-    try:
-        from lam_lab import datasets
-
-        return list(datasets.available())
-    except (ImportError, AttributeError):
-        return []
-
-
 def load_source(source: str, where: str, base: Path | None = None, cfg_file: str | None = None) -> Dataset:
-    """A built-in data set by name or a file/folder by path (relative to the run file's folder first)."""
-    names = builtin_names()
-    if source in names:
-        from lam_lab import datasets
+    """A built-in data set by name or a file/folder by path (relative to the run file's folder first).
 
-        return datasets.load(source)
-    candidates = [Path(source)] if base is None or Path(source).is_absolute() else [base / source, Path(source)]
-    for path in candidates:
-        if path.exists():
-            from lam_lab.data import read
+    Any problem is a ConfigError naming the run file ``cfg_file`` and the key path ``where``.
+    """
+    from lam_lab.data.errors import UnknownSourceError
+    from lam_lab.data.io import load_source as resolve
 
-            try:
-                return read(path)
-            except DataError as exc:
-                raise ConfigError(f"cannot read {path}: {exc}", source=cfg_file, field=where) from exc
-    close = difflib.get_close_matches(source, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else (f"; built-in: {', '.join(names)}" if names else "")
-    raise ConfigError(f"{source!r} is neither a built-in data set nor an existing file{hint}", source=cfg_file, field=where)
+    try:
+        return resolve(source, base=base)
+    except UnknownSourceError as exc:
+        raise ConfigError(exc.message, source=cfg_file, field=where) from None
+    except DataError as exc:
+        raise ConfigError(f"cannot read {exc.source or source}: {exc}", source=cfg_file, field=where) from exc
 
 
 def prepare_run(cfg: RunConfig, source: str | None = None) -> PreparedRun:
@@ -69,10 +55,7 @@ def prepare_run(cfg: RunConfig, source: str | None = None) -> PreparedRun:
         where = f"data.{task}"
         ds = load_source(spec.source, f"{where}.source", base, source)
         if spec.frames is not None and spec.frames < len(ds):
-            import numpy as np
-
-            pick = np.random.default_rng(cfg.train.seed).choice(len(ds), spec.frames, replace=False)
-            ds = ds[sorted(int(i) for i in pick)]
+            ds = ds.subset(spec.frames, cfg.train.seed)  # the one frame-picking rule (as lam-lab finetune)
         label = spec.label or _default_label(ds, where, source)
         if label not in ds.label_sets:
             close = difflib.get_close_matches(label, ds.label_sets, n=1)
@@ -139,14 +122,15 @@ def _model(cfg: RunConfig, datasets: list[Dataset], heads: dict[str, str], sourc
         close = difflib.get_close_matches(str(spec.preset), list(PRESETS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; presets: {', '.join(PRESETS)}"
         raise ConfigError(f"unknown model preset {spec.preset!r}{hint}", source=source, field="model.preset")
-    type_map = spec.type_map or _elements(datasets)
+    type_map = spec.type_map or type_map_for(datasets)
     try:
         return build_model(spec.preset, type_map, heads=list(dict.fromkeys(heads.values())), **spec.overrides)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc), source=source, field="model.overrides") from exc
 
 
-def _elements(sets: Any) -> list[str]:
+def type_map_for(sets: Iterable[Dataset]) -> list[str]:
+    """The chemical symbols present in any of ``sets``, sorted by atomic number (a new model's type map)."""
     from ase.data import atomic_numbers
 
     found = {el for ds in sets for el in ds.elements}

@@ -35,6 +35,13 @@ def auto_dir(root: str | Path = "lam_lab_runs", prefix: str = "train") -> Path:
     raise RunFolderError("no free run folder name", source=str(root))
 
 
+def discard_if_empty(path: str | Path) -> None:
+    """Remove the folder ``path`` if it is still empty (a run that failed before writing anything)."""
+    path = Path(path)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
+
+
 def existing_run(path: Path) -> list[str]:
     """Names of the run files already in ``path`` (empty when it holds no run)."""
     found = [name for name in RUN_FILES if (path / name).exists()]

@@ -168,7 +168,7 @@ class Trainer:
     def run(self, resume: bool | str | Path = False) -> TrainResult:
         """Train until the step/time budget is used up or a stop is requested."""
         resumed = self._resume(resume)
-        if not resumed and not bool(self.model.descriptor.env_scale_fitted):
+        if not resumed and not self.model.descriptor.stats_fitted:
             # input statistics of a fresh model from every task (up to ~1000 frames), not only the first one's
             per_task = max(1, 1000 // len(self.tasks))
             self.model.fit_input_stats([t.train[i] for t in self.tasks for i in range(0, len(t.train), max(1, len(t.train) // per_task))])

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from lam_lab.data import Dataset, DataError, Summary, read
+from lam_lab.data import DataError, Dataset, Summary, read
 from lam_lab.ui import plots
 from lam_lab.ui._figures import figure_output, figure_row, fmt, show_figure  # noqa: F401 (show_figure: panels import it here)
 from lam_lab.ui._nglview import import_nglview
@@ -29,11 +29,10 @@ def builtin_names() -> list[str]:
 
 
 def load_builtin(name: str) -> Dataset:
-    """``lam_lab.datasets.load(name)``, with a DataError when the module is not there yet."""
-    mod = importlib.import_module("lam_lab.datasets")
-    if not hasattr(mod, "load"):
-        raise DataError(f"built-in data sets are not available in this install (asked for {name!r})")
-    return mod.load(name)
+    """A built-in data set by name (or a file/folder by path): :func:`lam_lab.data.io.load_source`."""
+    from lam_lab.data.io import load_source
+
+    return load_source(name)
 
 
 def summary_html(s: Summary) -> str:
@@ -164,12 +163,10 @@ class DataPanel(w.VBox):
     def compare(self, source: str | Path | Dataset) -> Dataset | None:
         """Overlay a second set (a Dataset, a built-in name or a path) on the plots and tables."""
         def _load() -> Dataset:
-            if isinstance(source, Dataset):
-                other = source
-            elif str(source).strip() in builtin_names():
-                other = load_builtin(str(source).strip())
-            else:
-                other = read(Path(str(source).strip()).expanduser())
+            from lam_lab.data.io import load_source
+
+            name = source if isinstance(source, Dataset) else str(Path(str(source).strip()).expanduser())
+            other = load_source(name)
             self.other = other
             self.refresh()
             return other

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.errors import DataError, ValidationError
+from lam_lab.data.errors import DataError, UnknownSourceError, ValidationError
 from lam_lab.data.io import ani1x, asedb, deepmd, extxyz, lamh5, transition1x
 from lam_lab.data.io._common import as_data_error
 from lam_lab.data.io._h5 import open_h5
@@ -164,7 +164,8 @@ def _load_named_or_path(source: str, label: str | None, base: str | Path | None)
             return read(path, label=label)
     close = difflib.get_close_matches(source, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else (f"; built-in: {', '.join(names)}" if names else "")
-    raise DataError(f"{source!r} is neither a built-in data set nor an existing file or folder{hint}", source=source)
+    raise UnknownSourceError(f"{source!r} is neither a built-in data set nor an existing file or folder{hint}",
+                             source=source)
 
 
 def _validated(ds: Dataset, skip_invalid: bool) -> Dataset:
