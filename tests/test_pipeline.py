@@ -63,3 +63,10 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     # a second run finds every stage unchanged
     again = run_pipeline(tiny(), out=tmp_path, log=logs.append, progress=False)
     assert all(r.skipped for r in again.records.values())
+    # changed settings re-run the stage into its own folders: the older runs move aside, nothing is refused
+    changed = tiny()
+    changed.finetune.steps += 1
+    third = run_pipeline(changed, out=tmp_path, log=logs.append, progress=False)
+    assert third.records["pretrain"].skipped and not third.records["finetune"].skipped
+    assert not third.records["distill"].skipped
+    assert list((tmp_path / "finetune" / "scratch-n20").glob("replaced-*/model.pt"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sys
 import threading
@@ -19,8 +18,15 @@ from lam_lab.data.frame import Frame
 from lam_lab.distill.events import DistillRound, RoundEvent
 from lam_lab.distill.explore import Explorer
 from lam_lab.distill.select import check_trust, force_rmse, max_force_deviation, predict, trust_select
-from lam_lab.distill.teacher import (LABEL, as_atoms_list, check_elements, label_frames, resolve_teacher,
-                                     teacher_head, teacher_provenance)
+from lam_lab.distill.teacher import (
+    LABEL,
+    as_atoms_list,
+    check_elements,
+    label_frames,
+    resolve_teacher,
+    teacher_head,
+    teacher_provenance,
+)
 from lam_lab.train.events import Callback, EventBus, JSONLLogger
 
 if TYPE_CHECKING:
@@ -307,7 +313,11 @@ def _is_set(event: threading.Event | None) -> bool:
 def _out_dir(out_dir: str | os.PathLike | None) -> Path | None:
     if out_dir is None:
         return None
-    path = Path("lam_lab_runs") / _dt.datetime.now().strftime("distill-%Y%m%d-%H%M%S") if out_dir == "auto" else Path(out_dir)
+    if out_dir == "auto":  # unique even for two runs started in the same second
+        from lam_lab.train.rundir import auto_dir
+
+        return auto_dir(prefix="distill")
+    path = Path(out_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -13,6 +13,7 @@ import numpy as np
 from lam_lab.evaluation import label_spread, offset_removed
 from lam_lab.pipeline.config import PipelineConfig
 from lam_lab.pipeline.state import StageRecord
+from lam_lab.train.rundir import replacing_runs
 
 DELTA_MODES = {"delta", "delta-finetune"}
 
@@ -124,7 +125,8 @@ def stage_pretrain(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 
     recipe = load_recipe(spec.model).replace(preset=spec.preset, steps=spec.steps, minutes=spec.minutes,
                                              device=ctx.cfg.device, frames=spec.frames, seed=ctx.cfg.seed)
-    res = pretrain(recipe, d / "run", resume=True, progress=ctx.progress, stop_event=ctx.stop_event)
+    with replacing_runs():  # a run of other settings in d/run moves aside (a killed one with checkpoints resumes)
+        res = pretrain(recipe, d / "run", resume=True, progress=ctx.progress, stop_event=ctx.stop_event)
     shutil.copy2(res.model_path, d / "model.pt")
     write_json(d / "card.json", res.card)
     write_json(d / "history.json", res.card.get("history", []))
@@ -149,10 +151,12 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
         for mode in spec.modes:
             tag = f"{mode}-n{n}"
             pretrained = None if mode in ("scratch", "delta") else str(pre)
-            res = finetune(train_all, pretrained=pretrained, mode="delta" if mode in DELTA_MODES else mode,
-                           label=spec.label, baseline=spec.baseline, frames=min(n, len(train_all)), validation=val,
-                           steps=spec.steps, minutes=spec.minutes, out_dir=d / tag, progress=ctx.progress,
-                           device=ctx.cfg.device, seed=ctx.cfg.seed, stop_event=ctx.stop_event)
+            with replacing_runs():  # a re-run (killed, or other settings) moves the older run in d/tag aside
+                res = finetune(train_all, pretrained=pretrained, mode="delta" if mode in DELTA_MODES else mode,
+                               label=spec.label, baseline=spec.baseline, frames=min(n, len(train_all)),
+                               validation=val, steps=spec.steps, minutes=spec.minutes, out_dir=d / tag,
+                               progress=ctx.progress, device=ctx.cfg.device, seed=ctx.cfg.seed,
+                               stop_event=ctx.stop_event)
             files[f"model:{tag}"] = ctx.rel(res.path)
             histories[tag] = res.train.history
             row = {"method": mode, "n": min(n, len(train_all)), **score(res.model, test, spec.label, spec.baseline)}
@@ -182,12 +186,13 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     # the transition states of the training reactions: exploration from there visits both wells and the barrier
     starts = [f.to_atoms() for f in ds.where(role="ts", split=("train", "val", None))]
     events: list[dict[str, Any]] = []
-    res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student, trust=(spec.trust_lo, spec.trust_hi),
-                  temperatures=spec.temperatures, rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new,
-                  train_steps=spec.train_steps, init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress,
-                  device=ctx.cfg.device,
-                  seed=ctx.cfg.seed, stop_event=ctx.stop_event,
-                  callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
+    with replacing_runs():  # a re-run moves the older run in d/run aside
+        res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student,
+                      trust=(spec.trust_lo, spec.trust_hi), temperatures=spec.temperatures, rounds=spec.rounds,
+                      md_steps=spec.md_steps, max_new=spec.max_new, train_steps=spec.train_steps,
+                      init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
+                      seed=ctx.cfg.seed, stop_event=ctx.stop_event,
+                      callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
     student = d / "student.pt"
     from lam_lab.models import save
 
