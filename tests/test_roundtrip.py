@@ -1,5 +1,5 @@
 """Everything lam_lab writes, it reads back: property-based round trips over names, notes, label sets,
-magnitudes (units) and cells for extxyz, DeePMD npy and lam_lab's own lam-h5."""
+magnitudes (units) and cells for extxyz, DeePMD npy, ASE databases and lam_lab's own lam-h5."""
 
 from __future__ import annotations
 
@@ -110,6 +110,20 @@ def test_lamh5_roundtrip(ds):
 def test_deepmd_roundtrip(ds):
     back = _roundtrip(ds, "deepmd/npy", "")
     _same(ds, back, ds.label_sets, rtol=0, atol=0, info=False)  # the npy layout has no per-frame info
+
+
+@SETTINGS
+@given(datasets(), st.sampled_from(["0", "-3", "1.5", "1e3", "nan", "inf", "True", "False", "x"]))
+def test_asedb_roundtrip(ds, tag):
+    first = ds.label_sets[0]  # number-like strings: ASE refuses them as searchable values, lam_lab keeps them
+    rename = (lambda k: tag if k == first else k) if tag not in ds.label_sets else (lambda k: k)  # noqa: E731
+    for f in ds:
+        f.info["tag"] = tag
+        f.labels = {rename(k): v for k, v in f.labels.items()}  # the primary label set named "0", "True", ...
+    ds.provenance.labels = {rename(k): v for k, v in ds.provenance.labels.items()}
+    back = _roundtrip(ds, "ase-db", ".db")
+    _same(ds, back, ds.label_sets, rtol=1e-12, atol=1e-12)  # the virial goes through ASE's stress (÷ volume)
+    assert all(f.info["tag"] == tag for f in back)
 
 
 def test_extxyz_written_by_lam_lab_with_quotes_and_backslashes_reads_back(tmp_path):

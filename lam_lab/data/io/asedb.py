@@ -1,7 +1,8 @@
 """ASE database (SQLite ``.db`` via ase.db): one row per frame, several label sets, provenance kept.
 
 One label set is stored as the row's energy/forces/stress (what ASE tools show); its name is the
-key ``lam_label``. Other label sets go in ``row.data["lam_labels"]``; info values that are valid
+key ``lam_label`` (in ``row.data`` when ASE refuses the name as a value, e.g. "0"). Other label sets go in
+``row.data["lam_labels"]``; info values that are valid
 key-value pairs become searchable keys, the rest go in ``row.data["info"]``. Dataset name and
 provenance live in the database metadata.
 """
@@ -53,14 +54,15 @@ def read_asedb(path: Path, label: str | None = None) -> Dataset:
 def _frame(row: Any, label: str | None) -> tuple[Frame, bool]:
     kvp = dict(row.key_value_pairs)
     data = dict(row.data) if row.get("data") is not None else {}
-    primary = str(kvp.pop("lam_label", None) or label or DEFAULT_LABEL)
+    # the primary label set's name: a searchable key, or in data where ASE refuses the string (e.g. "0")
+    primary = str(kvp.pop("lam_label", None) or data.get("lam_label") or label or DEFAULT_LABEL)
     atoms = row.toatoms()
     atoms.info = kvp
     frame = atoms_to_frame(atoms, primary, drop_info=set())
     frame.info.update(data.get("info") or {})  # non-scalar info (lists, dicts) kept as written
     for name, fields in (data.get("lam_labels") or {}).items():
         merge_label(frame, str(name), fields.get("energy"), fields.get("forces"), fields.get("virial"))
-    return frame, "lam_label" in row.key_value_pairs
+    return frame, "lam_label" in row.key_value_pairs or "lam_label" in data
 
 
 def _kvp_ok(key: str, value: Any) -> bool:
@@ -96,9 +98,10 @@ def write_asedb(ds: Dataset, path: Path, label: str | None = None) -> None:
                         kvp[k] = v.item() if isinstance(v, np.generic) else v
                     else:
                         info[k] = v
-                if primary is not None and primary in frame.labels:
-                    kvp["lam_label"] = primary
                 data: dict[str, Any] = {}
+                if primary is not None and primary in frame.labels:
+                    # ASE refuses number-like strings ("0", "True") as values: those names go in data
+                    (kvp if _kvp_ok("label", primary) else data)["lam_label"] = primary
                 if info:
                     data["info"] = info
                 if extras:
