@@ -169,6 +169,19 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
     row = panel.rows[-1]
     assert row.method == "delta-finetune" and row.n == 8 and np.isfinite(row.f_rmse)
     assert "test split" in panel.metrics.value
+    # GFN2-xTB alone on the same test frames: a table row, a second parity trace, a dashed learning-curve line
+    assert "GFN2-xTB alone" in panel.metrics.value and "delta model" in panel.metrics.value
+    base = panel.baseline
+    assert base.scores.n_frames == panel.scores.n_frames == len(panel._settings()["validation"])
+    assert f"{base.scores.force_rmse_mev_per_A:.1f}" in panel.metrics.value
+    names = [tr.name for tr in panel.figures["parity_f"].data]
+    assert "GFN2-xTB alone" in names and "model" in names
+    xtb = next(tr for tr in panel.figures["parity_f"].data if tr.name == "GFN2-xTB alone")
+    assert xtb.marker.color != panel.figures["parity_f"].data[0].marker.color and len(xtb.x) == len(xtb.y) > 0
+    assert any("GFN2-xTB alone: RMSE" in a.text for a in panel.figures["parity_f"].layout.annotations)
+    assert any(tr.get("name") == "GFN2-xTB alone" for tr in panel.f_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"])
+    lines = [sh for sh in panel.figures["comparison"].layout.shapes if sh.line.dash == "dash"]
+    assert len(lines) == 3 and lines[1].y0 == pytest.approx(base.scores.force_rmse_mev_per_A)
     panel.path.value = str(tmp_path / "nope.extxyz")
     assert panel.start() is False and "nope.extxyz" in panel.error
 
@@ -249,3 +262,16 @@ def _langevin(res):
     fake = dataclasses.replace(res.config, ensemble="langevin")
     return type("R", (), {**{k: getattr(res, k) for k in ("steps_done", "steps", "temperature", "wall_time", "completed",
                                                           "status", "reason")}, "config": fake, "drift": res.drift})()
+
+
+def test_baseline_alone_only_against_a_dft_label_with_xtb_labels_on_every_frame():
+    from lam_lab.ui._baseline import baseline_alone, is_dft_label
+
+    dft = ll.datasets.load("rxn-dft")[:6]
+    base = baseline_alone(dft, "wb97x/6-31g*")
+    assert base is not None and base.scores.n_frames == 6 and base.curve_row().method == "GFN2-xTB alone"
+    assert np.isfinite(base.scores.force_rmse_mev_per_A) and len(base.parity["f_ref"]) == len(base.parity["f_pred"])
+    # offsets removed: xTB energies per atom sit next to DFT's (their raw values differ by ~ 100 eV/atom)
+    assert np.abs(base.parity["e_pred"] - base.parity["e_ref"]).max() < 1.0
+    assert baseline_alone(dft, "gfn2-xtb") is None and not is_dft_label("gfn2-xtb") and is_dft_label("wb97x/6-31g*")
+    assert baseline_alone(ll.datasets.load("rxn-xtb")[:4], "wb97x/6-31g*") is None  # no xTB+DFT pair on those frames

@@ -14,6 +14,7 @@ import numpy as np
 from lam_lab.data import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.ui import plots
+from lam_lab.ui._baseline import BASELINE_NAME, add_baseline_points, baseline_alone, comparison_html
 from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
 from lam_lab.ui._figures import empty_figure, figure_output, figure_row, fmt
 from lam_lab.ui._live import LiveCurves, fmt_duration, message_html, metrics_html
@@ -50,7 +51,8 @@ def titled_curve(fig: Any) -> Any:
     """A learning-curve figure fitted to the panel: full width, each y axis titled with its subplot's quantity."""
     fig.update_layout(width=None, height=380)
     short = {"energy RMSE, offsets removed (meV/atom)": "E RMSE (meV/atom)"}
-    for k, ann in enumerate(fig.layout.annotations or (), start=1):
+    titles = [a for a in fig.layout.annotations or () if a.yref == "paper"]  # not the baseline lines' labels
+    for k, ann in enumerate(titles, start=1):
         fig.update_yaxes(title_text=short.get(ann.text, ann.text), row=1, col=k)
     return fig
 
@@ -76,6 +78,8 @@ class FinetunePanel(w.VBox):
         self.result: Any = None
         self.rows: list[Any] = []  # CurveRow per finished run (and per learning-curve point)
         self.figures: dict[str, Any] = {}
+        self.baseline: Any = None  # GFN2-xTB alone on the last run's test frames (BaselineAlone), when it has labels
+        self.scores: Any = None  # the last run's model on its test frames (lam_lab.evaluation.Scores)
         self.error = ""
         self.on_model: list[Callable[[Any, str], None]] = []
         self._dataset = dataset
@@ -221,15 +225,24 @@ class FinetunePanel(w.VBox):
         test, label = s["validation"], s["label"]
         pred = predict(res.model, test, res.head, baseline=baseline)  # run once: scores and parity from it
         n = int(res.model.metadata.get("extra", {}).get("finetune", {}).get("frames") or len(s["dataset"]))
+        self.scores, self.baseline = score(pred, test, label), baseline_alone(test, label)
         self.rows.append(CurveRow.from_scores(method_name(s["mode"], s["pretrained"] is not None), str(n), n,
-                                              score(pred, test, label), res.train.wall_time_s, res.train.steps, res.branch))
-        par = parity(pred, test, label, max_forces=None)
-        self.figures["parity_e"] = two_line_title(plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom"))
-        self.figures["parity_f"] = two_line_title(plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å"))
+                                              self.scores, res.train.wall_time_s, res.train.steps, res.branch))
+        self._parity_figures(parity(pred, test, label, max_forces=None))
         self._show_comparison()
         if res.train.stopped:
             raise JobStopped(res)
         return res
+
+    def _parity_figures(self, par: dict[str, np.ndarray]) -> None:
+        """Energy and force parity of the model on the test split, GFN2-xTB alone as a second trace when known."""
+        e_fig = plots.parity(par["e_ref"], par["e_pred"], "energy per atom (test split)", "eV/atom")
+        f_fig = plots.parity(par["f_ref"], par["f_pred"], "force components (test split)", "eV/Å")
+        if self.baseline is not None:
+            b = self.baseline.parity
+            add_baseline_points(e_fig, b["e_ref"], b["e_pred"], "eV/atom", f"{BASELINE_NAME} (offsets removed)")
+            add_baseline_points(f_fig, b["f_ref"], b["f_pred"], "eV/Å")
+        self.figures["parity_e"], self.figures["parity_f"] = two_line_title(e_fig), two_line_title(f_fig)
 
     def _finished(self, res: Any) -> None:
         show_figure(self.e_out, self.figures["parity_e"])
@@ -238,7 +251,12 @@ class FinetunePanel(w.VBox):
         zs = ", ".join(f"{h} {fmt(v, '.0f')}" for h, v in res.zero_shot.items())
         self.message.value = message_html(f"done: {res.mode} from {branch}" + (f" (zero-shot F RMSE meV/Å: {zs})" if zs else "")
                                           + (f"; saved {res.path}" if res.path else ""))
-        self.metrics.value = metrics_html(res.metrics, f"test split after {res.train.steps} steps")
+        caption = f"test split after {res.train.steps} steps"
+        if self.baseline is not None and self.scores is not None:
+            rows = [(f"{res.mode} model", self.scores), (BASELINE_NAME, self.baseline.scores)]
+            self.metrics.value = comparison_html(rows, caption, self.baseline.label)
+        else:
+            self.metrics.value = metrics_html(res.metrics, caption)
         for fn in self.on_model:
             fn(res.model, f"{res.mode} ({len(self.rows)})")
 
@@ -272,8 +290,11 @@ class FinetunePanel(w.VBox):
             ctx.progress(len(done) / total, f"{row.method} N={row.n}: F RMSE {row.f_rmse:.0f} meV/Å")
             ctx.check()
 
+        test = ds.where(split="test")
+        self.baseline = baseline_alone(test, s["label"]) if len(test) else None
         curve = learning_curve(ds, pretrained=s["pretrained"], sizes=sizes, methods=methods, label=s["label"],
                                steps=steps, config=s["config"], preset=s["preset"], on_row=on_row)
+        curve.baseline = self.baseline.curve_row() if self.baseline is not None else None
         fig = titled_curve(curve.figure())
         self.figures["learning_curve"] = fig
         show_figure(self.lc_out, fig)
@@ -282,7 +303,9 @@ class FinetunePanel(w.VBox):
     def _show_comparison(self) -> None:
         from lam_lab.experiments.learning_curve import LearningCurve
 
-        fig = titled_curve(LearningCurve(list(self.rows), {"dataset": "runs in this panel", "test": "test split"}).figure())
+        base = self.baseline.curve_row() if self.baseline is not None else None
+        fig = titled_curve(LearningCurve(list(self.rows), {"dataset": "runs in this panel", "test": "test split"},
+                                         base).figure())
         self.figures["comparison"] = fig
         show_figure(self.lc_out, fig)
 
