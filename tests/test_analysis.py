@@ -137,3 +137,12 @@ def test_radius_override_and_event_pairs():
     assert [(e.kind, e.frame) for e in default.events] == [("formed", 2), ("broken", 4)]
     assert default.event_pairs() == [(0, 1)]
     assert default.events_between(3, 5)[0].kind == "broken"
+
+
+def test_coordinates_that_would_crash_the_neighbor_search_are_refused_first():
+    with pytest.raises(DataError, match=r"atom 1 has non-finite coordinates"):
+        close_pairs(np.array([[0.0, 0, 0], [np.nan, 0, 0]]), 2.0)
+    far = _two_atoms(np.array([1.0, 1.0, 1.0]))
+    far[2, 1, 0] = 1e6  # Å: SIGFPE inside vesin without the guard
+    with pytest.raises(DataError, match=r"frame 2: atom 1 is at .* beyond"):
+        analyze_bonds(far, numbers=[1, 1])

@@ -203,15 +203,21 @@ def as_trajectory(
 
 # -- geometry ---------------------------------------------------------------------------------------
 def close_pairs(positions: np.ndarray, cutoff: float, cell: np.ndarray | None = None,
-                pbc: Sequence[bool] | bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) nearer than ``cutoff`` Å and their minimum-image distances (Å)."""
+                pbc: Sequence[bool] | bool = False, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) nearer than ``cutoff`` Å and their minimum-image distances (Å).
+
+    Non-finite or absurd coordinates raise a DataError (prefixed by ``where``) before the compiled neighbor search.
+    """
     from vesin import NeighborList
+
+    from lam_lab.nn.neighbor_list import check_geometry
 
     pos = np.ascontiguousarray(positions, dtype=np.float64)
     pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     box = np.zeros((3, 3)) if cell is None or not pbc_arr.any() else np.asarray(cell, dtype=np.float64)
     if len(pos) < 2:
         return np.zeros((0, 2), dtype=int), np.zeros(0)
+    check_geometry(pos, box if pbc_arr.any() else None, where)  # NaN or 1e6 Å would kill the interpreter in vesin
     i, j, d = NeighborList(cutoff=float(cutoff), full_list=False).compute(pos, box, pbc_arr.tolist(), quantities="ijd")
     keep = i != j  # an atom next to its own periodic image is not a bond
     a, b, d = np.minimum(i, j)[keep], np.maximum(i, j)[keep], d[keep]
@@ -261,7 +267,7 @@ def analyze_bonds(
     prev = np.zeros(0, dtype=np.int64)  # bonded pair keys i*n + j of the previous frame
     for t in range(traj.n_frames):
         cell, pos = traj.cells[t], traj.positions[t]
-        pairs, d = close_pairs(pos, cutoff, cell, traj.pbc)
+        pairs, d = close_pairs(pos, cutoff, cell, traj.pbc, where=f"frame {t}: ")
         rsum = radius[pairs[:, 0]] + radius[pairs[:, 1]]
         keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
         if t == 0:
