@@ -164,8 +164,7 @@ def _load_named_or_path(source: str, label: str | None, base: str | Path | None)
             return read(path, label=label)
     close = difflib.get_close_matches(source, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else (f"; built-in: {', '.join(names)}" if names else "")
-    raise UnknownSourceError(f"{source!r} is neither a built-in data set nor an existing file or folder{hint}",
-                             source=source)
+    raise UnknownSourceError(f"{source!r} is neither a built-in data set nor an existing file or folder{hint}")
 
 
 def _validated(ds: Dataset, skip_invalid: bool) -> Dataset:
