@@ -120,6 +120,13 @@ def test_zero_shot_choice_and_replay(rxn, pre):
         run(rxn[:6], pre, replay=0.5)
 
 
+def test_auto_run_folders_are_unique(rxn, pre, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # two runs in the same second: two folders (they shared one)
+    a, b = (run(rxn[:4], pre, steps=1, out_dir="auto").path.parent for _ in range(2))
+    assert a != b and a.parent == b.parent and a.name.startswith("finetune-finetune-")
+    assert (tmp_path / a / "finetuned.pt").exists() and (tmp_path / b / "finetuned.pt").exists()
+
+
 def test_default_pretrained_gives_a_clear_error(rxn):
     if "lam-chon-small" in ll.pretrained.available():
         pytest.skip("the shipped model is installed")
