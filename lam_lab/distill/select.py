@@ -68,7 +68,9 @@ def trust_select(deviation: Sequence[float] | np.ndarray, trust: Sequence[float]
     if max_new is None or len(candidate) <= max_new:
         selected = candidate.copy()
     else:
-        selected = np.sort(np.random.default_rng(seed).choice(candidate, size=max_new, replace=False))
+        from lam_lab.data.selection import subset_indices
+
+        selected = candidate[subset_indices(len(candidate), max_new, seed)]  # the one frame-picking rule
     return Selection(dev, accurate, candidate, failed, selected, (lo, hi))
 
 
