@@ -145,11 +145,14 @@ def _intermolecular(frame: Frame, oh: np.ndarray, s: WaterFFSettings) -> EFV:
     from ase.calculators.tip3p import epsilon0, qH, sigma0
     from vesin import NeighborList
 
+    from lam_lab.nn.neighbor_list import check_geometry
+
     n_mol = len(oh)
     o_pos = frame.positions[::3]
     # whole molecules: sites relative to their own O, so the O–O image shift moves all three
     sites = np.concatenate([np.zeros((n_mol, 1, 3)), oh], axis=1)  # [M, 3, 3]
     box = frame.cell if frame.is_periodic else np.zeros((3, 3))
+    check_geometry(o_pos, box if frame.is_periodic else None, where="water force field")  # vesin dies on NaN/1e6 Å
     i, j, S = NeighborList(cutoff=s.rc, full_list=False).compute(o_pos, box, frame.pbc.tolist(), "ijS")
     doo = o_pos[j] - o_pos[i] + S @ box  # [P, 3]
     d = np.linalg.norm(doo, axis=1)
