@@ -99,6 +99,7 @@ def test_03_finetune_and_delta(monkeypatch, tmp_path):
     for mode in ("finetune", "delta", "scratch"):
         assert f"{mode}" in text and "test E RMSE" in text
     assert "Δ-model + xTB" in text and "delta-finetune" in text and "barrier err" in text
+    assert "GFN2-xTB alone" in text and "gfn2-xtb alone" in text  # the baseline row: mode table, learning curve
 
 
 @pytest.mark.slow  # xTB labels of 96-atom water boxes: ~50 s on a loaded 2-core box
@@ -108,6 +109,7 @@ def test_04_atomft_and_ff_pretraining(monkeypatch, tmp_path):
     text = _text(nb)
     assert "AtomFT from" in text and "trainable of" in text
     assert "pre-trained on TIP3P" in text and "from scratch" in text
+    assert "GFN2-xTB alone  vs wb97x/6-31g*" in text and "AtomFT          vs wb97x/6-31g*" in text
 
 
 def test_05_distillation(monkeypatch, tmp_path):
@@ -115,6 +117,7 @@ def test_05_distillation(monkeypatch, tmp_path):
     nb, _ = _run("05_distillation.ipynb", monkeypatch, tmp_path)
     text = _text(nb)
     assert "speed-up" in text and "round 1:" in text and "F RMSE vs teacher" in text
+    assert "GFN2-xTB alone" in text and "Diels–Alder frames" in text  # teacher, student, xTB alone vs DFT
 
 
 def test_06_reactive_md_and_playback(monkeypatch, tmp_path):
