@@ -70,11 +70,18 @@ def grouped_bars(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, 
     return fig
 
 
-def baseline_line(fig: go.Figure, value: float | None, name: str, **where: Any) -> None:
-    """A dashed horizontal line at ``value`` labelled ``name`` (a reference method alone, e.g. GFN2-xTB)."""
-    if value is not None and np.isfinite(value):
-        fig.add_hline(y=value, line=dict(color="#444", dash="dash", width=1.5), annotation_text=name,
-                      annotation_position="top left", **where)
+def baseline_line(fig: go.Figure, value: float | None, name: str, log: bool = False, **where: Any) -> None:
+    """A dashed horizontal line at ``value`` labelled ``name`` (a reference method alone, e.g. GFN2-xTB).
+
+    ``log``: the y axis is (or will be) logarithmic. plotly places a shape there by its data value but an
+    annotation by log10 of it, so the label gets log10(value); unlogged, it sat at 10^value and stretched
+    the autorange to e.g. 1e45.
+    """
+    if value is None or not np.isfinite(value) or (log and value <= 0):
+        return
+    label_y = {"annotation_y": float(np.log10(value))} if log else {}
+    fig.add_hline(y=value, line=dict(color="#444", dash="dash", width=1.5), annotation_text=name,
+                  annotation_position="top left", **label_y, **where)
 
 
 def curve_lines(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, title: str, unit: str,
@@ -86,7 +93,7 @@ def curve_lines(rows: Sequence[Mapping[str, Any]], x: str, y: str, group: str, t
         fig.add_scatter(x=[r[x] for r in sel], y=[r[y] for r in sel], mode="lines+markers", name=str(g),
                         line=dict(color=COLORS[k % len(COLORS)]))
     if baseline is not None:
-        baseline_line(fig, baseline.get(y), str(baseline.get(group, "baseline")))
+        baseline_line(fig, baseline.get(y), str(baseline.get(group, "baseline")), log=True)
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=unit, template="plotly_white", height=380)
     fig.update_xaxes(type="log")
     fig.update_yaxes(type="log")
@@ -113,7 +120,7 @@ def learning_curve_figure(rows: Sequence[Mapping[str, Any]], baseline: Mapping[s
     if baseline is not None:
         for col, (_, key, _) in enumerate(LC_PANELS, start=1):
             name = str(baseline["method"]) + (" (offsets removed)" if key != LC_PANELS[col - 1][0] else "")
-            baseline_line(fig, baseline.get(key), name, row=1, col=col)
+            baseline_line(fig, baseline.get(key), name, log=True, row=1, col=col)
     fig.update_xaxes(type="log", title_text="training frames N")
     fig.update_yaxes(type="log")
     fig.update_layout(title=title, height=420, width=1200)

@@ -261,6 +261,9 @@ def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
             _done(page, ft, "Start", 300)
             plots = _wait(page, lambda_js(_PLOTS, ft), lambda ps: sum("RMSE" in q["title"] and q["points"] > 0 for q in ps) >= 2
                           and any(q["title"].startswith("Learning") and q["points"] > 0 for q in ps), 60, "parity and comparison")
+            parity = [q for q in plots if "(test split)" in q["title"]]  # GFN2-xTB alone beside the model, in the table too
+            assert len(parity) == 2 and all("GFN2-xTB alone" in " ".join(q["legend"]) for q in parity), parity
+            assert "GFN2-xTB alone" in page.locator(ft).inner_text()
             for q in plots:  # no figure at plotly's default 700 px in a wider panel, no untitled axis
                 assert q["width"] > (0.9 if "loss" in q["axes"] or q["title"].startswith("Learning") else 0.45), q
                 assert all(q["axes"]), q

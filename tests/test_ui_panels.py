@@ -182,6 +182,9 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
     assert any(tr.get("name") == "GFN2-xTB alone" for tr in panel.f_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"])
     lines = [sh for sh in panel.figures["comparison"].layout.shapes if sh.line.dash == "dash"]
     assert len(lines) == 3 and lines[1].y0 == pytest.approx(base.scores.force_rmse_mev_per_A)
+    # log y axes: plotly puts an annotation at log10(y); the label at y itself stretched the axis to ~1e45
+    tags = [a for a in panel.figures["comparison"].layout.annotations if a.text.startswith("GFN2-xTB alone")]
+    assert tags[1].y == pytest.approx(np.log10(base.scores.force_rmse_mev_per_A))
     panel.path.value = str(tmp_path / "nope.extxyz")
     assert panel.start() is False and "nope.extxyz" in panel.error
 
