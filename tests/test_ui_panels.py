@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -20,11 +19,6 @@ from lam_lab.ui.md_panel import md_summary
 from lam_lab.ui.train_panel import TrainPanel, validation_fraction
 
 TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
-
-
-def _skip_without(module: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not importable yet (being written in this session); its panel cannot run")
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +143,6 @@ def tiny_pretrained():
 
 
 def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_path):
-    _skip_without("lam_lab.finetune")
     from lam_lab.ui.finetune_panel import FinetunePanel
 
     panel = FinetunePanel(pretrained=tiny_pretrained, frames=8, steps=10, out_root=tmp_path)
@@ -190,7 +183,6 @@ def test_finetune_panel_delta_run_parity_and_comparison(tiny_pretrained, tmp_pat
 
 
 def test_distill_panel_rounds_chart_and_speedup(tmp_path):
-    _skip_without("lam_lab.distill")
     from lam_lab.ui.distill_panel import DistillPanel, round_status
 
     rng = np.random.default_rng(0)
