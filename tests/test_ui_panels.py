@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -11,11 +10,10 @@ from ase.build import molecule
 import lam_lab as ll
 from lam_lab.data import Dataset, Frame
 from lam_lab.train.checkpoint import CheckpointManager, load_checkpoint
+from lam_lab.ui._figures import shown_titles
 from lam_lab.ui._sources import EMT
 from lam_lab.ui.lab import Lab
-from lam_lab.ui.md_panel import MDPanel
-from lam_lab.ui._figures import shown_titles
-from lam_lab.ui.md_panel import md_summary
+from lam_lab.ui.md_panel import MDPanel, md_summary
 from lam_lab.ui.train_panel import TrainPanel, validation_fraction
 
 TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
