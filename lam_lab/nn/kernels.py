@@ -66,9 +66,29 @@ def _name() -> str:
     return f"lam_lab_kernels_{digest.hexdigest()[:10]}"
 
 
+STALE_LOCK_SECONDS = 900  # a build takes about a minute; a lock this old was left by a killed build
+
+
+def _clear_stale_lock(name: str) -> None:
+    """Remove PyTorch's build lock when a killed build left it: its waiters would otherwise sleep forever."""
+    import time
+
+    try:
+        from torch.utils.cpp_extension import _get_build_directory  # private: a hint only, never a failure
+
+        lock = Path(_get_build_directory(name, verbose=False)) / "lock"
+        if lock.is_file() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)
+            warnings.warn(f"lam_lab: removed a stale kernel build lock ({lock}) left by an interrupted build",
+                          stacklevel=3)
+    except Exception:  # noqa: BLE001
+        return
+
+
 def _build() -> ModuleType | None:
     name = _name()
     _say_if_compiling(name)
+    _clear_stale_lock(name)
     try:
         from torch.utils.cpp_extension import load
 
