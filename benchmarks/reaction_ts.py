@@ -63,6 +63,7 @@ def _row(ctx, name: str, compute: bool) -> dict:
         row.update({"published_barrier_eV": round(kcal * KCAL, 3), "published_source": source})
     if name in DFT_FIRST:  # no concerted xTB saddle: searched at the DFT level (with a DFT IRC)
         high = dft_first_ts(ctx, rx, cached_only=True)
+        row["dft_status"] = "DFT-first search not finished"
         if high is not None:
             row.update({"dft_status": high.status, "dft_barrier_eV": high.barrier, "dft_search": "dft-first",
                         "dft_imag_cm1": high.imaginary_frequencies, "dft_irc_connects": high.irc_connects,
@@ -102,7 +103,8 @@ def markdown(rows: list[dict]) -> str:
         nu = f"{abs(r['xtb_imag_cm1'][0]):.0f}i" if r.get("xtb_imag_cm1") and r["verified"] else "—"
         pub = f"{r['published_barrier_eV']:.2f}" if "published_barrier_eV" in r else "—"
         out.append(f"| {r['name']} | {xtb_ok} | {num(r, 'xtb_barrier_eV') if r['verified'] else '—'} | {nu} | "
-                   f"{r.get('dft_status', 'pending').replace('_', ' ')} | {num(r, 'dft_barrier_eV')} | "
+                   f"{r.get('dft_status', 'pending' if r['verified'] else '—').replace('_', ' ')} | "
+                   f"{num(r, 'dft_barrier_eV')} | "
                    f"{num(r, 'dft_energy_at_xtb_ts_eV')} | {pub} |")
     return "\n".join(out)
 
