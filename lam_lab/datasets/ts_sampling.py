@@ -10,6 +10,7 @@ count) is a separate cached stage. Units: eV, Å, K.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -146,7 +147,7 @@ def dft_first_ts(ctx: BuildContext, reaction: Reaction, threads: int | None = No
     from lam_lab.labelers.dft import DFTCalculator
     from lam_lab.sampling.molecules import align, mapped_pair
     from lam_lab.sampling.neb import relax, xtb_calculator
-    from lam_lab.sampling.ts import refine_ts
+    from lam_lab.sampling.ts import atoms_from_dict, atoms_to_dict, saddle, verify_ts
     from lam_lab.sampling.ts_refine import minimize
     from lam_lab.sampling.vibrations import fd_hessian
 
@@ -155,16 +156,36 @@ def dft_first_ts(ctx: BuildContext, reaction: Reaction, threads: int | None = No
     def calc(a: Atoms) -> DFTCalculator:
         return DFTCalculator(lab, charge=int(a.info.get("charge", 0)))
 
+    params = {"reaction": reaction.name, "distances": repr(DFT_FIRST[reaction.name]), "dft": lab.cache_identity(),
+              "config": repr(DFT_FIRST_CONFIG), "seed": ctx.seed}
+
+    def part(tag: str, make_part):  # each expensive DFT step is its own stage so a stopped build resumes there
+        return json_stage(ctx, f"ts-dftfirst-{reaction.name}-{tag}", params, make_part)
+
     def make() -> dict:
         ends = mapped_pair(reaction.reactant, reaction.product, reaction.name, seed=ctx.seed)
         r_x = relax(ends.reactant, xtb_calculator)
         p_x = align(relax(ends.product, xtb_calculator), r_x)
-        guess = constrained_guess(r_x, p_x, DFT_FIRST[reaction.name])
         xtb_h = lambda a: fd_hessian(a, xtb_calculator)  # noqa: E731
-        r, _ = minimize(r_x, calc, DFT_FIRST_CONFIG.minimum_fmax, DFT_FIRST_CONFIG.minimum_steps, xtb_h)
-        p, _ = minimize(p_x, calc, DFT_FIRST_CONFIG.minimum_fmax, DFT_FIRST_CONFIG.minimum_steps, xtb_h)
-        res = refine_ts(guess, r, p, calc, DFT_FIRST_CONFIG,
+        t0 = time.perf_counter()
+
+        def minimum(a: Atoms) -> dict:
+            return atoms_to_dict(minimize(a, calc, DFT_FIRST_CONFIG.minimum_fmax, DFT_FIRST_CONFIG.minimum_steps,
+                                          xtb_h)[0])
+
+        r = atoms_from_dict(part("reactant", lambda: minimum(r_x)))
+        p = atoms_from_dict(part("product", lambda: minimum(p_x)))
+
+        def saddle_doc() -> dict:
+            ts, converged, steps = saddle(constrained_guess(r_x, p_x, DFT_FIRST[reaction.name]), calc,
+                                          DFT_FIRST_CONFIG)
+            return {"ts": atoms_to_dict(ts), "converged": converged, "steps": steps}
+
+        found = part("saddle", saddle_doc)
+        res = verify_ts(atoms_from_dict(found["ts"]), r, p, calc, DFT_FIRST_CONFIG, found["converged"],
+                        provenance={"saddle_steps": found["steps"], "saddle_fmax_eV_A": DFT_FIRST_CONFIG.fmax},
                         hessian=lambda a: lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})))
+        res.provenance["seconds"] = round(time.perf_counter() - t0, 1)
         res.provenance.update({"level": lab.name, "method": "constrained GFN2-xTB guess -> sella saddle at DFT -> "
                                "analytic DFT Hessian -> sella IRC at DFT", "guess_distances": {
                                    f"{i}-{j}": d for (i, j), d in DFT_FIRST[reaction.name].items()}})
@@ -172,8 +193,6 @@ def dft_first_ts(ctx: BuildContext, reaction: Reaction, threads: int | None = No
                 f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
         return res.to_dict()
 
-    params = {"reaction": reaction.name, "distances": repr(DFT_FIRST[reaction.name]), "dft": lab.cache_identity(),
-              "config": repr(DFT_FIRST_CONFIG), "seed": ctx.seed}
     doc = json_stage(ctx, f"ts-dftfirst-{reaction.name}", params, None if cached_only else make)
     return None if doc is None else TSResult.from_dict(doc)
 
