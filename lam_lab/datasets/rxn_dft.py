@@ -9,7 +9,7 @@ DFT saddle verified). Split (``info['split']``): whole ``TEST_REACTIONS`` are ``
 others, the stationary points and a seeded 10 % of the rest are ``val``, the remainder ``train``.
 
 Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
-``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|build [--cache-dir DIR]``; ``ts`` and ``export``
+``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|build|partial [--cache-dir DIR]``; ``ts`` and ``export``
 write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped).
 """
 
@@ -134,10 +134,25 @@ def ts_energy_fraction(ds: Dataset, label_set: str, window: float = TS_WINDOW) -
     return float(np.mean(near)) if near else 0.0
 
 
-def build(ctx: BuildContext) -> Dataset:
-    """Frames → DFT labels (cached per frame) → DFT stationary points → GFN2-xTB labels on everything."""
+def labelled_so_far(ctx: BuildContext, todo: list[Frame]) -> list[Frame]:
+    """The frames of ``todo`` whose ωB97X/6-31G(d) label is already in the build's cache (a partial set)."""
+    from lam_lab.labelers import LabelCache, frame_key, get_labeler
+
+    lab = get_labeler("dft", threads=1)
+    cache = LabelCache(ctx.label_cache())
+    identity = lab.cache_identity()
+    return [f for f in todo if cache.get(frame_key(f, {**identity, "frame": lab.frame_params(f)}), len(f)) is not None]
+
+
+def build(ctx: BuildContext, cached_only: bool = False) -> Dataset:
+    """Frames → DFT labels (cached per frame) → DFT stationary points → GFN2-xTB labels on everything.
+
+    ``cached_only``: only the frames labelled so far (an interim set for experiments; never shipped).
+    """
     todo = frames(ctx) + ([] if ctx.quick else dft_stationary(ctx))
     assign_splits(todo, ctx.seed)
+    if cached_only:
+        todo = labelled_so_far(ctx, todo)
     ctx.say(f"{len(todo)} frames to label with ωB97X/6-31G(d)")
     dft = label(ctx, todo, "dft", threads=1)
     xtb = label(ctx, dft.frames, "gfn2-xtb")
@@ -160,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     from lam_lab import datasets
 
     p = argparse.ArgumentParser(prog="python -m lam_lab.datasets.rxn_dft")
-    p.add_argument("phase", choices=("frames", "label", "ts", "export", "build"))
+    p.add_argument("phase", choices=("frames", "label", "ts", "export", "build", "partial"))
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
     p.add_argument("--only", default=None, help="ts phase: this reaction only (DFT-first reactions included)")
+    p.add_argument("--out", default="data-build/rxn-dft-partial.lamh5", help="partial phase: where to write")
     a = p.parse_args(argv)
     ctx = BuildContext(NAME, Path(a.cache_dir), 1, False, datasets.DEFAULT_SEED, True)
     if a.phase == "frames":
@@ -180,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
         for name, low in reversed(items) if a.reverse else items:
             dft_ts(ctx, get_reaction(name), low, threads=a.threads)
             export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+    elif a.phase == "partial":
+        ds = build(ctx, cached_only=True)
+        from lam_lab.data.io.lamh5 import write_lamh5
+
+        write_lamh5(ds, a.out)
+        ctx.say(f"{len(ds)} frames labelled so far written to {a.out}")
     elif a.phase == "export":
         export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
     else:
