@@ -66,7 +66,6 @@ def run_one(data, held_out: str, args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
-    import lam_lab as ll
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="two reactions, 30 steps (checks the wiring)")
@@ -75,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--pretrained", default="lam-chon-small", help="shipped model, model file, or 'none' (scratch)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="rxn-dft", help="built-in name or a file (e.g. an interim rxn-dft build)")
+    p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
-    data = ll.datasets.load("rxn-dft")
+    from lam_lab.data.io import load_source
+
+    data = load_source(args.data)
     names = sorted({f.info["reaction"] for f in data})
     chosen = args.reactions.split(",") if args.reactions else names
     if args.quick:
@@ -95,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         vals = [r[key] for r in rows if r.get(key) is not None]
         return float(np.mean(vals)) if vals else None
 
-    write_result("delta_loro-quick" if args.quick else "delta_loro", {
+    write_result(args.out or ("delta_loro-quick" if args.quick else "delta_loro"), {
         "force_rmse_over_xtb": mean("force_ratio"), "barrier_err_over_xtb": mean("barrier_ratio"),
         "val_force_rmse_mev_per_A": mean("val_force_rmse_mev_per_A"), "rows": rows,
         "settings": {"steps": args.steps, "minutes": args.minutes, "pretrained": args.pretrained, "seed": args.seed,
-                     "data": "rxn-dft (shipped)", "reactions": chosen}})
+                     "data": args.data, "reactions": chosen}})
     return 0
 
 

@@ -9,8 +9,10 @@ DFT saddle verified). Split (``info['split']``): whole ``TEST_REACTIONS`` are ``
 others, the stationary points and a seeded 10 % of the rest are ``val``, the remainder ``train``.
 
 Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
-``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|build|partial [--cache-dir DIR]``; ``ts`` and ``export``
-write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped).
+``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|pack|build|partial [--cache-dir DIR]``; ``ts`` and
+``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped);
+``pack`` makes the build state committable (one label archive, gzipped stages); ``partial`` writes the frames
+labelled so far to a file for experiments.
 """
 
 from __future__ import annotations
@@ -101,10 +103,15 @@ def frames(ctx: BuildContext) -> list[Frame]:
 
 
 def dft_stationary(ctx: BuildContext) -> list[Frame]:
-    """ωB97X/6-31G(d) minima and TS of each verified reaction whose DFT stage has run (label-free frames)."""
+    """ωB97X/6-31G(d) minima and TS of each verified reaction whose DFT stage has run (label-free frames).
+
+    Their DFT energies and forces, computed by the TS stage with the same labeler, go into the label cache
+    (:func:`_cache_stationary_labels`) so they are not computed twice.
+    """
     out = []
     for name, low in verified_reactions(ctx).items():
         res = low if name in DFT_FIRST else dft_ts(ctx, get_reaction(name), low)
+        _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), int(low.ts.info.get("charge", 0)))
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
                 role = "dft-saddle-unverified"
@@ -112,6 +119,25 @@ def dft_stationary(ctx: BuildContext) -> list[Frame]:
                              {"reaction": name, "charge": int(low.ts.info.get("charge", 0)), "role": role,
                               "source": "dft-stationary", "dft_barrier": res.barrier}))
     return out
+
+
+def _cache_stationary_labels(ctx: BuildContext, points, charge: int) -> None:
+    """Put the DFT stage's ωB97X energies (eV) and forces (eV/Å) of its stationary points into the label cache."""
+    from lam_lab.data.frame import Labels
+    from lam_lab.labelers import LabelCache, frame_key, get_labeler
+    from lam_lab.labelers.cache import CacheEntry
+
+    if ctx.cache_dir is None:
+        return
+    lab = get_labeler("dft", threads=1)
+    cache, identity = LabelCache(ctx.label_cache()), lab.cache_identity()
+    for atoms in points:
+        if atoms.calc is None:
+            continue
+        f = Frame(atoms.numbers, atoms.positions, None, [False] * 3, {}, {"charge": charge})
+        key = frame_key(f, {**identity, "frame": lab.frame_params(f)})
+        if cache.get(key, len(f)) is None:
+            cache.put(key, CacheEntry(Labels(atoms.get_potential_energy(), atoms.get_forces())))
 
 
 def assign_splits(frames: list[Frame], seed: int) -> None:
@@ -170,12 +196,28 @@ def build(ctx: BuildContext, cached_only: bool = False) -> Dataset:
     return Dataset(kept, NAME, prov)
 
 
+def pack_build_state(ctx: BuildContext) -> None:
+    """Make the build state committable: labels into one compressed archive, stages gzipped, TSs exported."""
+    import gzip
+
+    from lam_lab import datasets
+    from lam_lab.labelers.cache import pack
+
+    archive = pack(ctx.label_cache())
+    for plain in sorted((ctx.cache_dir / "stages").glob("ts-*.json")):
+        target = plain.with_name(plain.name + ".gz")
+        if not target.exists():
+            target.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+    ctx.say(f"labels packed into {archive}; stages gzipped; {TS_FILE} exported")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run one phase of the build: frames (xTB), label (DFT on frames), ts (DFT saddles), build (all, write)."""
     from lam_lab import datasets
 
     p = argparse.ArgumentParser(prog="python -m lam_lab.datasets.rxn_dft")
-    p.add_argument("phase", choices=("frames", "label", "ts", "export", "build", "partial"))
+    p.add_argument("phase", choices=("frames", "label", "ts", "export", "pack", "build", "partial"))
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
@@ -202,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
 
         write_lamh5(ds, a.out)
         ctx.say(f"{len(ds)} frames labelled so far written to {a.out}")
+    elif a.phase == "pack":
+        pack_build_state(ctx)
     elif a.phase == "export":
         export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
     else:
