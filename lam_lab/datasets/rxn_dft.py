@@ -52,6 +52,7 @@ TS_FRACTION = 0.45
 VAL_FRACTION = 0.1
 QUICK_REACTIONS = ("hcn-hnc",)
 DFT_ROLES = ("reactant", "ts", "product")
+LABEL_CHUNK = 16  # frames per cache look-up in the label phase
 
 
 def _names(ctx: BuildContext) -> tuple[str, ...]:
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("phase", choices=("frames", "label", "ts", "export", "pack", "build", "partial"))
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--reverse", action="store_true", help="work through the reactions from the last one")
+    p.add_argument("--reverse", action="store_true", help="ts: from the last reaction; label: from the last frame")
     p.add_argument("--only", default=None, help="ts phase: this reaction only (DFT-first reactions included)")
     p.add_argument("--out", default="data-build/rxn-dft-partial.lamh5", help="partial phase: where to write")
     a = p.parse_args(argv)
@@ -229,7 +230,9 @@ def main(argv: list[str] | None = None) -> None:
         ctx.say(f"{len(frames(ctx))} frames selected")
     elif a.phase == "label":
         todo = frames(ctx)
-        label(ctx, todo, "dft", threads=a.threads)
+        chunks = [todo[i:i + LABEL_CHUNK] for i in range(0, len(todo), LABEL_CHUNK)]
+        for chunk in reversed(chunks) if a.reverse else chunks:  # the cache is re-read per chunk, so a second
+            label(ctx, chunk, "dft", threads=a.threads)             # worker from the other end never repeats one
     elif a.phase == "ts" and a.only in DFT_FIRST:
         dft_first_ts(ctx, get_reaction(a.only), threads=a.threads)
         export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
