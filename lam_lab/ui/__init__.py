@@ -1,4 +1,4 @@
-"""Jupyter front end: the Lab dashboard and its panels (data, train, fine-tune/Δ, distill, MD) and the reactive player."""
+"""Jupyter front end: the Lab dashboard, its panels (data, train, fine-tune/Δ, distill, MD) and the reactive player."""
 
 from __future__ import annotations
 

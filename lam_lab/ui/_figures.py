@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any, Sequence
 
 import ipywidgets as w
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+REFIT_AFTER_S = (0.5, 2.0, 5.0)  # seconds after a panel is displayed when its live figures measure their width again
 
 
 def fmt(value: Any, spec: str = ".3g", unit: str = "") -> str:
@@ -31,8 +33,11 @@ def fmt(value: Any, spec: str = ".3g", unit: str = "") -> str:
 
 
 def figure_bundle(fig: go.Figure) -> dict[str, Any]:
-    """``fig`` as a display_data output dict; NaN/inf become null (JSON has no such numbers)."""
-    spec = json.loads(pio.to_json(fig, validate=False))  # no config "responsive": it collapses the plot in Notebook 7
+    """``fig`` as a display_data output dict, as wide as its container; NaN/inf become null (not JSON numbers)."""
+    spec = json.loads(pio.to_json(fig, validate=False))
+    layout = spec.setdefault("layout", {})
+    layout.pop("width", None)
+    layout["autosize"] = True  # no config "responsive": it collapses the plot in Notebook 7
     title = getattr(getattr(fig.layout, "title", None), "text", None) or "figure"
     return {"output_type": "display_data", "metadata": {},
             "data": {PLOTLY_MIME: spec, "text/plain": f"<plotly figure: {title}>"}}
@@ -96,8 +101,40 @@ def refit_figures(widget: w.Widget) -> int:
     while stack:
         item = stack.pop()
         if isinstance(item, go.FigureWidget):
-            item.layout.autosize = False
-            item.layout.autosize = True
+            _remeasure(item)
             n += 1
         stack.extend(getattr(item, "children", ()) or ())
     return n
+
+
+def fit_width(fig: go.FigureWidget) -> go.FigureWidget:
+    """Make a FigureWidget as wide as its container: autosize on, no fixed width (see :class:`FitsFigures`)."""
+    fig.layout.autosize = True
+    fig.layout.width = None
+    return fig
+
+
+def refit_after_display(widget: w.Widget, delays: Sequence[float] = REFIT_AFTER_S) -> None:
+    """Fit ``widget``'s FigureWidgets to their containers ``delays`` seconds from now (background timers)."""
+    for delay in delays:
+        timer = threading.Timer(delay, refit_figures, args=(widget,))
+        timer.daemon = True
+        timer.start()
+
+
+class FitsFigures:
+    """Mixin for a panel: shortly after it is displayed, its FigureWidgets are fitted to the panel's width.
+
+    Notebook 7 draws a FigureWidget before its element is on the page: it measures nothing and keeps plotly's
+    default 700 px. Asked again once the panel is on the page, the browser measures the real width.
+    """
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        refit_after_display(self)  # type: ignore[arg-type]
+        return super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+
+
+def _remeasure(fig: go.FigureWidget) -> None:
+    """Switch autosize off and on: the browser measures the container again."""
+    fig.layout.autosize = False
+    fig.layout.autosize = True

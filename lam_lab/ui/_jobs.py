@@ -1,12 +1,20 @@
-"""Background jobs for panels: one worker thread, a progress bar, a status line and a Stop button."""
+"""Background jobs for panels: one worker thread, a progress bar, a status line and a Stop button; and
+:class:`JobPanel`, the base of the panels that run such a job (start / stop / wait / fail, run folders)."""
 
 from __future__ import annotations
 
 import threading
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as w
+
+from lam_lab.data.errors import DataError
+from lam_lab.ui._figures import FitsFigures
+
+# what reading a form or starting an engine call may raise on bad input: shown in the panel, not as a traceback
+FORM_ERRORS = (DataError, ValueError, KeyError, TypeError, ImportError, OSError)
 
 
 class JobStopped(Exception):
@@ -137,3 +145,134 @@ class BackgroundJob:
                     self.status.value = f"failed: {exc}"
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
+
+
+class JobPanel(FitsFigures, w.VBox):
+    """Base of the panels that run one background job (Train, Fine-tune · Δ, Distill, MD).
+
+    It owns the :class:`BackgroundJob` (Start/Stop buttons, progress bar, plain-words status line), the
+    ``message`` line, ``error``, ``result``, ``on_model`` callbacks and the run folder: every start gets a new
+    unique folder ``out_root/<run_prefix>-<time>[-k]`` (:func:`lam_lab.train.rundir.auto_dir`, so two panels
+    started in the same second never share one; the engine locks it while it writes), removed again when the
+    run wrote nothing. A subclass fills ``self.children`` and implements :meth:`_prepare` (read the form, reset
+    the plots; return the job's arguments), :meth:`_job` (the work, in the worker thread) and optionally
+    :meth:`_finished` (after success). ``start``/``stop``/``wait`` are what the buttons do.
+    """
+
+    run_prefix: str | None = "run"  # folder name prefix under out_root; None: the job writes no files
+
+    def __init__(self, out_root: str | Path = "lam_lab_runs", start_label: str = "Start", **kwargs: Any):
+        self.out_root = Path(out_root)
+        self.out_dir: Path | None = None
+        self.result: Any = None
+        self.error = ""
+        self.on_model: list[Callable[[Any, str], None]] = []
+        self.message = w.HTML("")
+        self.job = BackgroundJob(self._work, start_label=start_label, on_done=self._finished, on_start=self.start)
+        super().__init__(**kwargs)
+
+    @property
+    def jobs(self) -> tuple[BackgroundJob, ...]:
+        """Every job of the panel (a subclass with a second one adds it): one runs at a time."""
+        return (self.job,)
+
+    @property
+    def busy(self) -> bool:
+        """True while any of the panel's jobs runs."""
+        return any(job.running for job in self.jobs)
+
+    def start(self) -> bool:
+        """Start the job with the form's settings in the background; False when busy or the form is wrong."""
+        if self.busy:
+            return False
+        try:
+            args = self._prepare()
+        except FORM_ERRORS as exc:
+            return self._fail(plain_error(exc))
+        return self._launch(self.job, *args)
+
+    def stop(self) -> None:
+        """Ask the running job to stop at its next safe point (what it made so far is kept)."""
+        for job in self.jobs:
+            job.stop()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the jobs end (scripts, tests); returns ``result`` (None when the run failed)."""
+        for job in self.jobs:
+            job.wait(timeout)
+        return self.result
+
+    def new_run_folder(self) -> Path:
+        """A new, empty, unique run folder under ``out_root`` (made now, so no other run can take its name)."""
+        from lam_lab.train.rundir import auto_dir
+
+        return auto_dir(self.out_root, self.run_prefix or "run")
+
+    # -- for subclasses -----------------------------------------------------------------------------
+    def _prepare(self) -> tuple:
+        """Read the form (raise DataError naming the field), reset the plots; the job's arguments."""
+        return ()
+
+    def _job(self, ctx: JobContext, *args: Any) -> Any:
+        """The work, in the worker thread; raise :class:`JobStopped` (with what is kept) after a stop."""
+        raise NotImplementedError
+
+    def _finished(self, result: Any) -> None:
+        """After a successful job, in the worker thread (draw results, hand the model on)."""
+
+    def _launch(self, job: BackgroundJob, *args: Any, new_folder: bool = True) -> bool:
+        """Start ``job`` with ``args``; a new run folder first unless ``new_folder`` is False (resume)."""
+        if self.busy:
+            return False
+        self.error = ""
+        folder = self.new_run_folder() if new_folder and self.run_prefix else None
+        if folder is not None:
+            self.out_dir = folder
+        if job.start(*args):
+            return True
+        if folder is not None:
+            _discard(folder)
+        return False
+
+    def _work(self, ctx: JobContext, *args: Any) -> Any:
+        return self._guarded(self._job, ctx, *args)
+
+    def _guarded(self, fn: Callable[..., Any], ctx: JobContext, *args: Any) -> Any:
+        """Run ``fn(ctx, *args)``: a failure becomes the panel's message; an empty run folder is removed."""
+        folder = self.out_dir if self.run_prefix else None
+        try:
+            return fn(ctx, *args)
+        except JobStopped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown in the panel, the job ends "failed", the kernel lives on
+            self._fail(plain_error(exc))
+            raise
+        finally:
+            if folder is not None:
+                _discard(folder)
+
+    def _fail(self, text: str) -> bool:
+        """Show ``text`` as the panel's problem (red box); False, for ``return self._fail(...)``."""
+        from lam_lab.ui._live import message_html
+
+        self.error = text
+        self.message.value = message_html(text, ok=False)
+        return False
+
+
+def plain_error(exc: BaseException) -> str:
+    """An exception as one line for a panel: our own errors as they are, others with their kind."""
+    if isinstance(exc, (DataError, ValueError, KeyError, OSError)):
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _discard(folder: Path) -> None:
+    """Remove a run folder the run left empty."""
+    from lam_lab.train.rundir import discard_if_empty
+
+    try:
+        discard_if_empty(folder)
+    except OSError:
+        pass

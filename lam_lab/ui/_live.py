@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lam_lab.ui._figures import fmt
+from lam_lab.ui._figures import fit_width, fmt
 from lam_lab.ui.plots import COLORS
 
 MIN_REDRAW_S = 0.5  # at most two redraws a second: each sends every trace's arrays to the browser
@@ -25,6 +25,21 @@ def fmt_duration(seconds: float | None) -> str:
     if s >= 3600:
         return f"{s // 3600} h {s % 3600 // 60:02d} min"
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def step_words(event: Any, what: str = "training") -> str:
+    """A trainer Event as a plain status line: 'training: step 40 of 300, 3.1 steps a second, about 1 min 24 s left'."""
+    total = f" of {event.total_steps}" if getattr(event, "total_steps", None) else ""
+    parts = [f"{what}: step {event.step}{total}"]
+    rate = getattr(event, "steps_per_s", None)
+    if rate:
+        parts.append(f"{rate:.1f} steps a second")
+    eta = fmt_duration(getattr(event, "eta_s", None))
+    if eta != "–":
+        parts.append(f"about {eta} left")
+    if getattr(event, "kind", "") == "validation":
+        parts.append("checking the validation frames")
+    return ", ".join(parts)
 
 
 def device_label(device: Any = None) -> str:
@@ -66,13 +81,14 @@ class LiveCurves:
         # legend under the plots: above them it covered the title in JupyterLab
         fig.update_layout(title=title, height=height + 60, margin=dict(l=50, r=10, t=60, b=100),
                           legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
-        self.figure = go.FigureWidget(fig)
+        self.figure = fit_width(go.FigureWidget(fig))
         self._series: dict[str, tuple[list[float], list[float]]] = {}
         self._trace: dict[str, int] = {}
         self._lock = threading.Lock()
         self._dirty = False
         self._last = 0.0
         self.points = 0  # points added so far (all series)
+        self.reset()  # axes, titles and units before the first run
 
     def reset(self, tasks: Sequence[str] = (), title: str | None = None) -> None:
         """Drop every curve; pre-create the traces of ``tasks`` (train solid, validation dashed)."""
@@ -83,6 +99,8 @@ class LiveCurves:
             self._add("loss · validation", 1, COLORS[0], True)
             for k, task in enumerate(tasks):
                 self._task_traces(task, k)
+            for col in (2, 3):  # an empty trace per subplot: plotly draws no axes for a subplot without one
+                self.figure.add_trace(go.Scatter(x=[], y=[], showlegend=False, hoverinfo="skip"), row=1, col=col)
             if title is not None:
                 self.figure.layout.title.text = title
 
@@ -129,7 +147,8 @@ class LiveCurves:
                 for task, m in event.validation.items():
                     self._point(f"{task} · E validation", step, m.get("e_rmse"))
                     self._point(f"{task} · F validation", step, m.get("f_rmse"))
-            due = self._dirty and (kind in ("end", "stop", "validation") or time.monotonic() - self._last > MIN_REDRAW_S)
+            late = time.monotonic() - self._last > MIN_REDRAW_S
+            due = self._dirty and (kind in ("end", "stop", "validation") or late)
         if due:
             self.flush()
 
@@ -154,16 +173,18 @@ def metrics_html(table: Any, caption: str = "final metrics") -> str:
     if table is None or not getattr(table, "rows", None):
         return "<i>no validation data: no metrics</i>"
     cols = [("data set", "name", "s"), ("head", "head", "s"), ("frames", "n_frames", "d"), ("E RMSE", "e_rmse", ".2f"),
-            ("E MAE", "e_mae", ".2f"), ("E std", "e_std", ".1f"), ("F RMSE", "f_rmse", ".1f"), ("F MAE", "f_mae", ".1f"),
-            ("F std", "f_std", ".1f")]
+            ("E MAE", "e_mae", ".2f"), ("E std", "e_std", ".1f"), ("F RMSE", "f_rmse", ".1f"),
+            ("F MAE", "f_mae", ".1f"), ("F std", "f_std", ".1f")]
     cell = "padding:1px 8px;text-align:right"
     head = "".join(f"<th style='{cell}'>{c}</th>" for c, _, _ in cols)
     body = ""
     for r in table.rows:
-        body += "<tr>" + "".join(f"<td style='{cell}'>{html.escape(_cell(getattr(r, k), f))}</td>" for _, k, f in cols) + "</tr>"
+        cells = "".join(f"<td style='{cell}'>{html.escape(_cell(getattr(r, k), f))}</td>" for _, k, f in cols)
+        body += f"<tr>{cells}</tr>"
     if len(table.rows) > 1:
         body += (f"<tr style='font-weight:bold'><td style='{cell}'>WARMSE</td><td></td><td></td>"
-                 f"<td style='{cell}'>{fmt(table.warmse_e, '.2f')}</td><td></td><td></td><td style='{cell}'>{fmt(table.warmse_f, '.1f')}</td>"
+                 f"<td style='{cell}'>{fmt(table.warmse_e, '.2f')}</td><td></td><td></td>"
+                 f"<td style='{cell}'>{fmt(table.warmse_f, '.1f')}</td>"
                  "<td></td><td></td></tr>")
     return (f"<div><b>{html.escape(caption)}</b><table>{head}{body}</table>"
             "<span style='color:#666'>energy meV/atom, force meV/Å; std = spread of the labels</span></div>")
@@ -171,7 +192,9 @@ def metrics_html(table: Any, caption: str = "final metrics") -> str:
 
 def _cell(value: Any, spec: str) -> str:
     """A table cell: text as is, numbers formatted, NaN/inf as "n/a"."""
-    return value if isinstance(value, str) else f"{value:{spec}}" if isinstance(value, int) and spec == "d" else fmt(value, spec)
+    if isinstance(value, str):
+        return value
+    return f"{value:{spec}}" if isinstance(value, int) and spec == "d" else fmt(value, spec)
 
 
 def message_html(text: str, ok: bool = True) -> str:

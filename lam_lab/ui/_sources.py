@@ -43,7 +43,8 @@ class ModelPicker(w.VBox):
         self.calculators, self.auto_head, self.default_head = calculators, auto_head, default_head
         self.choice = w.Dropdown(description=description, layout=w.Layout(width="330px"))
         self.path = w.Text(placeholder="path to a .pt model file", layout=w.Layout(width="260px", display="none"))
-        self.head = w.Dropdown(description="head", options=[AUTO_HEAD] if auto_head else [], layout=w.Layout(width="220px"))
+        self.head = w.Dropdown(description="head", options=[AUTO_HEAD] if auto_head else [],
+                               layout=w.Layout(width="220px"))
         self.origin = w.HTML("", layout=w.Layout(margin="0 0 0 8px"))
         self.notice_text = w.HTML("")
         self.use_button = w.Button(description="use it", button_style="info", layout=w.Layout(width="80px"),

@@ -36,7 +36,8 @@ class UncertaintyBox(w.VBox):
         self.k = w.IntText(value=3, description="frames", layout=w.Layout(width="150px"))
         self.dft = w.Text(value="wb97x/6-31g*", description="DFT", layout=w.Layout(width="230px"),
                           tooltip="functional/basis for PySCF")
-        self.job = BackgroundJob(self._disagree_job, start_label="Uncertainty", on_done=self._show, on_start=self.compute)
+        self.job = BackgroundJob(self._disagree_job, start_label="Uncertainty", on_done=self._show,
+                                 on_start=self.compute)
         self.label_job = BackgroundJob(self._label_job, start_label="Label these frames", on_start=self.label)
         self.label_job.start_button.icon = "flask"
         self.label_job.start_button.layout.width = "180px"
@@ -126,7 +127,8 @@ class UncertaintyBox(w.VBox):
             player.set_atom_values(d)
         score = frame_uncertainty(d)
         worst = int(score.argmax()) if len(score) else 0
-        self.message.value = message_html(f"largest disagreement {fmt(score.max() if len(score) else None, '.2f', 'eV/Å')} "
+        largest = fmt(score.max() if len(score) else None, ".2f", "eV/Å")
+        self.message.value = message_html(f"largest disagreement {largest} "
                                           f"at frame {worst + 1}; atoms coloured by it (player: colour menu)")
 
     def label(self, k: int | None = None, dft: str | None = None) -> bool:
@@ -145,7 +147,8 @@ class UncertaintyBox(w.VBox):
     def _label_job(self, ctx: JobContext, frames: list, k: int, dft: str) -> Any:
         from lam_lab.distill.uncertainty import extend, label_for_delta, most_uncertain
 
-        self.chosen = most_uncertain(frames, k=k, min_separation=max(1, len(frames) // (4 * k)), disagreement=self.disagreement)
+        self.chosen = most_uncertain(frames, k=k, min_separation=max(1, len(frames) // (4 * k)),
+                                     disagreement=self.disagreement)
         ctx.progress(0.05, f"DFT ({dft}) on frames {', '.join(str(i + 1) for i in self.chosen)}…")
         new = label_for_delta(frames, self.chosen, dft=dft, name="uncertain-frames")
         self.delta_set = extend(self.delta_set, new, name="uncertain-frames")

@@ -50,7 +50,8 @@ def summary_html(s: Summary) -> str:
         rows.append((f"label {name}", f"{lp.method}{'/' + lp.basis if lp.basis else ''}{f' ({sw})' if sw else ''}"))
     rows += [(k, str(v)) for k, v in (("builder", p.builder), ("seed", p.seed), ("source", short_source(p.source)))
              if v is not None]
-    head = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    th = "<th style='text-align:left;padding-right:12px'>"
+    head = "".join(f"<tr>{th}{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     stats = ""
     if s.label_sets:
         cols = ["frames", "E/atom mean", "E/atom std", "|F| mean", "|F| max", "F rms"]
@@ -84,7 +85,8 @@ def _fmt(value: float, key: str) -> str:
 def error_html(message: str) -> str:
     """A red box holding a data error's text (file, frame and field included)."""
     return ("<div style='border:1px solid #d62728;background:#fdecea;color:#8a1c1c;padding:6px;border-radius:4px'>"
-            f"<b>Could not load the data</b><pre style='white-space:pre-wrap;margin:4px 0 0'>{html.escape(message)}</pre></div>")
+            "<b>Could not load the data</b>"
+            f"<pre style='white-space:pre-wrap;margin:4px 0 0'>{html.escape(message)}</pre></div>")
 
 
 class DataPanel(w.VBox):
@@ -102,7 +104,8 @@ class DataPanel(w.VBox):
         self.figures: dict[str, go.Figure] = {}
         self.builtin = w.Dropdown(options=names, description="Built-in", disabled=not names,
                                   layout=w.Layout(width="260px"))
-        self.path = w.Text(placeholder="file or folder: extxyz, ASE db, DeePMD, HDF5, lam-h5", layout=w.Layout(width="380px"))
+        self.path = w.Text(placeholder="file or folder: extxyz, ASE db, DeePMD, HDF5, lam-h5",
+                           layout=w.Layout(width="380px"))
         load_b = w.Button(description="Load", disabled=not names, tooltip="load the chosen built-in set")
         open_b = w.Button(description="Open", tooltip="read the file or folder")
         load_b.on_click(lambda _: self._guard(self.load, self.builtin.value))
@@ -186,7 +189,8 @@ class DataPanel(w.VBox):
         if not sets:
             return
         summaries = {name: ds.summary() for name, ds in sets.items()}
-        self.summary.children = [w.HTML(summary_html(s), layout=w.Layout(margin="0 24px 0 0")) for s in summaries.values()]
+        self.summary.children = [w.HTML(summary_html(s), layout=w.Layout(margin="0 24px 0 0"))
+                                 for s in summaries.values()]
         counts = {name: s.elements for name, s in summaries.items()}
         first = next(iter(sets))
         self.figures = {
@@ -198,7 +202,8 @@ class DataPanel(w.VBox):
             self.figures["compare"] = plots.coverage_bars(counts)
         else:
             show_figure(self.compare_out, None)
-        outputs = {"coverage": self.coverage_out, "compare": self.compare_out, "energy": self.energy_out, "force": self.force_out}
+        outputs = {"coverage": self.coverage_out, "compare": self.compare_out, "energy": self.energy_out,
+                   "force": self.force_out}
         for key, fig in self.figures.items():
             show_figure(outputs[key], fig)
 
@@ -222,7 +227,8 @@ class DataPanel(w.VBox):
         frame = self.dataset[index]
         labels = ", ".join(f"{k}: E {v.energy:.4f} eV" for k, v in frame.labels.items() if v.energy is not None)
         self.frame_info.value = (f"{html.escape(frame.formula)} · {frame.n_atoms} atoms"
-                                 f"{' · periodic' if frame.is_periodic else ''}{' · ' + html.escape(labels) if labels else ''}")
+                                 f"{' · periodic' if frame.is_periodic else ''}"
+                                 f"{' · ' + html.escape(labels) if labels else ''}")
         self._show_structure(frame.to_atoms())
 
     def _show_structure(self, atoms: Any) -> None:

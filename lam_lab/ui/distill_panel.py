@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as w
 import numpy as np
@@ -14,8 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lam_lab.data.errors import DataError
-from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
-from lam_lab.ui._figures import fmt
+from lam_lab.ui._figures import fit_width, fmt
+from lam_lab.ui._jobs import JobContext, JobPanel, JobStopped
 from lam_lab.ui._live import fmt_duration, message_html
 from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems
 from lam_lab.ui.train_panel import cpu_threads, has_gpu
@@ -36,14 +35,15 @@ def round_figure() -> go.FigureWidget:
                         horizontal_spacing=0.12)
     for _, name, color in FRACTIONS:
         fig.add_trace(go.Bar(x=[], y=[], name=name, marker_color=color), row=1, col=1)
-    fig.add_trace(go.Scatter(x=[], y=[], name="largest per-atom force gap (mean over frames)", mode="lines+markers"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=[], y=[], name="largest per-atom force gap (mean over frames)", mode="lines+markers"),
+                  row=1, col=2)
     fig.add_trace(go.Scatter(x=[], y=[], name="force RMSE vs teacher", mode="lines+markers"), row=1, col=2)
     fig.update_layout(barmode="stack", height=360, margin=dict(l=60, r=10, t=40, b=110),
                       legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     fig.update_xaxes(title_text="round (0 = first fit)", dtick=1, range=[-0.5, 3.5])
     fig.update_yaxes(title_text="fraction of frames", tickformat=".0%", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text="force error (meV/Å)", type="log", range=[1, 4], row=1, col=2)
-    return go.FigureWidget(fig)
+    return fit_width(go.FigureWidget(fig))
 
 
 def round_status(e: Any, total: int) -> str:
@@ -75,6 +75,11 @@ def result_sentence(res: Any) -> str:
             f"{error}; {res.rounds[-1].n_train if res.rounds else 0} teacher-labelled training frames.")
 
 
+def _finite(value: Any) -> bool:
+    """True for a non-zero finite number."""
+    return bool(value) and bool(np.isfinite(value))
+
+
 def force_call_seconds(calc: Any, atoms: Any, repeats: int = 5) -> float:
     """Mean wall time (s) of one energy+forces call of ``calc`` on slightly moved copies of ``atoms``."""
     a = atoms.copy()
@@ -88,19 +93,18 @@ def force_call_seconds(calc: Any, atoms: Any, repeats: int = 5) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-class DistillPanel(w.VBox):
+class DistillPanel(JobPanel):
     """Distil a teacher into a student preset with :func:`lam_lab.distill` (exploration MD at the given
     temperatures, trust window on the max force deviation); ``start``/``stop``/``wait`` as the buttons."""
 
+    run_prefix = "distill"
+
     def __init__(self, teacher: Any = None, systems: str = "diels-alder", out_root: str | Path = "lam_lab_runs",
                  rounds: int | None = None, **kwargs: Any):
+        super().__init__(out_root=out_root, start_label="Start", **kwargs)
         gpu = has_gpu()
-        self.out_root = Path(out_root)
-        self.result: Any = None
         self.rounds: list[Any] = []  # RoundEvent records
         self.summary: dict[str, float] = {}
-        self.error = ""
-        self.on_model: list[Callable[[Any, str], None]] = []
         self.teacher = ModelPicker("teacher", default_head="rxn-xtb")
         if teacher is not None:
             self.teacher.add(teacher, "given model")
@@ -111,28 +115,30 @@ class DistillPanel(w.VBox):
         self.trust_lo = w.FloatText(value=0.1, description="trust lo", layout=w.Layout(width="160px"))
         self.trust_hi = w.FloatText(value=1.5, description="hi (eV/Å)", layout=w.Layout(width="170px"))
         # 300 K on a CPU: hotter exploration outruns a student trained for a minute (its error then rises)
-        self.temperatures = w.Text(value="300, 600" if gpu else "300", description="T (K)", layout=w.Layout(width="200px"))
+        self.temperatures = w.Text(value="300, 600" if gpu else "300", description="T (K)",
+                                   layout=w.Layout(width="200px"))
         # CPU defaults measured on Diels-Alder at 300 K (2 cores, ~1.5 min): the student's error vs the teacher on
         # each round's new frames falls 336 → 325 → 317 → 281 meV/Å
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
-        self.train_steps = w.IntText(value=500 if gpu else 300, description="train steps", layout=w.Layout(width="170px"),
+        self.train_steps = w.IntText(value=500 if gpu else 300, description="train steps",
+                                     layout=w.Layout(width="170px"),
                                      tooltip="training steps of each round after the first")
-        self.init_steps = w.IntText(value=3000 if gpu else 1000, description="first fit", layout=w.Layout(width="170px"),
+        self.init_steps = w.IntText(value=3000 if gpu else 1000, description="first fit",
+                                    layout=w.Layout(width="170px"),
                                     tooltip="training steps of round 0 (the student starts from scratch there)")
-        self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
-        self.message = w.HTML("")
         self.chart = round_figure()
         self.result_html = w.HTML("")
-        super().__init__([
+        self.children = [
             w.HTML("<b>Distill</b>: the teacher runs MD; frames where student and teacher forces disagree by an amount "
                    "inside the trust window get teacher labels and retrain the student (DP-GEN style); it ends when "
                    "almost every explored frame is below the window."),
             self.teacher, self.systems, w.HBox([self.student, self.trust_lo, self.trust_hi, self.temperatures]),
-            w.HBox([self.n_rounds, self.md_steps, self.init_steps, self.train_steps]), self.job.widget, self.message, self.chart,
+            w.HBox([self.n_rounds, self.md_steps, self.init_steps, self.train_steps]), self.job.widget, self.message,
+                         self.chart,
             self.result_html,
-        ], **kwargs)
+        ]
         self.add_class("lam-distill-panel")
 
     def _settings(self) -> dict[str, Any]:
@@ -146,39 +152,27 @@ class DistillPanel(w.VBox):
             raise DataError(f"trust window needs 0 ≤ lo < hi, got ({lo}, {hi})", field="trust")
         steps = max(1, int(self.train_steps.value))
         return dict(teacher=model, head=head, systems=resolve_systems(self.systems.value), trust=(lo, hi),
-                    temperatures=parse_floats(self.temperatures.value, "temperatures"), rounds=max(0, int(self.n_rounds.value)),
-                    md_steps=max(1, int(self.md_steps.value)), train_steps=steps, student_options=STUDENTS[self.student.value],
+                    temperatures=parse_floats(self.temperatures.value, "temperatures"),
+                    rounds=max(0, int(self.n_rounds.value)),
+                    md_steps=max(1, int(self.md_steps.value)), train_steps=steps,
+                    student_options=STUDENTS[self.student.value],
                     init_steps=max(1, int(self.init_steps.value)),
                     # several small molecules per step: the student's step is cheap, a steadier gradient is not
                     config=TrainConfig(batch_atoms=64, log_every=max(1, steps // 10),
                                        threads=None if has_gpu() else cpu_threads()))
 
-    def start(self) -> bool:
-        """Start the distillation in the background; False when one runs or the form is wrong (message shown)."""
-        if self.job.running:
-            return False
-        try:
-            import lam_lab.distill  # noqa: F401 - the engine part this panel drives
+    def _prepare(self) -> tuple:
+        """The form's settings for :func:`lam_lab.distill`; the chart emptied."""
+        import lam_lab.distill  # noqa: F401 - the engine part this panel drives
 
-            s = self._settings()
-        except (DataError, ImportError, KeyError, OSError) as exc:
-            return self._fail(str(exc))
-        self.error, self.result_html.value, self.rounds = "", "", []
+        s = self._settings()
+        self.result_html.value, self.rounds, self.result = "", [], None
         with self.chart.batch_update():
             for tr in self.chart.data:
                 tr.x, tr.y = [], []
         self.message.value = message_html(f"distilling {self.teacher.label} into {self.student.value} on "
                                           f"{len(s['systems'])} structure(s)…")
-        return self.job.start(s)
-
-    def stop(self) -> None:
-        """Stop after the current MD or training step (the student so far is kept)."""
-        self.job.stop()
-
-    def wait(self, timeout: float | None = None) -> Any:
-        """Block until the distillation ends; returns the :class:`lam_lab.distill.DistillResult`."""
-        self.job.wait(timeout)
-        return self.result
+        return (s,)
 
     def _job(self, ctx: JobContext, s: dict[str, Any]) -> Any:
         from lam_lab.distill import distill
@@ -192,21 +186,18 @@ class DistillPanel(w.VBox):
                 ctx.progress((event.round + 1) / total, round_status(event, s["rounds"]))
             elif event.kind == "step" and event.total_steps:
                 done = len(self.rounds) + event.step / event.total_steps
-                what = "first fit of the student" if not self.rounds else f"round {len(self.rounds)} of {s['rounds']}: retraining"
+                what = ("first fit of the student" if not self.rounds
+                        else f"round {len(self.rounds)} of {s['rounds']}: retraining")
                 ctx.progress(done / total, f"{what}, step {event.step} of {event.total_steps}")
 
-        out_dir = self.out_root / _dt.datetime.now().strftime("distill-%Y%m%d-%H%M%S-%f")
-        try:
-            res = distill(s["teacher"], s["systems"], head=s["head"], student="student", trust=s["trust"],
-                          temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
-                          sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"], init_steps=s["init_steps"], config=s["config"],
-                          out_dir=out_dir, callbacks=[on_event], stop_event=ctx.stop_event, progress=False,
-                          student_options=s["student_options"])
-        except (DataError, ValueError, KeyError) as exc:
-            self._fail(str(exc))
-            raise
+        res = distill(s["teacher"], s["systems"], head=s["head"], student="student", trust=s["trust"],
+                      temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
+                      sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"],
+                      init_steps=s["init_steps"],
+                      config=s["config"], out_dir=self.out_dir, callbacks=[on_event], stop_event=ctx.stop_event,
+                      progress=False, student_options=s["student_options"])
         self.result = res
-        ctx.progress(1.0, "timing teacher and student…")
+        ctx.progress(1.0, "timing one force call of the teacher and of the student…")
         self._score(res, s)
         if res.stopped:
             raise JobStopped(res)
@@ -227,9 +218,10 @@ class DistillPanel(w.VBox):
         state = "converged" if res.converged else ("stopped" if res.stopped else "round limit reached")
         self.result_html.value = (
             f"<div><b>Result</b> ({html.escape(state)}, {fmt_duration(res.wall_time_s)}): student "
-            f"{sm['student_ms']:.1f} ms vs teacher {sm['teacher_ms']:.1f} ms per force call on {html.escape(atoms.get_chemical_formula())} "
-            f"→ <b>{fmt(sm['speedup'], '.1f')}× faster</b>; force RMSE vs teacher {fmt(sm['student_f_rmse'], '.0f', 'meV/Å')}, "
-            f"{fmt(100 * sm['accurate'], '.0f')} % of the last round's frames below the trust window; {sm['n_train']} training frames."
+            f"{sm['student_ms']:.1f} ms vs teacher {sm['teacher_ms']:.1f} ms per force call on "
+            f"{html.escape(atoms.get_chemical_formula())} → <b>{fmt(sm['speedup'], '.1f')}× faster</b>; "
+            f"force RMSE vs teacher {fmt(sm['student_f_rmse'], '.0f', 'meV/Å')}, {fmt(100 * sm['accurate'], '.0f')} % "
+            f"of the last round's frames below the trust window; {sm['n_train']} training frames."
             + (f" Saved {html.escape(str(res.path))}." if res.path else "") + "</div>")
 
     def _draw(self) -> None:
@@ -237,8 +229,8 @@ class DistillPanel(w.VBox):
         with self.chart.batch_update():
             for k, (name, _, _) in enumerate(FRACTIONS):
                 self.chart.data[k].x, self.chart.data[k].y = r, [float(getattr(e, name) or 0.0) for e in self.rounds]
-            dev = [1e3 * e.max_dev_mean if e.max_dev_mean and np.isfinite(e.max_dev_mean) else None for e in self.rounds]
-            rmse = [e.student_f_rmse if e.student_f_rmse and np.isfinite(e.student_f_rmse) else None for e in self.rounds]
+            dev = [1e3 * e.max_dev_mean if _finite(e.max_dev_mean) else None for e in self.rounds]
+            rmse = [e.student_f_rmse if _finite(e.student_f_rmse) else None for e in self.rounds]
             self.chart.data[3].x, self.chart.data[3].y = r, dev
             self.chart.data[4].x, self.chart.data[4].y = r, rmse
             self.chart.layout.xaxis.range = self.chart.layout.xaxis2.range = [-0.5, max(r + [3]) + 0.5]
@@ -251,8 +243,3 @@ class DistillPanel(w.VBox):
         for fn in self.on_model:
             n = len(res.rounds) - 1
             fn(res.student, f"distilled student ({n} round{'' if n == 1 else 's'})")
-
-    def _fail(self, text: str) -> bool:
-        self.error = text
-        self.message.value = message_html(text, ok=False)
-        return False

@@ -1,25 +1,23 @@
-"""Fine-tune · Δ panel: a pre-trained branch (or none) on a few expensive labels; live curves, parity, learning curve."""
+"""Fine-tune · Δ panel: a pre-trained branch (or none) on few expensive labels; live curves, parity, learning curve."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import html
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import ipywidgets as w
 import numpy as np
 
 from lam_lab.data import Dataset
 from lam_lab.data.errors import DataError
+from lam_lab.data.selection import holdout_split
 from lam_lab.ui import plots
 from lam_lab.ui._baseline import BASELINE_NAME, add_baseline_points, baseline_alone, comparison_html
-from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
 from lam_lab.ui._figures import empty_figure, figure_output, figure_row, fmt
-from lam_lab.ui._live import LiveCurves, fmt_duration, message_html, metrics_html
+from lam_lab.ui._jobs import FORM_ERRORS, BackgroundJob, JobContext, JobPanel, JobStopped, plain_error
+from lam_lab.ui._live import LiveCurves, message_html, metrics_html, step_words
 from lam_lab.ui._sources import ModelPicker
-from lam_lab.data.selection import holdout_split
 from lam_lab.ui.data_panel import builtin_names, load_builtin, show_figure
 from lam_lab.ui.train_panel import TINY, cpu_threads, has_gpu
 
@@ -28,7 +26,7 @@ MAX_TEST = 48  # test frames scored for parity (and validated during training)
 
 
 def test_split(ds: Dataset, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """(pool, test) as the panel uses them: :func:`lam_lab.data.selection.holdout_split` with at most MAX_TEST test frames."""
+    """(pool, test) as the panel uses them: :func:`lam_lab.data.selection.holdout_split`, ≤ MAX_TEST test frames."""
     return holdout_split(ds, seed=seed, max_test=MAX_TEST)
 
 
@@ -64,7 +62,7 @@ def method_name(mode: str, pretrained: bool) -> str:
     return mode
 
 
-class FinetunePanel(w.VBox):
+class FinetunePanel(JobPanel):
     """Fine-tune, Δ-learn (on GFN2-xTB) or AtomFT-correct a pre-trained model — or train from scratch —
     on N frames of a downstream set; then parity plots on the test split and a learning-curve comparison.
 
@@ -72,16 +70,15 @@ class FinetunePanel(w.VBox):
     through :func:`lam_lab.finetune`; each finished run adds a point to ``panel.rows`` (the comparison).
     """
 
+    run_prefix = "finetune"
+
     def __init__(self, pretrained: Any = None, dataset: Dataset | None = None, out_root: str | Path = "lam_lab_runs",
                  frames: int = 50, steps: int | None = None, **kwargs: Any):
-        self.out_root = Path(out_root)
-        self.result: Any = None
+        super().__init__(out_root=out_root, start_label="Start", **kwargs)
         self.rows: list[Any] = []  # CurveRow per finished run (and per learning-curve point)
         self.figures: dict[str, Any] = {}
         self.baseline: Any = None  # GFN2-xTB alone on the last run's test frames (BaselineAlone), when it has labels
         self.scores: Any = None  # the last run's model on its test frames (lam_lab.evaluation.Scores)
-        self.error = ""
-        self.on_model: list[Callable[[Any, str], None]] = []
         self._dataset = dataset
         self._offered: dict[str, Dataset] = {}  # data sets made in other tabs (e.g. DFT-labelled uncertain frames)
         self.pretrained = ModelPicker("pre-trained", auto_head=True)
@@ -97,11 +94,11 @@ class FinetunePanel(w.VBox):
         self.path = w.Text(placeholder="…or a file/folder of your own", layout=w.Layout(width="260px"))
         self.mode = w.ToggleButtons(options=list(MODES), value="fine-tune", style={"button_width": "150px"})
         self.frames = w.IntText(value=frames, description="N frames", layout=w.Layout(width="170px"))
-        self.steps = w.IntText(value=steps or (2000 if has_gpu() else 200), description="steps", layout=w.Layout(width="170px"))
-        self.job = BackgroundJob(self._job, on_done=self._finished, on_start=self.start)
-        self.lc_job = BackgroundJob(self._lc_job, start_label="Learning curve", on_start=self.learning_curve)
+        self.steps = w.IntText(value=steps or (2000 if has_gpu() else 200), description="steps",
+                               layout=w.Layout(width="170px"))
+        self.lc_job = BackgroundJob(lambda ctx, *a: self._guarded(self._lc_job, ctx, *a), start_label="Learning curve",
+                                    on_start=self.learning_curve)
         self.lc_sizes = w.Text(value="10, 25, 50", description="sizes N", layout=w.Layout(width="220px"))
-        self.message = w.HTML("")
         self.curves = LiveCurves("fine-tuning (solid: train, dashed: test split)", height=300)
         self.metrics = w.HTML("")
         self.e_out, self.f_out, self.lc_out = figure_output(), figure_output(), figure_output()
@@ -111,7 +108,7 @@ class FinetunePanel(w.VBox):
                                              "parity plot after a run"))
         show_figure(self.lc_out, empty_figure("runs in this panel: force error vs N", "training frames N",
                                               "force RMSE (meV/Å)", "each finished run adds a point", x_type="log"))
-        super().__init__([
+        self.children = [
             w.HTML("<b>Fine-tune · Δ</b>: start from a pre-trained branch (DPA-2 paper: fine-tuning needs far fewer "
                    "labels), learn only the difference to GFN2-xTB (Δ-ML), or keep the base frozen and learn a bounded "
                    "correction α·Σtanh(Oᵢ) (AtomFT)."),
@@ -119,7 +116,7 @@ class FinetunePanel(w.VBox):
             self.job.widget, self.message, self.curves.figure, self.metrics, figure_row(self.e_out, self.f_out),
             w.HTML("<b>Learning curve</b>: every mode at each N, same frames and steps, errors on the test split"),
             w.HBox([self.lc_sizes, self.lc_job.widget]), figure_row(self.lc_out),
-        ], **kwargs)
+        ]
         self.add_class("lam-finetune-panel")
 
     # -- the form -----------------------------------------------------------------------------------
@@ -144,7 +141,8 @@ class FinetunePanel(w.VBox):
         if join in builtin_names():
             base = load_builtin(join)
             if set(dataset.label_sets) >= set(base.label_sets):
-                dataset = Dataset(list(base) + list(dataset), name=f"{join} + {dataset.name}", provenance=base.provenance)
+                dataset = Dataset(list(base) + list(dataset), name=f"{join} + {dataset.name}",
+                                  provenance=base.provenance)
                 name = f"{join} + {label}"
         self._offered[name] = dataset
         current = self.downstream.value
@@ -162,7 +160,8 @@ class FinetunePanel(w.VBox):
         pool, test = test_split(ds)
         label = ds.default_label()
         steps = max(1, int(self.steps.value))
-        cfg = TrainConfig(log_every=max(1, min(10, steps // 40)), log_seconds=2.0, threads=None if has_gpu() else cpu_threads())
+        cfg = TrainConfig(log_every=max(1, min(10, steps // 40)), log_seconds=2.0,
+                          threads=None if has_gpu() else cpu_threads())
         if model is not None:
             preset = model.config
         else:
@@ -172,32 +171,23 @@ class FinetunePanel(w.VBox):
         return dict(dataset=pool, validation=test, pretrained=model, mode=mode, label=label, branch=branch,
                     frames=int(self.frames.value) or None, steps=steps, config=cfg, preset=preset)
 
-    # -- actions ------------------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Run :func:`lam_lab.finetune` with the form's settings in the background; False if busy or the form is wrong."""
-        if self.job.running or self.lc_job.running:
-            return False
-        try:
-            import lam_lab.finetune  # noqa: F401 - the engine part this panel drives
+    # -- actions (start / stop / wait: JobPanel, over both jobs) ----------------------------------------
+    @property
+    def jobs(self) -> tuple[BackgroundJob, ...]:
+        """The fine-tuning run and the learning curve (one at a time)."""
+        return (self.job, self.lc_job)
 
-            settings = self._settings()
-        except (DataError, ImportError, KeyError, OSError) as exc:
-            return self._fail(str(exc))
-        self.error, self.metrics.value = "", ""
-        self.message.value = message_html(f"{self.mode.value} on {settings['label']} with N = {settings['frames'] or 'all'}…")
+    def _prepare(self) -> tuple:
+        """The form's settings for :func:`lam_lab.finetune`; placeholders reset."""
+        import lam_lab.finetune  # noqa: F401 - the engine part this panel drives
+
+        settings = self._settings()
+        self.run_prefix = f"finetune-{settings['mode']}"
+        self.metrics.value = ""
+        n = settings["frames"] or "all"
+        self.message.value = message_html(f"{self.mode.value} on {settings['label']} with N = {n}…")
         self.curves.reset(["default"], title=f"{self.mode.value}, N = {settings['frames'] or 'all'}")
-        return self.job.start(settings)
-
-    def stop(self) -> None:
-        """Stop the run (or the learning curve) at the next step boundary."""
-        self.job.stop()
-        self.lc_job.stop()
-
-    def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run ends; returns the :class:`lam_lab.finetune.FinetuneResult`."""
-        self.job.wait(timeout)
-        self.lc_job.wait(timeout)
-        return self.result
+        return (settings,)
 
     def _job(self, ctx: JobContext, s: dict[str, Any]) -> Any:
         from lam_lab.evaluation import parity, predict, score
@@ -207,21 +197,16 @@ class FinetunePanel(w.VBox):
         def on_event(event: Any) -> None:
             self.curves(event)
             if event.kind in ("step", "validation"):
-                ctx.progress(event.progress, f"step {event.step}/{event.total_steps} · ETA {fmt_duration(event.eta_s)}")
+                ctx.progress(event.progress, step_words(event, self.mode.value))
 
-        out_dir = self.out_root / _dt.datetime.now().strftime(f"finetune-{s['mode']}-%Y%m%d-%H%M%S-%f")
-        try:
-            res = finetune(s["dataset"], pretrained=s["pretrained"], mode=s["mode"], label=s["label"], branch=s["branch"],
-                           frames=s["frames"], preset=s["preset"], validation=s["validation"], steps=s["steps"],
-                           config=s["config"], out_dir=out_dir, callbacks=[on_event], stop_event=ctx.stop_event,
-                           progress=False)
-        except (DataError, ValueError, KeyError) as exc:
-            self._fail(str(exc))
-            raise
+        res = finetune(s["dataset"], pretrained=s["pretrained"], mode=s["mode"], label=s["label"], branch=s["branch"],
+                       frames=s["frames"], preset=s["preset"], validation=s["validation"], steps=s["steps"],
+                       config=s["config"], out_dir=self.out_dir, callbacks=[on_event], stop_event=ctx.stop_event,
+                       progress=False)
         self.curves.flush()
         self.result = res
         baseline = "gfn2-xtb" if s["mode"] == "delta" else None
-        ctx.progress(1.0, "scoring the test split…")
+        ctx.progress(1.0, f"scoring the model on the {len(s['validation'])} test frames…")
         test, label = s["validation"], s["label"]
         pred = predict(res.model, test, res.head, baseline=baseline)  # run once: scores and parity from it
         n = int(res.model.metadata.get("extra", {}).get("finetune", {}).get("frames") or len(s["dataset"]))
@@ -249,7 +234,8 @@ class FinetunePanel(w.VBox):
         show_figure(self.f_out, self.figures["parity_f"])
         branch = res.branch or "a fresh head"
         zs = ", ".join(f"{h} {fmt(v, '.0f')}" for h, v in res.zero_shot.items())
-        self.message.value = message_html(f"done: {res.mode} from {branch}" + (f" (zero-shot F RMSE meV/Å: {zs})" if zs else "")
+        self.message.value = message_html(f"done: {res.mode} from {branch}"
+                                          + (f" (zero-shot F RMSE meV/Å: {zs})" if zs else "")
                                           + (f"; saved {res.path}" if res.path else ""))
         caption = f"test split after {res.train.steps} steps"
         if self.baseline is not None and self.scores is not None:
@@ -264,7 +250,7 @@ class FinetunePanel(w.VBox):
     def learning_curve(self, sizes: Sequence[int] | None = None, methods: Sequence[str] | None = None,
                        steps: int | None = None) -> bool:
         """Train every mode (``methods``: learning-curve names) at each N in the background and plot errors vs N."""
-        if self.job.running or self.lc_job.running:
+        if self.busy:
             return False
         try:
             from lam_lab.experiments.learning_curve import METHODS
@@ -272,10 +258,10 @@ class FinetunePanel(w.VBox):
             if sizes is None:
                 sizes = [int(x) for x in self.lc_sizes.value.replace(";", ",").split(",") if x.strip()]
             s = self._settings()
-        except (DataError, ImportError, KeyError, ValueError, OSError) as exc:
-            return self._fail(str(exc))
+        except FORM_ERRORS as exc:
+            return self._fail(plain_error(exc))
         methods = list(methods or (METHODS if s["pretrained"] is not None else ["scratch", "delta-scratch"]))
-        return self.lc_job.start(s, list(sizes), methods, steps or s["steps"])
+        return self._launch(self.lc_job, s, list(sizes), methods, steps or s["steps"], new_folder=False)
 
     def _lc_job(self, ctx: JobContext, s: dict[str, Any], sizes: list[int], methods: list[str], steps: int) -> Any:
         from lam_lab.experiments.learning_curve import learning_curve
@@ -287,7 +273,8 @@ class FinetunePanel(w.VBox):
             done.append(row)
             self.rows.append(row)
             self._show_comparison()
-            ctx.progress(len(done) / total, f"{row.method} N={row.n}: F RMSE {row.f_rmse:.0f} meV/Å")
+            ctx.progress(len(done) / total, f"{len(done)} of {total} runs done; last: {row.method} on {row.n} frames, "
+                                            f"force error {fmt(row.f_rmse, '.0f', 'meV/Å')}")
             ctx.check()
 
         test = ds.where(split="test")
@@ -308,8 +295,3 @@ class FinetunePanel(w.VBox):
                                          base).figure())
         self.figures["comparison"] = fig
         show_figure(self.lc_out, fig)
-
-    def _fail(self, text: str) -> bool:
-        self.error = text
-        self.message.value = message_html(text, ok=False)
-        return False

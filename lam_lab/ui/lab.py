@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 
 from lam_lab.data import Dataset
-from lam_lab.ui._figures import refit_figures
+from lam_lab.ui._figures import FitsFigures, refit_figures
 from lam_lab.ui.data_panel import DataPanel
 from lam_lab.ui.md_panel import MDPanel, PlaybackPanel
 
@@ -31,7 +31,7 @@ def _panel(module: str, cls: str, title: str, engine: str, **kwargs: Any) -> Any
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-class Lab(w.VBox):
+class Lab(FitsFigures, w.VBox):
     """The dashboard: every tab is a panel that also works alone, and every button is a method.
 
     ``lab.data`` (:class:`DataPanel`), ``lab.train`` (:class:`TrainPanel`), ``lab.finetune``
@@ -48,20 +48,23 @@ class Lab(w.VBox):
         self.train = _panel("lam_lab.ui.train_panel", "TrainPanel", "Train", "lam_lab.train.trainer", out_root=out_root)
         self.finetune = _panel("lam_lab.ui.finetune_panel", "FinetunePanel", "Fine-tune · Δ", "lam_lab.finetune",
                                out_root=out_root)
-        self.distill = _panel("lam_lab.ui.distill_panel", "DistillPanel", "Distill", "lam_lab.distill", out_root=out_root)
+        self.distill = _panel("lam_lab.ui.distill_panel", "DistillPanel", "Distill", "lam_lab.distill",
+                              out_root=out_root)
         self.md = MDPanel()
         self.playback = self.md.playback
         for tab, source in (("Train", self.train), ("Fine-tune · Δ", self.finetune), ("Distill", self.distill)):
             if hasattr(source, "on_model"):
                 source.on_model.append(lambda model, label, tab=tab: self.offer_model(model, label, tab))
         self.md.uncertainty.on_data.append(self.offer_data)
-        self.tabs = w.Tab(children=[self.data, self.train, self.finetune, self.distill, self.md], titles=list(self.TABS))
+        self.tabs = w.Tab(children=[self.data, self.train, self.finetune, self.distill, self.md],
+                          titles=list(self.TABS))
         # figures drawn in a hidden tab got plotly's default width: fit them when their tab is shown
         self.tabs.observe(lambda ch: refit_figures(self.tabs.children[ch["new"]]) if ch["new"] is not None else None,
                           names="selected_index")
         from lam_lab import __version__
 
-        super().__init__([w.HTML(f"<h3 style='margin:4px 0'>lam_lab Lab <small style='color:#888'>v{__version__}</small></h3>"),
+        title = f"<h3 style='margin:4px 0'>lam_lab Lab <small style='color:#888'>v{__version__}</small></h3>"
+        super().__init__([w.HTML(title),
                           self.tabs], **kwargs)
 
     def offer_model(self, model: Any, label: str, source: str = "another tab") -> None:

@@ -3,6 +3,7 @@ energy/temperature plot, then play the trajectory back with bonds that form and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,7 +12,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lam_lab.data.errors import DataError
-from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
+from lam_lab.ui._figures import fit_width
+from lam_lab.ui._jobs import BackgroundJob, JobContext, JobPanel, JobStopped
 from lam_lab.ui._live import message_html
 from lam_lab.ui._sources import XTB, ModelPicker, reaction_names, resolve_system, shipped_models
 from lam_lab.ui.data_panel import error_html
@@ -86,15 +88,17 @@ class PlaybackPanel(w.VBox):
 def md_figure() -> go.FigureWidget:
     """Empty live MD plot: potential and total energy (eV, relative to the start) and temperature (K) vs time (fs)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("energy", "temperature"), horizontal_spacing=0.1)
-    fig.add_trace(go.Scatter(x=[], y=[], name="potential energy", mode="lines", line=dict(color="#1f77b4")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[], y=[], name="potential energy", mode="lines", line=dict(color="#1f77b4")),
+                  row=1, col=1)
     fig.add_trace(go.Scatter(x=[], y=[], name="total energy", mode="lines", line=dict(color="#ff7f0e")), row=1, col=1)
     fig.add_trace(go.Scatter(x=[], y=[], name="temperature", mode="lines", line=dict(color="#d62728")), row=1, col=2)
     fig.update_xaxes(title_text="time (fs)", rangemode="tozero")
     fig.update_yaxes(title_text="E − E₀ (eV)", row=1, col=1)
     fig.update_yaxes(title_text="T (K)", rangemode="tozero", row=1, col=2)
     # legend under the plots: above them it sat on the subplot titles
-    fig.update_layout(height=330, margin=dict(l=60, r=10, t=40, b=90), legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
-    return go.FigureWidget(fig)
+    fig.update_layout(height=330, margin=dict(l=60, r=10, t=40, b=90),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0))
+    return fit_width(go.FigureWidget(fig))
 
 
 def md_summary(res: Any) -> str:
@@ -105,56 +109,136 @@ def md_summary(res: Any) -> str:
 
     cfg = res.config
     t = float(np.mean(res.temperature)) if len(res.temperature) else float("nan")
-    line = (f"{cfg.ensemble.upper()} {res.steps_done}/{cfg.steps} steps ({res.steps_done * cfg.timestep:.1f} fs), "
-            f"{len(res.steps)} frames, mean T {fmt(t, '.0f', 'K')}")
+    line = (f"{cfg.ensemble.upper()}: {res.steps_done} of {cfg.steps} steps ({res.steps_done * cfg.timestep:.1f} fs), "
+            f"{len(res.steps)} frames, mean temperature {fmt(t, '.0f', 'K')}")
     if cfg.ensemble == "nve":
         line += f", total-energy drift {fmt(res.drift(), '.3g', 'meV/atom/ps')}"
     line += f", {res.wall_time:.1f} s"
     return line if res.completed else f"{line} — {res.status}: {res.reason}"
 
 
-class MDPanel(w.VBox):
-    """Run MD from the panel: model (shipped / trained here / file / GFN2-xTB / EMT), system (reaction TS,
-    SMILES, file, Cu13), ensemble, temperature (K), steps; live plot; the trajectory goes to the player.
+START_POINTS = ("transition state", "reactant", "product")
+DEFAULT_REACTION = "diels-alder"  # from its TS with GFN2-xTB the default run reacts (product after ~60 fs at 500 K)
 
-    :meth:`run` / :meth:`stop` / :meth:`wait` are what the buttons do; ``panel.result`` is the
-    :class:`lam_lab.md.runner.MDResult`, ``panel.player`` the :class:`ReactionPlayer` showing it.
+
+@dataclass
+class Outcome:
+    """Where an MD run from a built-in reaction ended: "product", "reactant" or None (still between them)."""
+
+    side: str | None
+    time_fs: float | None  # when it got there (and stayed), None when it did not
+    sentence: str  # the same in plain words
+    short: str  # a few words for the status line
+
+
+def reaction_outcome(frames: Sequence[Any], times: Sequence[float], ts: Any,
+                     start: str = "transition state") -> Outcome:
+    """Classify the end of a run on ``ts``'s reaction by the bonds that differ between reactant and product.
+
+    An end counts as a side when those bonds match that side (with the hysteresis of
+    :func:`lam_lab.md.analysis.analyze_bonds`, from the first frame on) and each of their distances is nearer
+    to that side's value than to the transition state's.
     """
+    import numpy as np
+
+    from lam_lab.md.analysis import analyze_bonds
+    from lam_lab.md.reactive import bond_graph, classify_graph
+
+    r_graph, p_graph = bond_graph(ts.reactant), bond_graph(ts.product)
+    pairs = sorted(r_graph ^ p_graph)
+    along = analyze_bonds(list(frames))
+
+    def dist(atoms: Any) -> np.ndarray:
+        return np.array([atoms.get_distance(i, j) for i, j in pairs])
+
+    d_ts, d_side = dist(ts.ts), {"reactant": dist(ts.reactant), "product": dist(ts.product)}
+
+    def side_at(k: int) -> str | None:
+        label = classify_graph(along.bonds_at(k), r_graph, p_graph, only_reacting=True)
+        if label == "other":
+            return None
+        d = dist(frames[k])
+        return label if np.all(np.abs(d - d_side[label]) < np.abs(d - d_ts)) else None
+
+    labels = [side_at(k) for k in range(len(frames))]
+    side = labels[-1]
+    symbols = ts.ts.get_chemical_symbols()
+    bonds = " and ".join(f"{symbols[i]}{i + 1}–{symbols[j]}{j + 1}" for i, j in pairs)
+    if side is None:
+        return Outcome(None, None, f"The run ended between reactant and product (bonds {bonds} half made): run it "
+                       "longer, or again from another start.", "ended between reactant and product")
+    k = len(labels) - 1
+    while k > 0 and labels[k - 1] == side:
+        k -= 1
+    t = float(times[k]) if len(times) > k else None
+    when = f" after {t:.0f} fs" if t is not None else ""
+    changed = "formed" if side == "product" else "broke"
+    if start == side:
+        return Outcome(side, t, f"No reaction: the molecule stayed the {side} (bonds {bonds} unchanged).",
+                       f"no reaction, stayed the {side}")
+    if start == "transition state":
+        sentence = (f"From the transition state the atoms rolled downhill to the {side}{when}: bonds {bonds} "
+                    + ("formed — the molecules reacted." if side == "product" else "came apart again (the run went "
+                       "back the way it came; from the TS about half the runs go each way)."))
+        return Outcome(side, t, sentence, f"reached the {side}{when}")
+    return Outcome(side, t, f"It reacted: the {start} became the {side}{when} (bonds {bonds} {changed}).",
+                   f"reacted to the {side}{when}")
+
+
+class MDPanel(JobPanel):
+    """Run MD from the panel: model (shipped / trained here / file / GFN2-xTB / EMT), system (a built-in reaction
+    started at its transition state, reactant or product; SMILES, file, Cu13), ensemble, temperature (K), steps;
+    live plot; the trajectory goes to the player, and a run on a reaction says where it ended, in words.
+
+    By default: Diels–Alder from its verified GFN2-xTB transition state with GFN2-xTB, so the default run reacts.
+    :meth:`run` / :meth:`stop` / :meth:`wait` are what the buttons do; ``panel.result`` is the
+    :class:`lam_lab.md.runner.MDResult`, ``panel.outcome`` the :class:`Outcome`, ``panel.player`` the player.
+    """
+
+    run_prefix = None  # MD keeps its frames in memory (the player); it writes no run folder
 
     def __init__(self, model: Any = None, system: str | None = None, **kwargs: Any):
         from lam_lab.md.runner import ENSEMBLES
 
-        self.result: Any = None
-        self.error = ""
+        super().__init__(start_label="Run MD", **kwargs)
+        self.outcome: Outcome | None = None
+        self.ts: Any = None  # the TransitionState of the last run's reaction (None for other systems)
+        self._where = ""  # " from the <start> of <reaction>" for the summary line
         self.series: dict[str, list[float]] = {"time": [], "epot": [], "etot": [], "temperature": []}
+        reactions = reaction_names()
+        default = DEFAULT_REACTION if DEFAULT_REACTION in reactions else (reactions[0] if reactions else "Cu13")
         self.model = ModelPicker("model", calculators=True, auto_head=False, default_head="rxn-xtb")
         if model is not None:
             self.model.add(model, "given model")
-        elif not shipped_models():
-            self.model.select(XTB)
-        reactions = reaction_names()
-        self.system = w.Combobox(value=system or (reactions[0] if reactions else "Cu13"), options=reactions + ["Cu13", "CCO"],
+        elif default in reactions or not shipped_models():
+            self.model.select(XTB)  # the reference the verified saddles were found on: the run reacts
+        self.system = w.Combobox(value=system or default, options=reactions + ["Cu13", "CCO"],
                                  description="system", ensure_option=False, layout=w.Layout(width="330px"),
-                                 placeholder="reaction name (starts at its TS), SMILES, file, Cu13")
-        self.ensemble = w.Dropdown(options=list(ENSEMBLES), value="langevin", description="ensemble", layout=w.Layout(width="220px"))
+                                 placeholder="reaction name, SMILES, file, Cu13")
+        self.start_at = w.Dropdown(options=START_POINTS, value=START_POINTS[0], description="start at",
+                                   layout=w.Layout(width="240px"), tooltip="for a reaction: where the run starts")
+        self.ensemble = w.Dropdown(options=list(ENSEMBLES), value="langevin", description="ensemble",
+                                   layout=w.Layout(width="220px"))
         self.temperature = w.FloatText(value=500.0, description="T (K)", layout=w.Layout(width="160px"))
-        self.steps = w.IntText(value=400, description="steps", layout=w.Layout(width="150px"))
+        self.steps = w.IntText(value=300, description="steps", layout=w.Layout(width="150px"))
         self.timestep = w.FloatText(value=0.5, description="dt (fs)", layout=w.Layout(width="150px"))
-        self.interval = w.IntText(value=5, description="every", layout=w.Layout(width="140px"), tooltip="record every k steps")
-        self.job = BackgroundJob(self._job, start_label="Run MD", on_done=self._finished, on_start=self.run)
-        self.message = w.HTML("")
+        self.interval = w.IntText(value=5, description="every", layout=w.Layout(width="140px"),
+                                  tooltip="record every k steps")
         self.live = md_figure()
         self.playback = PlaybackPanel()
         from lam_lab.ui._uncertainty import UncertaintyBox
 
         self.uncertainty = UncertaintyBox(self.model, lambda: self.player)
-        super().__init__([
-            w.HTML("<b>MD</b>: molecular dynamics with a lam_lab model or a reference method. A reaction name starts "
-                   "from its transition state, so the atoms roll downhill to reactant or product — bonds form and break."),
-            self.model, w.HBox([self.system, self.ensemble, self.temperature]),
-            w.HBox([self.steps, self.timestep, self.interval]), self.job.widget, self.message, self.live, self.playback,
-            self.uncertainty,
-        ], **kwargs)
+        self.system.observe(lambda _: self._system_changed(), names="value")
+        self._system_changed()
+        self.children = [
+            w.HTML("<b>MD</b>: molecular dynamics with a lam_lab model or a reference method. A reaction started at "
+                   "its transition state rolls downhill to reactant or product — bonds form and break."),
+            self.model, w.HBox([self.system, self.start_at, self.ensemble, self.temperature],
+                               layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.steps, self.timestep, self.interval]), self.job.widget, self.message, self.live,
+            self.playback, self.uncertainty,
+        ]
         self.add_class("lam-md-panel")
 
     @property
@@ -164,43 +248,50 @@ class MDPanel(w.VBox):
 
     def run(self) -> bool:
         """Start MD in the background with the form's settings; False when one runs or the form is wrong."""
-        if self.job.running:
-            return False
+        return self.start()
+
+    def _system_changed(self) -> None:
+        is_reaction = self.system.value.strip() in reaction_names()
+        self.start_at.disabled = not is_reaction
+        self.start_at.layout.display = "" if is_reaction else "none"
+
+    def _start_atoms(self, spec: str) -> Any:
+        """The first structure: a reaction's TS (the xTB saddle for GFN2-xTB), reactant or product; else the system."""
+        from lam_lab.md.reactive import builtin_ts, verified_reactions
+
+        self.ts = None
+        if spec not in reaction_names():
+            return resolve_system(spec)[0]
+        level = "xtb" if self.model.choice.value == XTB and spec in verified_reactions("xtb") else "best"
+        self.ts = builtin_ts(spec, level)
+        return {"transition state": self.ts.ts, "reactant": self.ts.reactant, "product": self.ts.product}[
+            self.start_at.value].copy()
+
+    def _prepare(self) -> tuple:
         from lam_lab.md.runner import MDConfig
 
-        try:
-            calc, head = self.model.resolve()
-            atoms = resolve_system(self.system.value)[0]
-            cfg = MDConfig(ensemble=self.ensemble.value, temperature=float(self.temperature.value), steps=int(self.steps.value),
-                           timestep=float(self.timestep.value), interval=max(1, int(self.interval.value)), on_guard="stop")
-        except (DataError, ValueError, OSError) as exc:
-            return self._fail(str(exc))
-        self.error = ""
-        self.message.value = message_html(f"{cfg.ensemble} MD of {atoms.get_chemical_formula()} with {self.model.label} "
-                                          f"at {cfg.temperature:.0f} K, {cfg.steps} × {cfg.timestep} fs…")
+        calc, head = self.model.resolve()
+        atoms = self._start_atoms(self.system.value.strip())
+        cfg = MDConfig(ensemble=self.ensemble.value, temperature=float(self.temperature.value),
+                       steps=int(self.steps.value), timestep=float(self.timestep.value),
+                       interval=max(1, int(self.interval.value)), on_guard="stop")
+        where = f" from the {self.start_at.value} of {self.system.value.strip()}" if self.ts is not None else ""
+        self._where = where
+        self.message.value = message_html(f"{cfg.ensemble} MD of {atoms.get_chemical_formula()}{where} with "
+                                          f"{self.model.label} at {cfg.temperature:.0f} K, {cfg.steps} steps of "
+                                          f"{cfg.timestep} fs…")
         self.series = {k: [] for k in self.series}
+        self.result, self.outcome = None, None
         with self.live.batch_update():
             for tr in self.live.data:
                 tr.x, tr.y = [], []
-        return self.job.start(atoms, calc, head, cfg)
-
-    def stop(self) -> None:
-        """End the run after the step in progress; the frames so far are played."""
-        self.job.stop()
-
-    def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run ends (and the player is shown); returns the MDResult."""
-        self.job.wait(timeout)
-        return self.result
+        return atoms, calc, head, cfg
 
     def _job(self, ctx: JobContext, atoms: Any, calc: Any, head: str | None, cfg: Any) -> Any:
         from lam_lab.md.runner import MDRunner, calculator_factory
 
-        try:
-            runner = MDRunner(atoms, calculator_factory(calc, head=head), cfg)
-        except (DataError, ValueError, KeyError, TypeError) as exc:
-            self._fail(str(exc))
-            raise
+        runner = MDRunner(atoms, calculator_factory(calc, head=head), cfg)
+        total_fs = cfg.steps * cfg.timestep
 
         def observe(rec: Any) -> None:
             s = self.series
@@ -211,7 +302,8 @@ class MDPanel(w.VBox):
                 self.live.data[0].x, self.live.data[0].y = list(s["time"]), [e - e0 for e in s["epot"]]
                 self.live.data[1].x, self.live.data[1].y = list(s["time"]), [e - e0 for e in s["etot"]]
                 self.live.data[2].x, self.live.data[2].y = list(s["time"]), list(s["temperature"])
-            ctx.progress(rec.step / max(cfg.steps, 1), f"step {rec.step}/{cfg.steps} · T {rec.temperature:.0f} K")
+            ctx.progress(rec.step / max(cfg.steps, 1), f"step {rec.step} of {cfg.steps} ({rec.time:.0f} of "
+                                                       f"{total_fs:.0f} fs), temperature {rec.temperature:.0f} K")
             if ctx.stop_requested:
                 runner.request_stop("Stop pressed")
 
@@ -224,18 +316,23 @@ class MDPanel(w.VBox):
         return res
 
     def _show(self, res: Any) -> None:
+        words = [md_summary(res) + (f"; started{self._where}" if self._where else "")]
+        if self.ts is not None and len(res.frames) >= 1:
+            try:
+                self.outcome = reaction_outcome(res.frames, res.times, self.ts, self.start_at.value)
+                words.append(self.outcome.sentence)
+            except (ValueError, IndexError) as exc:  # e.g. a reaction whose ends share one bond graph
+                words.append(f"(where it ended is unknown: {exc})")
         if len(res.frames) >= 1:
-            title = f"{res.frames[0].get_chemical_formula()}, {self.model.label}, {res.config.ensemble} {res.config.temperature:.0f} K"
+            title = (f"{res.frames[0].get_chemical_formula()}, {self.model.label}, {res.config.ensemble} "
+                     f"{res.config.temperature:.0f} K")
             self.playback.show(res.frames, energies=res.epot, times=res.times, title=title)
-        self.message.value = message_html(md_summary(res), ok=res.status != "guard")
+        self.message.value = "".join(message_html(t, ok=res.status != "guard" or k > 0) for k, t in enumerate(words))
 
     def _finished(self, res: Any) -> None:
+        if self.outcome is not None:
+            self.job.status.value = f"done: {self.outcome.short}"
         if self.player is not None:
             n = len(self.player.events)
-            self.message.value += message_html(f"{self.player.n_frames} frames, {n} bond event{'' if n == 1 else 's'} — "
-                                               "press play or click an event")
-
-    def _fail(self, text: str) -> bool:
-        self.error = text
-        self.message.value = message_html(text, ok=False)
-        return False
+            self.message.value += message_html(f"{self.player.n_frames} frames, {n} bond event{'' if n == 1 else 's'}"
+                                               " — press play or click an event")

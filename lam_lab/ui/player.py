@@ -15,7 +15,13 @@ from ase.data.colors import jmol_colors
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame
 from lam_lab.md.analysis import (
-    BondAnalysis, BondCriteria, DistanceSeries, TrajectoryData, analyze_bonds, as_trajectory, distance_series,
+    BondAnalysis,
+    BondCriteria,
+    DistanceSeries,
+    TrajectoryData,
+    analyze_bonds,
+    as_trajectory,
+    distance_series,
 )
 
 _HERE = Path(__file__).resolve().parent
@@ -27,7 +33,8 @@ def widget_asset(name: str) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise FileNotFoundError(f"widget asset {name!r} not found; looked in " + ", ".join(str(p.parent) for p in candidates))
+    looked = ", ".join(str(p.parent) for p in candidates)
+    raise FileNotFoundError(f"widget asset {name!r} not found; looked in {looked}")
 
 
 def _energies_of(items: Sequence[Any]) -> np.ndarray | None:
@@ -80,7 +87,8 @@ class ReactionPlayer(anywidget.AnyWidget):
     highlight_frames = t.Int(5).tag(sync=True)  # an event stays highlighted this many frames
     title = t.Unicode("").tag(sync=True)
     height = t.Int(380).tag(sync=True)  # px
-    atom_values = t.Bytes(b"").tag(sync=True)  # float32 [T, n]: per-atom values, e.g. committee force disagreement (eV/Å)
+    # float32 [T, n]: per-atom values, e.g. committee force disagreement (eV/Å)
+    atom_values = t.Bytes(b"").tag(sync=True)
     atom_value_label = t.Unicode("force disagreement (eV/Å)").tag(sync=True)
     color_by = t.Unicode("element").tag(sync=True)  # "element" or "values" (atoms coloured by atom_values)
 
@@ -104,7 +112,10 @@ class ReactionPlayer(anywidget.AnyWidget):
         self.trajectory: TrajectoryData = traj
         self.analysis: BondAnalysis = analyze_bonds(traj, criteria)
         n_frames, n = traj.n_frames, len(traj.numbers)
-        e = np.asarray(energies, dtype=float) if energies is not None else (_energies_of(items) if isinstance(items, list) else None)
+        if energies is not None:
+            e = np.asarray(energies, dtype=float)
+        else:
+            e = _energies_of(items) if isinstance(items, list) else None
         if e is not None and len(e) != n_frames:
             raise DataError(f"{len(e)} energies for {n_frames} frames", field="energies")
         if e is not None and relative:
@@ -140,7 +151,8 @@ class ReactionPlayer(anywidget.AnyWidget):
             series = distance_series(self.trajectory, list(spec)).as_dict()
         for label, values in series.items():
             if len(values) != self.trajectory.n_frames:
-                raise DataError(f"distance {label!r} has {len(values)} values for {self.trajectory.n_frames} frames", field="distances")
+                raise DataError(f"distance {label!r} has {len(values)} values for {self.trajectory.n_frames} frames",
+                                field="distances")
         return {k: [float(x) for x in v] for k, v in series.items()}
 
     def set_atom_values(self, values: Sequence[Sequence[float]] | np.ndarray | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
@@ -54,7 +54,8 @@ def coverage_table(counts: Mapping[str, int], title: str = "element coverage") -
         tcolor.append("#aaa" if not count else "#fff" if np.log10(count) > 0.55 * np.log10(top) else "#000")
         hover.append(f"{sym} (Z={z}): {count} atoms")
     fig = go.Figure([
-        go.Heatmap(z=base, colorscale=[[0, "#f0f0f0"], [1, "#f0f0f0"]], showscale=False, hoverinfo="skip", xgap=2, ygap=2),
+        go.Heatmap(z=base, colorscale=[[0, "#f0f0f0"], [1, "#f0f0f0"]], showscale=False, hoverinfo="skip", xgap=2,
+                   ygap=2),
         go.Heatmap(z=z_grid, colorscale="YlGnBu", xgap=2, ygap=2, hoverinfo="skip",
                    zmin=0, zmax=max(1.0, float(np.nanmax(z_grid)) if np.isfinite(z_grid).any() else 1.0),
                    colorbar=dict(title="log₁₀ atoms", thickness=12)),
@@ -78,7 +79,8 @@ def coverage_bars(counts_by_set: Mapping[str, Mapping[str, int]], title: str = "
                              customdata=[counts.get(el, 0) for el in elements],
                              hovertemplate="%{x}: %{y:.1%} (%{customdata} atoms)<extra>" + name + "</extra>"))
     fig.update_layout(title=title, barmode="group", height=300, yaxis=dict(title="fraction of atoms", tickformat=".0%"),
-                      margin=dict(l=50, r=10, t=40, b=30), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"))
+                      margin=dict(l=50, r=10, t=40, b=30), legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1,
+                                                                       xanchor="right"))
     return fig
 
 
@@ -90,12 +92,14 @@ def _thin(values: np.ndarray, limit: int = MAX_HIST_VALUES) -> np.ndarray:
 
 def energy_per_atom(ds: Dataset, label: str) -> np.ndarray:
     """Energies per atom (eV/atom) of the frames carrying ``label``."""
-    return np.array([f.labels[label].energy / len(f) for f in ds if label in f.labels and f.labels[label].energy is not None])
+    return np.array([f.labels[label].energy / len(f) for f in ds
+                     if label in f.labels and f.labels[label].energy is not None])
 
 
 def force_norms(ds: Dataset, label: str) -> np.ndarray:
     """Per-atom force magnitudes (eV/Å) of the frames carrying ``label``."""
-    parts = [np.linalg.norm(f.labels[label].forces, axis=1) for f in ds if label in f.labels and f.labels[label].forces is not None]
+    parts = [np.linalg.norm(f.labels[label].forces, axis=1) for f in ds
+             if label in f.labels and f.labels[label].forces is not None]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -131,8 +135,8 @@ def label_histograms(datasets: Mapping[str, Dataset], quantity: str = "energy", 
                           row=r, col=1)
             in_legend.add(name)
         fig.update_xaxes(title_text=f"{unit} · {lab}", row=r, col=1)
-        fig.update_yaxes(title_text=f"density (per {unit.split('(')[1][:-1]})" if density else "frames" if quantity == "energy"
-                         else "atoms", row=r, col=1)
+        count = "frames" if quantity == "energy" else "atoms"
+        fig.update_yaxes(title_text=f"density (per {unit.split('(')[1][:-1]})" if density else count, row=r, col=1)
     if not labels:
         fig.update_xaxes(title_text=f"{unit} · no labels")
     title = "energy per atom" if quantity == "energy" else "force magnitude per atom"

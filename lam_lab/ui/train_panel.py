@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import ipywidgets as w
 
-from lam_lab.data.errors import DataError
-from lam_lab.ui._jobs import BackgroundJob, JobContext, JobStopped
-from lam_lab.ui._live import LiveCurves, device_label, fmt_duration, message_html, metrics_html
+from lam_lab.ui._jobs import JobContext, JobPanel, JobStopped
+from lam_lab.ui._live import LiveCurves, device_label, fmt_duration, message_html, metrics_html, step_words
 
 BUILTIN_TASKS = ("rxn-xtb", "metals-emt", "water-ff", "rxn-dft")
 TYPE_MAP = ("H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au")  # every element of the built-in sets
@@ -69,7 +67,7 @@ class TaskRow(w.HBox):
         super().__init__([self.enabled, self.source, self.weight, self.frames])
 
 
-class TrainPanel(w.VBox):
+class TrainPanel(JobPanel):
     """Pre-train a DPA-2 on one or several data sets, each task with its own head and weight (Eq. 44).
 
     Buttons call :meth:`start`, :meth:`stop`, :meth:`resume`; :meth:`wait` blocks (scripts, tests).
@@ -77,44 +75,43 @@ class TrainPanel(w.VBox):
     the trained model is ``panel.model`` and ``on_model`` callbacks get it (the Lab hands it to MD).
     """
 
+    run_prefix = "train"
+
     def __init__(self, tasks: Mapping[str, Any] | None = None, out_root: str | Path = "lam_lab_runs",
                  model: str | None = None, steps: int | None = None, frames: int | None = None, **kwargs: Any):
+        super().__init__(out_root=out_root, start_label="Start", **kwargs)
         gpu = has_gpu()
-        self.out_root = Path(out_root)
-        self.out_dir: Path | None = None
         self.prepared: Any = None
-        self.result: Any = None
         self.model: Any = None
-        self.error = ""
         self.events: list[Any] = []
         self.data_note = ""  # frames trained on and validated on, per task
-        self.on_model: list[Callable[[Any, str], None]] = []
         self.model_choice = w.Dropdown(options=list(MODELS), value=model or ("dpa2-small" if gpu else "dpa2-tiny"),
                                        description="model", layout=w.Layout(width="230px"))
-        self.steps = w.IntText(value=steps or (5000 if gpu else 300), description="steps", layout=w.Layout(width="170px"))
+        self.steps = w.IntText(value=steps or (5000 if gpu else 300), description="steps",
+                               layout=w.Layout(width="170px"))
         self.minutes = w.FloatText(value=0.0, description="minutes", layout=w.Layout(width="170px"),
                                    tooltip="time budget; 0 = none (steps decide)")
         self.lr = w.FloatText(value=2e-3, description="lr", layout=w.Layout(width="160px"))
         self.batch = w.IntText(value=1, description="batch", layout=w.Layout(width="150px"), tooltip="frames per step")
         self.val_fraction = w.BoundedFloatText(value=0.2, min=0.0, max=0.5, step=0.05, description="validation",
                                                layout=w.Layout(width="170px"),
-                                               tooltip="fraction of each task's frames kept for validation (at least 3 frames)")
+                                               tooltip="fraction of each task's frames kept for validation "
+                                                       "(at least 3 frames)")
         n = frames if frames is not None else (0 if gpu else 200)
         default_on = {"rxn-xtb", "metals-emt"}
-        self.tasks: dict[str, TaskRow] = {name: TaskRow(name, enabled=name in default_on, frames=n) for name in BUILTIN_TASKS}
+        self.tasks: dict[str, TaskRow] = {name: TaskRow(name, enabled=name in default_on,
+                                                        frames=n) for name in BUILTIN_TASKS}
         self.tasks["file"] = TaskRow("my-data", source="", frames=0)
         self.tasks["file"].source.placeholder = "a file or folder of your own"
         for name, spec in (tasks or {}).items():
             self.set_task(name, **(spec if isinstance(spec, Mapping) else {"source": spec}))
-        self.job = BackgroundJob(self._job, start_label="Start", on_done=self._finished, on_start=self.start)
         self.resume_button = w.Button(description="Resume", icon="forward", disabled=True,
                                       tooltip="continue the stopped run from its last checkpoint")
         self.resume_button.on_click(lambda _: self.resume())
         self.device = w.HTML(f"<span style='color:#555'>device: {html.escape(device_label())}</span>")
-        self.message = w.HTML("")
         self.curves = LiveCurves("loss and RMSE (solid: train, dashed: validation)")
         self.metrics = w.HTML("")
-        super().__init__([
+        self.children = [
             w.HTML("<b>Train</b>: multi-task pre-training — one shared DPA-2 descriptor, one fitting head per task, "
                    "each step picks a task with probability ∝ its weight (DPA-2 paper, Eq. 44)."),
             w.HBox([self.model_choice, self.steps, self.minutes, self.lr, self.batch, self.val_fraction],
@@ -122,7 +119,7 @@ class TrainPanel(w.VBox):
             w.VBox(list(self.tasks.values())),
             w.HBox([self.job.widget, self.resume_button]), self.device, self.message,
             self.curves.figure, self.metrics,
-        ], **kwargs)
+        ]
         self.add_class("lam-train-panel")
 
     # -- the form -----------------------------------------------------------------------------------
@@ -172,37 +169,21 @@ class TrainPanel(w.VBox):
         spec = ModelSpec(preset=preset, overrides=dict(overrides), type_map=list(TYPE_MAP) if builtin else None)
         return RunConfig(data=data, model=spec, train=cfg)
 
-    # -- actions ------------------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Start a new run from the form in the background; False if one is running or the form is wrong."""
-        if self.job.running:
-            return False
-        try:
-            cfg = self.run_config()
-        except DataError as exc:
-            return self._fail(str(exc))
-        self.out_dir = self.out_root / _dt.datetime.now().strftime("train-%Y%m%d-%H%M%S-%f")
-        self.message.value, self.error, self.metrics.value = message_html(f"loading data, building {self.model_choice.value}…"), "", ""
+    # -- actions (start / stop / wait: JobPanel; Stop writes a checkpoint first) ----------------------
+    def _prepare(self) -> tuple:
+        cfg = self.run_config()
+        self.message.value, self.metrics.value = message_html(f"loading data, building {self.model_choice.value}…"), ""
         self.curves.reset(list(cfg.data), title=f"{self.model_choice.value} on {', '.join(cfg.data)}")
-        self.events = []
-        return self.job.start(cfg, False)
-
-    def stop(self) -> None:
-        """Ask the run to stop at the next step boundary (a checkpoint is written first)."""
-        self.job.stop()
+        self.events, self.result = [], None
+        return cfg, False
 
     def resume(self) -> bool:
-        """Continue the stopped run from its newest checkpoint (same model, data and curves)."""
-        if self.job.running:
+        """Continue the stopped run from its newest checkpoint (same model, data, folder and curves)."""
+        if self.busy:
             return False
         if self.prepared is None or self.out_dir is None:
             return self._fail("nothing to resume: start a run first")
-        return self.job.start(self.prepared.config, True)
-
-    def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run ends; returns the :class:`lam_lab.train.TrainResult` (None when it failed)."""
-        self.job.wait(timeout)
-        return self.result
+        return self._launch(self.job, self.prepared.config, True, new_folder=False)
 
     # -- the job (background thread) ----------------------------------------------------------------
     def _job(self, ctx: JobContext, cfg: Any, resume: bool) -> Any:
@@ -211,11 +192,7 @@ class TrainPanel(w.VBox):
 
         self.resume_button.disabled = True
         if not resume:
-            try:
-                self.prepared = prepare_run(cfg)
-            except DataError as exc:
-                self._fail(str(exc))
-                raise
+            self.prepared = prepare_run(cfg)
             val = self.prepared.validation
             sizes = ", ".join(f"{k}: {len(v)} frames, validating on " + (f"{len(val[k])}" if k in val else
                               f"none (too few frames to keep {MIN_VALIDATION_FRAMES} aside)")
@@ -230,33 +207,24 @@ class TrainPanel(w.VBox):
             if event.kind == "start":
                 self.device.value = f"<span style='color:#555'>device: {html.escape(event.device)}</span>"
             if event.kind in ("step", "validation"):
-                total = f"/{event.total_steps}" if event.total_steps else ""
-                rate = f" · {event.steps_per_s:.1f} steps/s" if event.steps_per_s else ""
-                ctx.progress(event.progress, f"step {event.step}{total}{rate} · ETA {fmt_duration(event.eta_s)}")
+                ctx.progress(event.progress, step_words(event))
 
-        try:
-            res = train(run.model, run.datasets, weights=run.weights, config=cfg.train, out_dir=self.out_dir,
-                        callbacks=[on_event], validation=run.validation or None, resume=resume,
-                        stop_event=ctx.stop_event, labels=run.labels, heads=run.heads, progress=False)
-        except DataError as exc:
-            self._fail(str(exc))
-            raise
+        res = train(run.model, run.datasets, weights=run.weights, config=cfg.train, out_dir=self.out_dir,
+                    callbacks=[on_event], validation=run.validation or None, resume=resume,
+                    stop_event=ctx.stop_event, labels=run.labels, heads=run.heads, progress=False)
         self.curves.flush()
         self.result, self.model = res, res.model
         self.resume_button.disabled = False
         if res.stopped:
-            self.message.value = message_html(f"stopped at step {res.steps}; checkpoint {res.checkpoint} — Resume continues")
+            self.message.value = message_html(f"stopped at step {res.steps}; checkpoint {res.checkpoint} — "
+                                              "Resume continues")
             self.metrics.value = metrics_html(res.metrics, f"metrics at step {res.steps}")
             raise JobStopped(res)
         return res
 
     def _finished(self, res: Any) -> None:
-        self.metrics.value = metrics_html(res.metrics, f"final metrics after {res.steps} steps ({fmt_duration(res.wall_time_s)})")
+        self.metrics.value = metrics_html(res.metrics,
+                                          f"final metrics after {res.steps} steps ({fmt_duration(res.wall_time_s)})")
         self.message.value = message_html(f"done ({self.data_note}): model saved to {res.final}")
         for fn in self.on_model:
             fn(res.model, f"trained here ({self.model_choice.value}, {res.steps} steps)")
-
-    def _fail(self, text: str) -> bool:
-        self.error = text
-        self.message.value = message_html(text, ok=False)
-        return False
