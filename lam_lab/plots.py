@@ -37,19 +37,35 @@ def loss_curves(history: Sequence[Mapping[str, Any]], title: str = "training") -
 
 
 def parity(reference: Sequence[float], predicted: Sequence[float], title: str = "parity",
-           unit: str = "eV") -> go.Figure:
-    """Predicted vs reference scatter with the y = x line and RMSE/MAE (in ``unit``) in the title."""
+           unit: str = "eV", baseline: tuple[str, Sequence[float], Sequence[float]] | None = None) -> go.Figure:
+    """Predicted vs reference scatter with the y = x line and RMSE/MAE (in ``unit``) in the title.
+
+    ``baseline``: (name, reference, predicted) of a method alone on the same points (e.g. "GFN2-xTB alone" under a
+    Δ model), drawn behind the model with its RMSE in the legend.
+    """
     ref, pred = np.asarray(reference, dtype=float).ravel(), np.asarray(predicted, dtype=float).ravel()
     if ref.shape != pred.shape:
         raise ValueError(f"reference and predicted differ in length: {ref.shape} vs {pred.shape}")
     err = pred - ref
     rmse, mae = (float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))) if len(err) else (float("nan"),) * 2
-    lo, hi = (float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))) if len(ref) else (0.0, 1.0)
-    fig = go.Figure([
-        go.Scattergl(x=ref, y=pred, mode="markers", marker=dict(size=4, opacity=0.6), name="frames"),
+    points = [ref, pred]
+    traces = []
+    if baseline is not None:
+        name = baseline[0]
+        b_ref, b_pred = np.asarray(baseline[1], float).ravel(), np.asarray(baseline[2], float).ravel()
+        b_rmse = float(np.sqrt(np.mean((b_pred - b_ref) ** 2))) if len(b_ref) else float("nan")
+        traces.append(go.Scattergl(x=b_ref, y=b_pred, mode="markers", name=f"{name} (RMSE {b_rmse:.4g})",
+                                   marker=dict(size=4, opacity=0.35, color="#bbb")))
+        points += [b_ref, b_pred]
+    allv = np.concatenate(points)
+    lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (0.0, 1.0)
+    traces += [
+        go.Scattergl(x=ref, y=pred, mode="markers", marker=dict(size=4, opacity=0.6), name=f"model (RMSE {rmse:.4g})"),
         go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#888", dash="dash"), name="y = x"),
-    ])
-    fig.update_layout(title=f"{title} — RMSE {rmse:.4g} {unit}, MAE {mae:.4g} {unit}", height=380, showlegend=False,
+    ]
+    fig = go.Figure(traces)
+    fig.update_layout(title=f"{title} — RMSE {rmse:.4g} {unit}, MAE {mae:.4g} {unit}", height=380,
+                      showlegend=baseline is not None, legend=dict(orientation="h", y=-0.2),
                       xaxis_title=f"reference ({unit})", yaxis_title=f"model ({unit})",
                       margin=dict(l=60, r=10, t=50, b=50))
     fig.update_yaxes(scaleanchor="x")

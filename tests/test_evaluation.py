@@ -141,3 +141,14 @@ def _delta_frame(f):
     g = f.copy()
     g.labels = {"d": Labels(f.labels[HIGH].energy - f.labels[BASE].energy)}
     return g
+
+
+def test_parity_plot_draws_the_baseline_alone_on_the_same_points(rxn):
+    from lam_lab import plots
+
+    test = rxn.where(split="test")
+    p = parity(reference(test, BASE), test, HIGH, max_forces=100)
+    fig = plots.parity(p["f_ref"], p["f_ref"] * 0.9, "forces", "eV/Å", baseline=("GFN2-xTB alone", p["f_ref"], p["f_pred"]))
+    names = [t.name for t in fig.data]
+    assert names[0].startswith("GFN2-xTB alone (RMSE") and names[1].startswith("model (RMSE")
+    assert fig.layout.showlegend

@@ -59,6 +59,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD"):
         assert title in page
     assert "tiny</b> settings" in page and page.count("gfn2-xtb alone") >= 3
+    assert page.count("gfn2-xtb alone (RMSE") == 1 and "gfn2-xtb alone, offsets removed (RMSE" in page  # parity plots
     assert len(re.findall(r"Plotly\.newPlot", page)) >= 6
     # a second run finds every stage unchanged
     again = run_pipeline(tiny(), out=tmp_path, log=logs.append, progress=False)

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.evaluation import Prediction, Scores, parity, predict, reference
+from lam_lab.evaluation import Prediction, Scores, offset_removed, parity, predict, reference
 from lam_lab.evaluation import score as score_prediction
 
 
@@ -41,7 +41,12 @@ def baseline_score(test: Dataset, label: str, baseline: str) -> dict[str, Any] |
     if not all(baseline in f.labels for f in test):
         return None
     pred = reference(test, baseline)
-    return _with_parity(score_prediction(pred, test, label), pred, test, label)
+    out = _with_parity(score_prediction(pred, test, label), pred, test, label)
+    par = out["parity"]  # the baseline's energies have another zero: compare them with per-element offsets removed
+    keep = [f for f in test if label in f.labels and f.labels[label].energy is not None]
+    e_ref, e_pred = np.asarray(par["e_ref"]), np.asarray(par["e_pred"])
+    par["e_pred"] = (e_ref + offset_removed(e_pred - e_ref, keep)).tolist() if keep else par["e_pred"]
+    return out
 
 
 def zero_shot_rows(model: Any, ds: Dataset, label: str) -> list[dict[str, Any]]:

@@ -150,8 +150,12 @@ def section_finetune(metrics: Mapping[str, Any], ft: Mapping[str, Any]) -> str:
     best = ft["best"]
     p = best["parity"]
     title = f"best ({best['method']}, N={best['n']}): energy per atom"
-    e_fig = figure(plots.parity(p["e_ref"], p["e_pred"], title, "eV/atom"))
-    f_fig = figure(plots.parity(p["f_ref"], p["f_pred"], "force components", "eV/Å"))
+    bp, name = (base or {}).get("parity"), str((base or {}).get("method", "baseline"))
+    same = bool(bp) and len(bp["f_ref"]) == len(p["f_ref"])  # the baseline alone on the same points
+    e_base = (f"{name}, offsets removed", bp["e_ref"], bp["e_pred"]) if same else None
+    e_fig = figure(plots.parity(p["e_ref"], p["e_pred"], title, "eV/atom", baseline=e_base))
+    f_fig = figure(plots.parity(p["f_ref"], p["f_pred"], "force components", "eV/Å",
+                                baseline=(name, bp["f_ref"], bp["f_pred"]) if same else None))
     out.append(f"<div class='grid'><div>{e_fig}</div><div>{f_fig}</div></div>")
     hist = ft.get("histories", {})
     if hist:
