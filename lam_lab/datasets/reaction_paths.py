@@ -1,4 +1,9 @@
-"""Candidate frames around a reaction: CI-NEB path (with its intermediate bands) and MD from R, TS, P."""
+"""Candidate frames around a reaction: CI-NEB path (with its intermediate bands) and MD from R, TS, P.
+
+The band's highest image is role ``ts`` here only as the band maximum: it is no verified saddle, and
+rxn-xtb keeps these frames (as role ``path-max``) just for reactions whose TS search did not verify,
+after :func:`ends_mismatch` found the band's ends to be the reaction's minima.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +85,8 @@ def md_frames(ctx: BuildContext, reaction: Reaction, cfg: PathSampling, neb: lis
             for t_i, temp in enumerate(cfg.md_temperatures):
                 run = run_md(atoms, xtb_calculator, temp, md, seed=cfg.seed + 100 * s_i + t_i)
                 if run.stopped:
-                    ctx.say(f"MD {reaction.name} from {start} at {temp:.0f} K stopped after {run.steps_done} steps: {run.stopped}")
+                    ctx.say(f"MD {reaction.name} from {start} at {temp:.0f} K stopped after {run.steps_done} "
+                            f"steps: {run.stopped}")
                 out += [_plain_frame(a, {"charge": atoms.info["charge"], "reaction": reaction.name, "source": "md",
                                          "start": start, "temperature": float(temp), "md_step": a.info["md_step"]})
                         for a in run.frames]
@@ -90,6 +96,33 @@ def md_frames(ctx: BuildContext, reaction: Reaction, cfg: PathSampling, neb: lis
               "temperatures": list(cfg.md_temperatures), "steps": cfg.md_steps, "interval": cfg.md_interval,
               "starts": list(cfg.md_starts), "seed": cfg.seed}
     return stage(ctx, f"md-{reaction.name}", params, make)
+
+
+def smiles_graphs(reaction: Reaction) -> tuple[frozenset, frozenset]:
+    """Bond graphs (pairs i < j, mapped reactant atom order) of the reaction's reactant and product SMILES."""
+    import numpy as np
+
+    from lam_lab.sampling.molecules import _bonds, _keys, _parse
+
+    r, p = _parse(reaction.reactant), _parse(reaction.product)
+    rk, pk = _keys(r, reaction.reactant), _keys(p, reaction.product)
+    where = {k: i for i, k in enumerate(pk)}
+    inv = np.argsort([where[k] for k in rk])  # reactant index of each product atom
+    return frozenset(_bonds(r, np.arange(len(rk)))), frozenset(_bonds(p, inv))
+
+
+def ends_mismatch(reaction: Reaction, frames: list[Frame]) -> str | None:
+    """None when the final band's reactant and product have the SMILES bond graphs, else what differs."""
+    from lam_lab.md.reactive import bond_graph
+
+    final = {f.info["role"]: f for f in frames if f.info.get("source") == "neb" and "neb_iteration" not in f.info}
+    out = []
+    for role, want in zip(("reactant", "product"), smiles_graphs(reaction)):
+        got = bond_graph(final[role].to_atoms())
+        if got != want:
+            extra, missing = sorted(got - want), sorted(want - got)
+            out.append(f"NEB {role} is not the {role} (bonds {extra} formed, {missing} missing)")
+    return "; ".join(out) or None
 
 
 def sample_reaction(ctx: BuildContext, reaction: Reaction, cfg: PathSampling) -> list[Frame]:
