@@ -141,6 +141,32 @@ def _cache_stationary_labels(ctx: BuildContext, points, charge: int) -> None:
             cache.put(key, CacheEntry(Labels(atoms.get_potential_energy(), atoms.get_forces())))
 
 
+LEGACY = "legacy-paths.lamh5"  # the first rxn-dft: CI-NEB bands and MD of 10 reactions, both labels, in the cache dir
+
+
+def legacy_frames(ctx: BuildContext) -> list[Frame]:
+    """The first rxn-dft's 320 labelled frames (NEB bands + MD of 10 reactions) with no frame tagged ``ts``.
+
+    Their NEB maxima were never verified saddles, so every NEB role becomes ``path`` (the old role is kept
+    as ``neb_role``); the labels are the same ωB97X/6-31G(d) and GFN2-xTB levels, computed once.
+    """
+    from lam_lab.data.io.lamh5 import read_lamh5
+
+    path = None if ctx.cache_dir is None else ctx.cache_dir / LEGACY
+    if ctx.quick or path is None or not path.is_file():
+        return []
+    out = []
+    for f in read_lamh5(path):
+        g = f.copy()
+        role = g.info.pop("role", None)
+        if role is not None:
+            g.info.update(role="path", neb_role=role)
+        g.info["source"] = f"legacy-{g.info.get('source', 'path')}"
+        g.info.pop("split", None)
+        out.append(g)
+    return out
+
+
 def assign_splits(frames: list[Frame], seed: int) -> None:
     """Write ``info['split']``: test for held-out reactions, val for stationary points and ~10 % of the rest."""
     rng = np.random.default_rng(seed)
@@ -185,13 +211,17 @@ def build(ctx: BuildContext, cached_only: bool = False) -> Dataset:
     xtb = label(ctx, dft.frames, "gfn2-xtb")
     by_index = {dft.indices[j]: f for j, f in zip(xtb.indices, xtb.frames)}
     kept = [by_index[i] for i in sorted(by_index)]
+    legacy = legacy_frames(ctx)
+    assign_splits(legacy, ctx.seed + 1)
+    kept += legacy
     counts = {s: sum(f.info["split"] == s for f in kept) for s in ("train", "val", "test")}
     ds = Dataset(kept, NAME)
     near = ts_energy_fraction(ds, dft.name) if not ctx.quick else float("nan")
     held = sorted({f.info["reaction"] for f in kept if f.info["split"] == "test"})
     notes = (f"{__doc__.strip()}\nReactions: {sorted({f.info['reaction'] for f in kept})}. Held out (test): {held}. "
              f"Split counts: {counts}. Within {TS_WINDOW} eV (DFT) of the reaction's TS: {near:.1%}. "
-             f"Dropped (failed labels): {len(todo) - len(kept)}.")
+             f"Dropped (failed labels): {len(todo) - len(kept) + len(legacy)}. Plus {len(legacy)} frames of the first "
+             f"rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no frame tagged ts).")
     prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance},
                       ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
