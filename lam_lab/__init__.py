@@ -33,6 +33,11 @@ _LAZY = {
     "finetune": "lam_lab.finetune:finetune",
     "pretrained": "lam_lab.pretrained",
     "distill": "lam_lab.distill.loop:distill",
+    # the typed configs the three verbs take (keywords stay accepted as overrides), and their one loader
+    "TrainConfig": "lam_lab.train.config:TrainConfig",
+    "FinetuneConfig": "lam_lab.finetune:FinetuneConfig",
+    "DistillConfig": "lam_lab.distill.loop:DistillConfig",
+    "load_config": "lam_lab.config:load_config",
 }
 # functions named like the module that holds them
 _VERBS = ("train", "finetune", "distill")

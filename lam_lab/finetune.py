@@ -7,12 +7,13 @@ Energies eV, forces eV/Å, errors meV/atom and meV/Å.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping
 
 import torch
 
+from lam_lab.config import ConfigError, load_config
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.potential import ModelConfig, Potential, resolve_head
@@ -58,50 +59,114 @@ class FinetuneResult:
     heads: dict[str, str] = field(default_factory=dict)  # pre-trained head -> what became of it (kept/replayed/dropped)
 
 
-def finetune(
-    dataset: Dataset,
-    pretrained: str | os.PathLike | Potential | None = "lam-chon-small",
-    mode: Mode = "finetune",
-    label: str | None = None,
-    baseline: str = "gfn2-xtb",
-    branch: str | None = None,
-    frames: int | None = None,
-    freeze: Literal["none", "descriptor"] | int = "none",
-    replay: float = 0.0,
-    new_elements: Literal["error", "init"] = "error",
-    alpha: float = 0.1,
-    preset: str | ModelConfig = "dpa2-small",
-    validation: Dataset | None = None,
-    steps: int | None = None,
-    minutes: float | None = None,
-    config: TrainConfig | None = None,
-    out_dir: str | Path | None = "auto",
-    callbacks: Iterable[Any] = (),
-    stop_event: Any = None,
-    progress: bool = True,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    replay_data: Mapping[str, Dataset] | None = None,
-) -> FinetuneResult:
+@dataclass
+class DeltaConfig:
+    """Δ-ML (mode "delta"): the model learns ``label − baseline``; LAMCalculator adds the baseline back."""
+
+    baseline: str = "gfn2-xtb"
+
+
+@dataclass
+class ReplayConfig:
+    """Replayed pre-training tasks against forgetting: total ``weight`` (the downstream task has 1), frames per task."""
+
+    weight: float = 0.0
+    frames: int = REPLAY_FRAMES
+
+
+@dataclass
+class AtomFTConfig:
+    """AtomFT (mode "atomft"): the base head is frozen and only α·Σ tanh(O_i) trains (``alpha`` in eV per atom)."""
+
+    alpha: float = 0.1
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything :func:`finetune` does, with its defaults: the one source for the API, the CLI, pipeline and Lab.
+
+    ``pretrained``: a shipped name or a model file (None: from scratch, ``preset``); ``branch``: the
+    pre-trained head to start from (None: the best zero-shot, or a fresh head); ``frames``: a seeded
+    subset; ``freeze``: "none", "descriptor" or a number of repformer layers; ``new_elements``: "init"
+    adds elements the model lacks. Old flat names (``baseline``, ``replay``, ``alpha``, ``steps``,
+    ``minutes``, ``device``, ``config``) are accepted as overrides and land in their section.
+    """
+
+    ALIASES: ClassVar[dict[str, str]] = {"baseline": "delta.baseline", "replay": "replay.weight",
+                                         "alpha": "atomft.alpha", "steps": "train.steps", "minutes": "train.minutes",
+                                         "device": "train.device", "config": "train"}
+
+    pretrained: str | None = "lam-chon-small"
+    mode: Mode = "finetune"
+    label: str | None = None  # label set to learn (default: the data's default)
+    branch: str | None = None
+    frames: int | None = None
+    freeze: str | int = "none"
+    new_elements: Literal["error", "init"] = "error"
+    preset: str = "dpa2-small"  # architecture when training from scratch
+    seed: int = 0
+    delta: DeltaConfig = field(default_factory=DeltaConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    atomft: AtomFTConfig = field(default_factory=AtomFTConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def check(self, source: str | None = None) -> None:
+        """Raise :class:`ConfigError` (with the key path) for values :func:`finetune` cannot honour."""
+        self.train.check(source)
+        if self.replay.weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.replay.weight}", source=source, field="replay.weight")
+        if self.mode == "atomft" and self.replay.weight:
+            raise ConfigError("mode 'atomft' takes no replay (its base is frozen)", source=source,
+                              field="replay.weight")
+
+
+def finetune_config(config: Any = None, **overrides: Any) -> FinetuneConfig:
+    """A :class:`FinetuneConfig` from a config (instance, dict, file; a TrainConfig is the ``train`` section) and
+    keyword overrides (dotted keys or the old flat names; ``steps``/``minutes``/``device`` None keep the config's)."""
+    if isinstance(config, TrainConfig):
+        config, overrides = None, {"train": config, **overrides}
+    if isinstance(config, FinetuneConfig) and type(config) is not FinetuneConfig:  # a CLI run file: its API part
+        config = {f.name: getattr(config, f.name) for f in fields(FinetuneConfig)}
+    overrides = {k: (str(v) if k == "device" else v) for k, v in overrides.items()
+                 if not (k in ("steps", "minutes", "device") and v is None)}
+    if isinstance(config, FinetuneConfig) and not overrides:
+        return config
+    return load_config(config, FinetuneConfig, overrides)
+
+
+def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[str, Any] | str | Path | None = None, *,
+             validation: Dataset | None = None, out_dir: str | Path | None = "auto", callbacks: Iterable[Any] = (),
+             stop_event: Any = None, progress: bool = True, replay_data: Mapping[str, Dataset] | None = None,
+             **overrides: Any) -> FinetuneResult:
     """Train a downstream model on ``dataset`` from a pre-trained one (or from scratch); see the module doc.
 
-    ``mode="delta"`` learns ``label − baseline`` (``pretrained=None``: Δ from scratch) and the result
-    carries ``extra["delta"]`` so LAMCalculator adds the baseline back; ``mode="atomft"`` freezes the
-    base head ``branch`` and trains only α·Σ tanh(O_i). ``replay`` > 0 adds the pre-training tasks
-    (the model's recipe, or ``replay_data`` head → Dataset) with that total weight against 1 for the
-    downstream task. With ``freeze`` and ``new_elements="init"`` the new elements' embedding still trains.
+    ``config`` is a :class:`FinetuneConfig` (or a dict or YAML file of one); keyword ``overrides`` change
+    its fields (``mode="delta", frames=50, baseline="gfn2-xtb", steps=200``). ``pretrained`` may also be a
+    Potential and ``preset`` a ModelConfig. ``mode="delta"`` learns ``label − baseline`` (``pretrained=None``:
+    Δ from scratch) and the result carries ``extra["delta"]`` so LAMCalculator adds the baseline back;
+    ``mode="atomft"`` freezes the base head ``branch`` and trains only α·Σ tanh(O_i). A replay weight > 0
+    adds the pre-training tasks (the model's recipe, or ``replay_data`` head → Dataset) with that total
+    weight against 1 for the downstream task. With ``freeze`` and ``new_elements="init"`` the new elements'
+    embedding still trains.
     """
     from lam_lab.train.trainer import train
 
-    if isinstance(dataset, Potential) and isinstance(pretrained, Dataset):  # ll.finetune(model, data) reads too
-        dataset, pretrained = pretrained, dataset
-    _check_args(mode, new_elements, replay, pretrained)
-    label = label or dataset.default_label()
+    if isinstance(dataset, Potential) and isinstance(config, Dataset):  # ll.finetune(model, data) reads too
+        dataset, config, overrides = config, None, {"pretrained": dataset, **overrides}
+    objects = {k: overrides.pop(k) for k in ("pretrained", "preset")
+               if k in overrides and not isinstance(overrides[k], (str, os.PathLike, type(None)))}
+    cfg = finetune_config(config, **overrides)
+    pretrained, preset, mode, seed = objects.get("pretrained", cfg.pretrained), objects.get("preset", cfg.preset), \
+        cfg.mode, cfg.seed
+    if mode == "atomft" and pretrained is None:
+        raise ConfigError("mode 'atomft' needs a pre-trained base model", field="pretrained")
+    label = cfg.label or dataset.default_label()
+    baseline = cfg.delta.baseline
     scratch = mode == "scratch" or (mode == "delta" and pretrained is None)
     if not scratch:
         base, source = resolve_pretrained(pretrained)
         check_delta_continuation(base, mode, baseline)
-    train_ds = select_frames(dataset, label, frames, seed)
+    train_ds = select_frames(dataset, label, cfg.frames, seed)
     target, spec, val_ds = label, None, validation
     if mode == "delta":
         from lam_lab.delta import baseline_spec, delta_dataset, delta_label
@@ -119,24 +184,22 @@ def finetune(
         start.model.fit_energy_bias(train_ds, head=HEAD, label=target)  # Eq. 6 (and input statistics)
         source = None
     else:
-        start = _start_from(base, mode, train_ds, target, branch, freeze, replay, replay_data, new_elements, alpha,
-                            seed)
-    model, chosen, zero, added, replays, fate = (start.model, start.chosen, start.zero, start.added, start.replays,
-                                                 start.fate)
+        start = _start_from(base, cfg, train_ds, target, replay_data)
+    model, chosen = start.model, start.chosen
     info = {"mode": mode, "pretrained": source, "branch": chosen, "label": label, "frames": len(train_ds),
-            "freeze": str(freeze), "replay": float(replay), "new_elements": added, "seed": seed, "heads": fate}
+            "freeze": str(cfg.freeze), "replay": float(cfg.replay.weight), "new_elements": start.added, "seed": seed,
+            "heads": start.fate}
     if mode == "atomft":
-        info["alpha"] = float(alpha)
+        info["alpha"] = float(cfg.atomft.alpha)
     extra = {"finetune": info, **({"delta": spec} if spec else {})}
     model.metadata = {"provenance": {}, "source": None, "extra": extra}
-    sets, weights, labels, heads = _tasks(train_ds, target, replays, replay)
-    cfg = (config or TrainConfig()).replace(fit_bias=False, seed=seed)
+    sets, weights, labels, heads = _tasks(train_ds, target, start.replays, cfg.replay.weight)
     fresh = out_dir == "auto"
     if fresh:  # unique even for two runs started in the same second
         out_dir = auto_dir(prefix=f"finetune-{mode}")
     try:
-        res = train(model, sets, weights=weights, steps=steps, minutes=minutes, config=cfg, out_dir=out_dir,
-                    callbacks=callbacks, device=device, validation={HEAD: val_ds} if val_ds is not None else None,
+        res = train(model, sets, weights=weights, config=cfg.train.replace(fit_bias=False, seed=seed),
+                    out_dir=out_dir, callbacks=callbacks, validation={HEAD: val_ds} if val_ds is not None else None,
                     stop_event=stop_event, labels=labels, heads=heads, progress=progress)
     except BaseException:
         if fresh:
@@ -146,7 +209,7 @@ def finetune(
         for h in start.hooks:
             h.remove()
     path = _save(res.model, out_dir)
-    return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, zero, fate)
+    return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, start.zero, start.fate)
 
 
 def _tasks(train_ds: Dataset, target: str, replays: Mapping[str, tuple[Dataset, str]],
@@ -170,18 +233,6 @@ def _save(model: Potential, out_dir: str | Path | None) -> Path | None:
     return path
 
 
-def _check_args(mode: str, new_elements: str, replay: float, pretrained: Any) -> None:
-    """ValueError for a mode, new-element policy or replay weight finetune() cannot honour."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if new_elements not in ("error", "init"):
-        raise ValueError(f"new_elements must be 'error' or 'init', got {new_elements!r}")
-    if replay < 0:
-        raise ValueError(f"replay weight must be >= 0, got {replay}")
-    if mode == "atomft" and (pretrained is None or replay):
-        raise ValueError("mode='atomft' needs a pre-trained base model and takes no replay (its base is frozen)")
-
-
 @dataclass
 class _Start:
     """The model training starts from, and what was done to the pre-trained one to make it."""
@@ -195,12 +246,12 @@ class _Start:
     fate: dict[str, str] = field(default_factory=dict)
 
 
-def _start_from(base: Potential, mode: str, train_ds: Dataset, target: str, branch: str | None, freeze: Any,
-                replay: float, replay_data: Mapping[str, Dataset] | None, new_elements: str, alpha: float,
-                seed: int) -> _Start:
+def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target: str,
+                replay_data: Mapping[str, Dataset] | None) -> _Start:
     """New elements, branch choice, kept/replayed heads, bias refit, freezing and the AtomFT correction."""
     n_old = len(base.type_map)
-    added = missing_elements(base, train_ds, new_elements == "error")
+    mode, branch, seed = cfg.mode, cfg.branch, cfg.seed
+    added = missing_elements(base, train_ds, cfg.new_elements == "error")
     if added:
         base = extend_type_map(base, added, train_ds)
     zero: dict[str, float] = {}
@@ -209,19 +260,19 @@ def _start_from(base: Potential, mode: str, train_ds: Dataset, target: str, bran
         chosen = branch
     else:
         chosen, zero = choose_branch(base, train_ds, target, allow_fresh=mode != "atomft")
-    replays = replay_sets(base, replay_data, seed) if replay else {}
+    replays = replay_sets(base, replay_data, seed, cfg.replay.frames) if cfg.replay.weight else {}
     model = keep_heads(base, [(HEAD, chosen)] + [(h, h) for h in replays], seed=seed)
     fate = head_fates(base.heads, chosen, replays, zero, mode)
     if chosen is None:
         model.fit_energy_bias(train_ds, head=HEAD, label=target)
     else:
         refit_energy_bias(model, HEAD, train_ds, target)
-    freeze_descriptor(model, freeze)
+    freeze_descriptor(model, cfg.freeze)
     hooks = train_new_types(model, n_old) if added else []
     if mode == "atomft":
         from lam_lab.atomft import attach_correction
 
-        attach_correction(model, HEAD, alpha)
+        attach_correction(model, HEAD, cfg.atomft.alpha)
     return _Start(model, chosen, zero, added, hooks, replays, fate)
 
 
@@ -323,7 +374,8 @@ def ff_pretrain_finetune(dataset: Dataset, pretrain_data: Dataset | str = "water
     return FFPretrainResult(pre.model, pre, ft)
 
 
-__all__ = ["finetune", "FinetuneResult", "MODES", "HEAD", "REPLAY_FRAMES", "ZERO_SHOT_FRAMES", "select_frames",
+__all__ = ["finetune", "FinetuneConfig", "DeltaConfig", "ReplayConfig", "AtomFTConfig", "finetune_config",
+           "FinetuneResult", "MODES", "HEAD", "REPLAY_FRAMES", "ZERO_SHOT_FRAMES", "select_frames",
            "replay_sets", "check_delta_continuation", "ff_pretrain_finetune", "FFPretrainResult",
            # re-exported from lam_lab.transfer, where they live
            "resolve_pretrained", "missing_elements", "extend_type_map", "zero_shot", "choose_branch", "head_fates",

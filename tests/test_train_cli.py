@@ -7,17 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-
-from lam_lab.train.cli import add_parsers
-from lam_lab.train.config import ConfigError, load_run_config
 from test_train_fixtures import TINY, emt_frames
+
+from lam_lab.cli.train import add_parser
+from lam_lab.train.config import ConfigError, load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lam-lab")
-    add_parsers(p.add_subparsers(dest="verb", required=True))
+    add_parser(p.add_subparsers(dest="verb", required=True))
     return p
 
 

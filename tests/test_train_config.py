@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_train_fixtures import emt_frames
 
 from lam_lab.train.config import ConfigError, TrainConfig, load_run_config, parse_run_config
 from lam_lab.train.run import prepare_run
-from test_train_fixtures import emt_frames
 
 
 def _write_data(tmp_path):

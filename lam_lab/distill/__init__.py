@@ -6,9 +6,10 @@
 
 from lam_lab.distill.events import DistillRound, RoundEvent
 from lam_lab.distill.explore import Exploration, Explorer
-from lam_lab.distill.loop import DistillResult, distill
+from lam_lab.distill.loop import DistillConfig, DistillResult, distill, distill_config
 from lam_lab.distill.select import Selection, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.distill.teacher import LABEL
 
-__all__ = ["distill", "DistillResult", "DistillRound", "RoundEvent", "Selection", "trust_select", "max_force_deviation",
+__all__ = ["distill", "DistillConfig", "distill_config",
+           "DistillResult", "DistillRound", "RoundEvent", "Selection", "trust_select", "max_force_deviation",
            "force_rmse", "predict", "Explorer", "Exploration", "LABEL"]

@@ -6,9 +6,9 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -16,7 +16,7 @@ from ase import Atoms
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
 from lam_lab.distill.events import DistillRound, RoundEvent
-from lam_lab.distill.explore import Explorer
+from lam_lab.distill.explore import Explorer, default_md_config
 from lam_lab.distill.select import check_trust, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.distill.teacher import (
     LABEL,
@@ -27,12 +27,12 @@ from lam_lab.distill.teacher import (
     teacher_head,
     teacher_provenance,
 )
+from lam_lab.md.runner import MDConfig
+from lam_lab.train.config import TrainConfig
 from lam_lab.train.events import Callback, EventBus, JSONLLogger
 
 if TYPE_CHECKING:
-    from lam_lab.md.runner import MDConfig
     from lam_lab.potential import Potential
-    from lam_lab.train.config import TrainConfig
 
 
 @dataclass
@@ -55,7 +55,7 @@ class DistillResult:
         lines = [f"{'round':>5}{'frames':>8}{'accurate':>10}{'candid.':>9}{'failed':>8}{'added':>7}"
                  f"{'max dev':>9}{'F RMSE':>9}{'n_train':>9}"]
         for r in self.rounds:
-            f = lambda n: f"{100 * r.fraction(n):.1f}%" if r.n_frames else "-"  # noqa: E731
+            f = lambda n, r=r: f"{100 * r.fraction(n):.1f}%" if r.n_frames else "-"  # noqa: E731
             lines.append(f"{r.round:>5}{r.n_frames:>8}{f(r.n_accurate):>10}{f(r.n_candidates):>9}{f(r.n_failed):>8}"
                          f"{r.n_selected:>7}{r.max_dev_mean:>9.3f}{r.student_f_rmse:>9.1f}{r.n_train:>9}")
         state = "converged" if self.converged else ("stopped" if self.stopped else "round limit reached")
@@ -63,85 +63,125 @@ class DistillResult:
         return "\n".join(lines)
 
 
-def distill(
-    teacher: "Potential | str | os.PathLike",
-    systems: Sequence[Atoms] | Dataset,
-    head: str | None = None,
-    student: "str | Potential" = "student",
-    trust: tuple[float, float] = (0.1, 1.5),
-    temperatures: Sequence[float] = (300.0, 600.0),
-    rounds: int = 5,
-    md_steps: int = 200,
-    sample_every: int = 10,
-    max_new: int = 100,
-    init_frames: Dataset | Sequence[Frame | Atoms] | None = None,
-    train_steps: int = 500,
-    config: "TrainConfig | None" = None,
-    out_dir: str | os.PathLike | None = "auto",
-    callbacks: Iterable[Callback] = (),
-    stop_event: threading.Event | None = None,
-    progress: bool = True,
-    device: str | None = None,
-    seed: int = 0,
-    *,
-    student_options: Mapping[str, Any] | None = None,
-    md: "MDConfig | None" = None,
-    converge: float = 0.99,
-    init_steps: int | None = None,
-) -> DistillResult:
-    """Distil ``teacher`` into a fast ``student`` (preset name, or a Potential to continue) on the chemistry of ``systems``.
+def _train_default() -> TrainConfig:
+    return TrainConfig(batch_atoms=64)
 
-    Round 0 fits the student to teacher-labelled seed frames (``init_frames``, relabelled by the
-    teacher; default: ``systems`` + a short teacher MD) for ``init_steps`` (default ``train_steps``).
-    Each round k ≥ 1 runs ``md_steps`` of teacher Langevin MD per start and temperature (K), takes a
-    frame every ``sample_every`` steps, and measures per frame the largest per-atom |F_student −
-    F_teacher| (eV/Å). Frames with deviation in ``trust`` = [lo, hi) — at most ``max_new`` — join the
-    training set with the teacher's labels and the student is retrained from its current weights
-    for ``train_steps`` steps (``config``: the trainer's recipe, default TrainConfig(batch_atoms=64): the
-    student's step costs little, so several small molecules per step buy a steadier gradient); frames ≥ hi
-    count as failed and are not used. The exploration is the teacher's own MD, so a large deviation means
-    the student is wrong there, not that the geometry is unphysical (as in DP-GEN, where the model being
-    trained explores): the default hi (1.5 eV/Å) only screens out teacher failures, and lo (0.1 eV/Å)
-    is about the force error the student can reach on reactive molecules. It stops when a fraction ≥ ``converge`` of a round's frames is
-    below lo, after ``rounds`` rounds, or when ``stop_event`` is set (after the current MD/training
-    step, the student so far saved). ``md`` sets the exploration integrator (default Langevin 0.5 fs).
-    ``student_options`` are ``build_model`` overrides of the student preset. Each round emits a
-    :class:`RoundEvent` to ``callbacks`` (the trainer's own Events of each round too). Under
-    ``out_dir`` ("auto": lam_lab_runs/distill-<time>; None: nothing written): ``student.pt``,
-    ``rounds.jsonl`` and ``train.lamh5`` (the teacher-labelled training set, lam-h5).
+
+@dataclass
+class DistillConfig:
+    """Everything :func:`distill` does, with its defaults: the one source for the API, the CLI, pipeline and Lab.
+
+    ``student``: a preset name (``student_options``: its ``build_model`` overrides); ``trust`` = [lo, hi)
+    on the largest per-atom |F_student − F_teacher| (eV/Å); ``temperatures`` (K) of the teacher's
+    Langevin exploration ``md``; per round ``md_steps`` per start and temperature, a frame every
+    ``sample_every`` steps, at most ``max_new`` frames added and ``train_steps`` of retraining
+    (``init_steps`` for round 0, default ``train_steps``); it stops when a fraction ≥ ``converge`` of a
+    round's frames is below lo. ``train``: the trainer's recipe (several small molecules per step buy a
+    steadier gradient for the cheap student). ``device`` is accepted as an override of ``train.device``.
+    """
+
+    ALIASES: ClassVar[dict[str, str]] = {"device": "train.device", "config": "train"}
+
+    head: str | None = None  # teacher head (needed for multi-head teachers)
+    student: str = "student"
+    student_options: dict[str, Any] = field(default_factory=dict)
+    trust: list[float] = field(default_factory=lambda: [0.1, 1.5])  # eV/Å
+    temperatures: list[float] = field(default_factory=lambda: [300.0, 600.0])  # K
+    rounds: int = 5
+    md_steps: int = 200
+    sample_every: int = 10
+    max_new: int = 100
+    train_steps: int = 500
+    init_steps: int | None = None
+    converge: float = 0.99
+    seed: int = 0
+    train: TrainConfig = field(default_factory=_train_default)
+    md: MDConfig = field(default_factory=default_md_config)
+
+    def check(self, source: str | None = None) -> None:
+        """Raise :class:`ConfigError` (with the key path) for a trust window or count :func:`distill` cannot use."""
+        from lam_lab.config import ConfigError
+
+        self.train.check(source)
+        if len(self.trust) != 2:
+            raise ConfigError(f"trust must be [lo, hi] in eV/Å, got {self.trust}", source=source, field="trust")
+        least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1}
+        for name, value in least.items():
+            if getattr(self, name) < value:
+                raise ConfigError(f"must be >= {value}, got {getattr(self, name)}", source=source, field=name)
+        if not 0 < self.converge <= 1:
+            raise ConfigError(f"must be in (0, 1], got {self.converge}", source=source, field="converge")
+
+
+def distill_config(config: Any = None, **overrides: Any) -> DistillConfig:
+    """A :class:`DistillConfig` from a config (instance, dict, file; a TrainConfig is the ``train`` section) and
+    keyword overrides (``device`` None keeps the config's)."""
+    from lam_lab.config import load_config
+
+    if isinstance(config, TrainConfig):
+        config, overrides = None, {"train": config, **overrides}
+    if isinstance(config, DistillConfig) and type(config) is not DistillConfig:  # a CLI run file: its API part
+        config = {f.name: getattr(config, f.name) for f in fields(DistillConfig)}
+    if "device" in overrides:
+        device = overrides.pop("device")
+        if device is not None:
+            overrides["device"] = str(device)
+    if isinstance(config, DistillConfig) and not overrides:
+        return config
+    return load_config(config, DistillConfig, overrides)
+
+
+def distill(teacher: "Potential | str | os.PathLike", systems: Sequence[Atoms] | Dataset,
+            config: "DistillConfig | TrainConfig | Mapping[str, Any] | str | Path | None" = None, *,
+            init_frames: Dataset | Sequence[Frame | Atoms] | None = None, out_dir: str | os.PathLike | None = "auto",
+            callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None, progress: bool = True,
+            **overrides: Any) -> DistillResult:
+    """Distil ``teacher`` into a fast student on the chemistry of ``systems`` (settings: :class:`DistillConfig`).
+
+    ``config`` is a DistillConfig (or a dict or YAML file of one); keyword ``overrides`` change its fields
+    (``rounds=3, trust=(0.1, 1.5)``); ``student`` may also be a Potential to continue. Round 0 fits the
+    student to teacher-labelled seed frames (``init_frames``, relabelled by the teacher; default:
+    ``systems`` + a short teacher MD). Each round k ≥ 1 runs teacher MD from every start and temperature
+    and measures per frame the largest per-atom force deviation; frames inside the trust window join the
+    training set with the teacher's labels and the student is retrained from its current weights; frames
+    ≥ hi count as failed. The exploration is the teacher's own MD, so a large deviation means the student
+    is wrong there (as in DP-GEN): the default hi (1.5 eV/Å) only screens out teacher failures, lo (0.1
+    eV/Å) is about the force error the student can reach on reactive molecules. It stops on convergence,
+    after ``rounds`` rounds, or when ``stop_event`` is set (the student so far saved). Each round emits a
+    :class:`RoundEvent` to ``callbacks`` (the trainer's own Events too). Under ``out_dir`` ("auto":
+    lam_lab_runs/distill-<time>; None: nothing written): ``student.pt``, ``rounds.jsonl``, ``train.lamh5``.
     """
     from lam_lab.md.calculator import LAMCalculator, default_device
-    from lam_lab.train.config import TrainConfig
 
     t_start = time.perf_counter()
-    lo, hi = check_trust(trust)
-    _check_counts(rounds=rounds, md_steps=md_steps, sample_every=sample_every, max_new=max_new,
-                  train_steps=train_steps, converge=converge)
+    student = overrides.pop("student") if not isinstance(overrides.get("student", ""), str) else None
+    cfg = distill_config(config, **overrides)
+    lo, hi = check_trust(tuple(cfg.trust))
+    seed, temperatures = cfg.seed, tuple(cfg.temperatures)
     t_model, source = resolve_teacher(teacher)
-    head = teacher_head(t_model, head, source)
+    head = teacher_head(t_model, cfg.head, source)
     starts = as_atoms_list(systems)
     seeds_in = None if init_frames is None else list(init_frames)
-    stud = _student_model(student, student_options, t_model.type_map, starts, seeds_in)
-    dev = default_device(device)
+    stud = _student_model(student or cfg.student, cfg.student_options, t_model.type_map, starts, seeds_in)
+    dev = default_device(cfg.train.device)
     out = _out_dir(out_dir)
-    run = _Session(stud, config or TrainConfig(batch_atoms=64), dev, out,
-                   EventBus(list(callbacks) + ([_print_round] if progress else [])),
+    run = _Session(stud, cfg.train, dev, out, EventBus(list(callbacks) + ([_print_round] if progress else [])),
                    JSONLLogger(out / "rounds.jsonl") if out is not None else None,
                    dict(source=source, head=head, lo=lo, hi=hi, temperatures=temperatures, seed=seed),
-                   rounds, stop_event, progress, t_start)
-    explorer = Explorer(starts, LAMCalculator(t_model, head=head, device=dev), temperatures, md=md,
-                        sample_every=sample_every, seed=seed)
+                   cfg.rounds, stop_event, progress, t_start)
+    explorer = Explorer(starts, LAMCalculator(t_model, head=head, device=dev), temperatures, md=cfg.md,
+                        sample_every=cfg.sample_every, seed=seed)
     converged = False
     try:
-        train_ds, stopped = _first_round(run, explorer, t_model, seeds_in, max(md_steps // 2, sample_every),
-                                         init_steps or train_steps)
+        train_ds, stopped = _first_round(run, explorer, t_model, seeds_in, max(cfg.md_steps // 2, cfg.sample_every),
+                                         cfg.init_steps or cfg.train_steps)
         # -- rounds 1..N: explore, judge, label, retrain -------------------------------------------
-        for k in range(1, rounds + 1):
+        for k in range(1, cfg.rounds + 1):
             if stopped or _is_set(stop_event):
                 stopped = True
                 break
-            rec, train_ds = _round(k, explorer, stud, train_ds, (lo, hi), md_steps, max_new, converge, seed,
-                                   stop_event, run.fit, t_model, head, source, train_steps)
+            rec, train_ds = _round(k, explorer, stud, train_ds, (lo, hi), cfg.md_steps, cfg.max_new, cfg.converge,
+                                   seed, stop_event, run.fit, t_model, head, source, cfg.train_steps)
             converged, stopped = rec.converged, rec.stopped
             run.finish_round(rec, train_ds if rec.n_selected else None)
             if rec.converged or rec.stopped:
@@ -150,16 +190,6 @@ def distill(
         run.close()
     return DistillResult(stud, run.records, converged, run.student_path, stopped, out, train_ds,
                          time.perf_counter() - t_start, source, head)
-
-
-def _check_counts(converge: float, **counts: int) -> None:
-    """ValueError naming the first count below its least value, or a ``converge`` outside (0, 1]."""
-    least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1}
-    for name, value in counts.items():
-        if int(value) < least[name]:
-            raise ValueError(f"distill: {name} must be >= {least[name]}, got {value}")
-    if not 0 < converge <= 1:
-        raise ValueError(f"distill: converge must be in (0, 1], got {converge}")
 
 
 def _student_model(student: "str | Potential", options: Mapping[str, Any] | None, type_map: Sequence[str],
@@ -186,7 +216,7 @@ class _Session:
     hears about them (``meta``: teacher source and head, trust lo/hi, temperatures, seed)."""
 
     stud: "Potential"
-    cfg: "TrainConfig"
+    cfg: TrainConfig
     device: Any
     out: Path | None
     bus: EventBus
@@ -325,9 +355,9 @@ def _out_dir(out_dir: str | os.PathLike | None) -> Path | None:
 def _meta(source: str, head: str, lo: float, hi: float, rec: DistillRound, temperatures: Sequence[float],
           seed: int) -> dict[str, Any]:
     """What the student file records about how it was made."""
-    return {"teacher": source, "teacher_head": head, "trust": [lo, hi], "temperatures": [float(t) for t in temperatures],
-            "round": rec.round, "n_train": rec.n_train, "converged": rec.converged, "seed": seed,
-            "student_f_rmse_vs_teacher": rec.student_f_rmse}
+    return {"teacher": source, "teacher_head": head, "trust": [lo, hi],
+            "temperatures": [float(t) for t in temperatures], "round": rec.round, "n_train": rec.n_train,
+            "converged": rec.converged, "seed": seed, "student_f_rmse_vs_teacher": rec.student_f_rmse}
 
 
 def _print_round(event: Any) -> None:
@@ -341,4 +371,4 @@ def _print_round(event: Any) -> None:
           file=sys.stderr)
 
 
-__all__ = ["distill", "DistillResult"]
+__all__ = ["distill", "DistillConfig", "distill_config", "DistillResult"]

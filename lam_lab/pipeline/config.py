@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lam_lab.train.config import ConfigError, from_dict
+from lam_lab.config import ConfigError, Overrides, load_config
 
 
 @dataclass
@@ -110,18 +110,10 @@ def tiny() -> PipelineConfig:
 SCALES = {"default": PipelineConfig, "quick": quick, "tiny": tiny}
 
 
-def load_pipeline_config(path: str | Path | None = None, scale: str = "default") -> PipelineConfig:
-    """The settings of ``scale`` overlaid with a YAML file's keys (unknown keys name their path)."""
-    import yaml
-
-    base = dataclasses.asdict(SCALES[scale]())
-    if path is not None:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError("top level must be a mapping", source=str(path))
-        for key, value in raw.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
-    return from_dict(PipelineConfig, base, "", None if path is None else str(path))
+def load_pipeline_config(path: str | Path | None = None, scale: str = "default", overrides: Overrides = None,
+                         ) -> PipelineConfig:
+    """The settings of ``scale`` overlaid with a YAML file's keys and ``overrides`` (``{"finetune.steps": 500}`` or
+    ``"finetune.steps=500"``); unknown keys and wrong types name their path."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; choose one of {list(SCALES)}", field="scale")
+    return load_config(path, PipelineConfig, overrides, base=SCALES[scale](), what="pipeline config")

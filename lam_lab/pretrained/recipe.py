@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lam_lab.atomic import atomic_write_text
+from lam_lab.config import ConfigError, Overrides, load_config
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.json_safe import dumps
-from lam_lab.train.config import ConfigError, ModelSpec, TrainConfig, from_dict
+from lam_lab.train.config import ModelSpec, TrainConfig
 
 RECIPES = Path(__file__).parent / "recipes"
 
@@ -46,11 +47,16 @@ class Recipe:
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def check(self, source: str | None = None) -> None:
+        """Raise :class:`ConfigError` (with the key path) for training values out of range."""
+        self.train.check(source)
+
     def replace(self, preset: str | None = None, steps: int | None = None, minutes: float | None = None,
                 device: str | None = None, frames: int | None = None, **train: Any) -> "Recipe":
         """A scaled copy: another preset, budget, device or a frame cap per task (no code edits needed)."""
         model = dataclasses.replace(self.model, preset=preset) if preset else self.model
-        changes = {k: v for k, v in {"steps": steps, "minutes": minutes, "device": device, **train}.items() if v is not None}
+        given = {"steps": steps, "minutes": minutes, "device": device, **train}
+        changes = {k: v for k, v in given.items() if v is not None}
         tasks = {k: dataclasses.replace(t, frames=frames) for k, t in self.tasks.items()} if frames else self.tasks
         return dataclasses.replace(self, model=model, train=self.train.replace(**changes), tasks=tasks)
 
@@ -70,19 +76,15 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A shipped recipe by name, or a recipe YAML file by path; bad keys name their path."""
-    import yaml
-
+def load_recipe(name_or_path: str | Path, overrides: Overrides = None) -> Recipe:
+    """A shipped recipe by name, or a recipe YAML file by path, with ``overrides`` (``{"train.lr": 1e-3}`` or
+    ``"train.lr=1e-3"``); bad keys name their path."""
     path = Path(name_or_path)
     if not path.exists():
         path = RECIPES / f"{name_or_path}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown recipe {str(name_or_path)!r}; shipped: {', '.join(recipe_names())}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    recipe = from_dict(Recipe, raw, "", str(path))
-    recipe.train.check(str(path))
-    return recipe
+    return load_config(path, Recipe, overrides, what="recipe")
 
 
 def split_task(name: str, spec: TaskRecipe, seed: int) -> TaskSplit:
@@ -92,7 +94,8 @@ def split_task(name: str, spec: TaskRecipe, seed: int) -> TaskSplit:
     ds = load_source(spec.source, f"tasks.{name}.source")
     label = spec.label or ds.default_label()
     if label not in ds.label_sets:
-        raise ConfigError(f"label set {label!r} not in {spec.source!r} (it has {ds.label_sets})", field=f"tasks.{name}.label")
+        raise ConfigError(f"label set {label!r} not in {spec.source!r} (it has {ds.label_sets})",
+                          field=f"tasks.{name}.label")
     keep = [i for i, f in enumerate(ds) if not any(f.info.get(k) in set(v) for k, v in spec.exclude.items())]
     ds = ds[keep]
     if spec.frames is not None and spec.frames < len(ds):
@@ -100,7 +103,8 @@ def split_task(name: str, spec: TaskRecipe, seed: int) -> TaskSplit:
     if spec.split == "info":
         missing = [i for i, f in enumerate(ds) if f.info.get("split") not in ("train", "val", "test")]
         if missing:
-            raise DataError("split: info needs info['split'] in train/val/test", source=spec.source, frame=missing[0], field="info.split")
+            raise DataError("split: info needs info['split'] in train/val/test", source=spec.source, frame=missing[0],
+                            field="info.split")
         parts = [ds.where(split=s) for s in ("train", "val", "test")]
     else:
         val, test = spec.val_fraction, spec.test_fraction
@@ -152,7 +156,7 @@ def pretrain(recipe: Recipe | str, out_dir: str | Path = "lam_lab_runs/pretrain"
 
 
 def compact_history(history: list[dict[str, Any]], points: int = 300) -> list[dict[str, Any]]:
-    """Validation events and about ``points`` step events (step, per-task train RMSE, lr): enough to redraw the curves."""
+    """Validation events and about ``points`` step events (step, per-task train RMSE, lr): enough to redraw curves."""
     steps = [e for e in history if e.get("kind") == "step"]
     every = max(1, len(steps) // points)
     keep = {id(e) for e in steps[::every]}

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lam_lab.data.errors import DataError
-
-
-class ConfigError(DataError):
-    """A bad run configuration: ``source`` is the file, ``field`` the key path (e.g. ``train.lr``)."""
+# the config machinery lives in lam_lab.config; its names stay importable from here
+from lam_lab.config import (  # noqa: F401
+    ConfigError,
+    Overrides,
+    from_dict,
+    load_config,
+    parse_overrides,
+    read_config_file,
+    set_key,
+    suggest,
+)
 
 
 @dataclass
@@ -127,6 +131,8 @@ class ModelSpec:
 class DataSpec:
     """One task: a built-in data set name or a file path, its label set, weight, head, validation."""
 
+    SHORTHAND: typing.ClassVar[str] = "source"  # a bare string is shorthand for {source: ...}
+
     source: str
     label: str | None = None
     weight: float = 1.0
@@ -146,157 +152,27 @@ class RunConfig:
     out_dir: str = "lam_lab_runs/train"
     resume: bool = False
 
+    def check(self, source: str | None = None) -> None:
+        """Raise :class:`ConfigError` for a run without data or with training values out of range."""
+        if not self.data:
+            raise ConfigError("missing 'data': name at least one data set", source=source, field="data")
+        self.train.check(source)
+
 
 # -- loading -----------------------------------------------------------------------------------------
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML or TOML run file, apply ``key.path=value`` overrides, validate everything."""
-    raw = read_config_file(path, "run file")
-    for item in overrides or []:
-        apply_override(raw, item, str(path))
-    return parse_run_config(raw, source=str(path))
-
-
-def read_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """The mapping in a YAML or TOML file; ConfigError for a missing, unreadable, binary or non-mapping file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{what} not found", source=str(path))
-    if path.is_dir():
-        raise ConfigError(f"{what} is a folder, not a YAML/TOML file", source=str(path))
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} is not UTF-8 text (a binary file?): byte {exc.start}", source=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", source=str(path)) from None
-    if "\x00" in text:
-        raise ConfigError(f"{what} is a binary file, not YAML/TOML", source=str(path))
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            raw = tomllib.loads(text)
-        else:
-            import yaml
-
-            raw = yaml.safe_load(text)
-    except Exception as exc:  # the parsers' own messages carry line numbers
-        raise ConfigError(f"cannot parse: {' '.join(str(exc).split())}", source=str(path)) from exc
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"top level must be a mapping of keys to values, got {type(raw).__name__}", source=str(path))
-    return raw
+def load_run_config(path: str | Path, overrides: Overrides = None) -> RunConfig:
+    """Read a YAML or TOML run file, apply ``key.path=value`` (or ``{"key.path": value}``) overrides, validate."""
+    return load_config(path, RunConfig, overrides, what="run file")
 
 
 def parse_run_config(raw: dict[str, Any], source: str | None = None) -> RunConfig:
     """A validated :class:`RunConfig` from a plain dict (unknown keys and bad types name their path)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"top level must be a mapping, got {type(raw).__name__}", source=source)
-    if "data" not in raw or not raw["data"]:
-        raise ConfigError("missing 'data': name at least one data set", source=source, field="data")
-    data = raw["data"]
-    if not isinstance(data, dict):
-        raise ConfigError("must map task names to data sets", source=source, field="data")
-    # a bare string is shorthand for {source: ...}
-    raw = {**raw, "data": {k: ({"source": v} if isinstance(v, str) else v) for k, v in data.items()}}
-    cfg = from_dict(RunConfig, raw, "", source)
-    cfg.train.check(source)
-    return cfg
-
-
-def from_dict(cls: type, raw: Any, path: str, source: str | None = None) -> Any:
-    """Build dataclass ``cls`` from ``raw``, rejecting unknown keys and wrong types with the key path."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"expected a mapping, got {raw!r}", source=source, field=path or None)
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    kwargs = {}
-    for key, value in raw.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            close = suggest(str(key), names)
-            hint = f"; did you mean {close!r}?" if close else f"; known keys: {', '.join(names)}"
-            raise ConfigError(f"unknown key {key!r}{hint}", source=source, field=where)
-        kwargs[key] = _coerce(hints[key], value, where, source)
-    missing = [
-        f.name for f in dataclasses.fields(cls)
-        if f.init and f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        where = f"{path}.{missing[0]}" if path else missing[0]
-        raise ConfigError(f"missing required key {missing[0]!r}", source=source, field=where)
-    return cls(**kwargs)
-
-
-def suggest(name: str, known: list[str]) -> str | None:
-    """The known name closest to a misspelt ``name`` (close spelling, or one a prefix of the other)."""
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return close[0]
-    prefixed = [k for k in known if name.startswith(k) or k.startswith(name)]
-    return max(prefixed, key=len) if prefixed else None
-
-
-def _coerce(tp: Any, value: Any, where: str, source: str | None) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(arg, value, where, source)
-            except ConfigError as exc:
-                errors.append(exc.message)
-        raise ConfigError(errors[-1] if len(errors) == 1 else f"{value!r} fits none of {tp}", source=source, field=where)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{value!r} is not one of {list(args)}", source=source, field=where)
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where, source)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {value!r}", source=source, field=where)
-        return {str(k): _coerce(args[1], v, f"{where}.{k}", source) for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"expected a list, got {value!r}", source=source, field=where)
-        return [_coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value)]
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true/false, got {value!r}", source=source, field=where)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}", source=source, field=where)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {value!r}", source=source, field=where)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", source=source, field=where)
-        return value
-    return value
+    return load_config(raw, RunConfig, name=source)
 
 
 def apply_override(raw: dict[str, Any], item: str, source: str) -> None:
     """Set ``a.b.c=value`` (value parsed as YAML) inside the raw dict."""
-    import yaml
-
-    key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"override {item!r} must look like key.path=value", source=source)
-    parts = key.strip().split(".")
-    node = raw
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {key}: {p} is not a mapping", source=source, field=key)
-    node[parts[-1]] = yaml.safe_load(text)
+    for key, value in parse_overrides([item], source).items():
+        set_key(raw, key, value, source)

@@ -1,4 +1,4 @@
-"""`lam-lab train CONFIG` and `lam-lab test MODEL DATASET` (registered by lam_lab.cli through add_parsers)."""
+"""`lam-lab train CONFIG` (a RunConfig file, ``--set`` any key) and `lam-lab test MODEL DATASET`."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from lam_lab.cli.common import add_set, overrides
+
+TRAIN_FLAGS = {"steps": "train.steps", "minutes": "train.minutes", "out": "out_dir", "device": "train.device",
+               "resume": "resume"}
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train from a YAML/TOML run file; config errors are reported before any training."""
     from lam_lab.train.run import run_file
 
-    overrides = list(args.set or [])
-    for key, value in (("train.steps", args.steps), ("train.minutes", args.minutes), ("out_dir", args.out),
-                       ("train.device", args.device)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.resume:
-        overrides.append("resume=true")
-    result = run_file(args.config, overrides, progress=not args.quiet)
+    result = run_file(args.config, overrides(args, TRAIN_FLAGS), progress=not args.quiet)
     print(f"trained {result.steps} steps in {result.wall_time_s:.1f} s" + (" (stopped)" if result.stopped else ""))
     if result.metrics is not None:
         print(result.metrics)
@@ -46,7 +44,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``train`` and ``test`` verbs."""
     tr = subparsers.add_parser("train", help="train a model from a YAML/TOML run file")
     tr.add_argument("config", help="run file (see configs/*.yaml)")
@@ -54,8 +52,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--minutes", type=float, default=None, help="override train.minutes (wall-time budget)")
     tr.add_argument("--out", default=None, help="override out_dir")
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: automatic)")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
-    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key, e.g. train.lr=0.005")
+    tr.add_argument("--resume", action="store_const", const=True, default=None,
+                    help="continue from the newest checkpoint in out_dir")
+    add_set(tr, "train.lr=0.005")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
 

@@ -1,9 +1,14 @@
-"""`lam-lab pretrain --recipe NAME`: reproduce (or scale up) a shipped pre-trained model; resumable."""
+"""`lam-lab pretrain --recipe NAME [--set KEY=VALUE ...]`: reproduce (or scale up) a shipped pre-trained model."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
+
+from lam_lab.cli.common import add_set, overrides
+
+FLAGS = {"preset": "model.preset", "steps": "train.steps", "minutes": "train.minutes", "device": "train.device",
+         "threads": "train.threads"}
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -13,8 +18,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from lam_lab.pretrained import FILES
     from lam_lab.pretrained.recipe import load_recipe, pretrain
 
-    recipe = load_recipe(args.recipe).replace(preset=args.preset, steps=args.steps, minutes=args.minutes,
-                                              device=args.device, frames=args.frames, threads=args.threads)
+    recipe = load_recipe(args.recipe, overrides(args, FLAGS))
+    if args.frames:
+        recipe = recipe.replace(frames=args.frames)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or f"lam_lab_runs/{recipe.name}"
@@ -30,7 +36,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``pretrain`` verb."""
     p = subparsers.add_parser("pretrain", help="multi-task pre-training from a recipe (e.g. lam-chon-small)")
     p.add_argument("--recipe", default="lam-chon-small", help="shipped recipe name or a recipe YAML file")
@@ -43,5 +49,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default lam_lab_runs/RECIPE); resumes from it")
     p.add_argument("--restart", action="store_true", help="ignore checkpoints in --out and start from step 0")
     p.add_argument("--install", action="store_true", help="copy the model and its card into lam_lab/pretrained/files")
+    add_set(p, "train.lr=0.001 --set tasks.rxn-xtb.weight=2")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_pretrain)

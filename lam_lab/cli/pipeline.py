@@ -1,8 +1,10 @@
-"""`lam-lab pipeline [--config FILE] [--quick] [--device cpu|cuda] [--out DIR]`."""
+"""`lam-lab pipeline [--config FILE] [--quick|--tiny] [--set STAGE.KEY=VALUE ...] [--device cpu|cuda] [--out DIR]`."""
 
 from __future__ import annotations
 
 import argparse
+
+from lam_lab.cli.common import add_set, overrides
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -11,7 +13,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from lam_lab.pipeline.config import load_pipeline_config
 
     scale = "tiny" if args.tiny else ("quick" if args.quick else "default")
-    cfg = load_pipeline_config(args.config, scale)
+    cfg = load_pipeline_config(args.config, scale, overrides(args, {}))
     if args.threads:
         import torch
 
@@ -21,7 +23,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the ``pipeline`` verb."""
     p = subparsers.add_parser("pipeline",
                               help="data → pre-training → fine-tune/Δ → distillation → reactive MD → report.html")
@@ -32,5 +34,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="lam_lab_runs/pipeline",
                    help="output folder (re-runs resume and skip finished stages)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_set(p, "finetune.steps=500 --set distill.rounds=2")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_pipeline)
