@@ -1,0 +1,197 @@
+"""The shipped Δ model: GFN2-xTB → ωB97X/6-31G(d) for C/H/N/O reactions, fine-tuned from ``lam-chon-small``.
+
+``train_delta_model(DeltaRecipe())`` fine-tunes in Δ mode (seed 000: learn DFT − GFN2-xTB) on the train split
+of ``rxn-dft``, validates on its val split, and scores every held-out (test) reaction next to GFN2-xTB alone
+on the same frames; ``install=True`` writes ``pretrained/files/<name>.pt`` with its card. Load it with
+``ll.pretrained.load(name)``; ``ll.LAMCalculator(model)`` adds GFN2-xTB back. Energies eV, forces eV/Å,
+errors meV/Å, meV/atom and eV (barriers).
+
+Reproduce: ``python -m lam_lab.pretrained.delta_model --minutes 90 --install``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lam_lab.data.dataset import Dataset
+
+NAME = "lam-chon-delta"
+HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
+
+
+@dataclass
+class DeltaRecipe:
+    """How the shipped Δ model is made (data, start, budget); ``train`` holds TrainConfig overrides."""
+
+    name: str = NAME
+    data: str = "rxn-dft"  # built-in name or a file with both label sets and info['split']
+    label: str = HIGH
+    baseline: str = BASE
+    pretrained: str | None = "lam-chon-small"  # None: Δ from scratch (with ``preset``)
+    preset: Any = "dpa2-small"
+    minutes: float | None = 90.0
+    steps: int | None = None
+    seed: int = 0
+    train: dict[str, Any] = field(default_factory=lambda: {"batch_atoms": 128})
+
+
+def reaction_rows(model: Any, frames: Dataset, label: str = HIGH, baseline: str = BASE) -> list[dict[str, Any]]:
+    """Per reaction: the Δ model (baseline added back) and the baseline alone vs ``label`` on the same frames."""
+    from lam_lab.evaluation import predict, reference, score
+
+    rows = []
+    for name in sorted({f.info.get("reaction", "?") for f in frames}):
+        fr = list(frames.where(reaction=name)) if name != "?" else list(frames)
+        m = score(predict(model, fr, baseline=baseline), fr, label)
+        x = score(reference(fr, baseline), fr, label)
+        rows.append({"reaction": name, "frames": len(fr),
+                     "model_force_rmse_mev_per_A": m.force_rmse_mev_per_A,
+                     "baseline_force_rmse_mev_per_A": x.force_rmse_mev_per_A,
+                     "model_energy_rmse_offset_removed_mev_per_atom": m.energy_rmse_offset_removed_mev_per_atom,
+                     "baseline_energy_rmse_offset_removed_mev_per_atom": x.energy_rmse_offset_removed_mev_per_atom,
+                     "barrier_ref_ev": m.barrier_ref_ev, "model_barrier_err_ev": m.barrier_err_ev,
+                     "baseline_barrier_err_ev": x.barrier_err_ev})
+    return rows
+
+
+@dataclass
+class DeltaModelResult:
+    """The trained Δ model, its card (dict) and where it was written (None when not installed)."""
+
+    model: Any
+    card: dict[str, Any]
+    path: Path | None
+
+
+def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | None = "auto", install: bool = False,
+                      progress: bool = True) -> DeltaModelResult:
+    """Fine-tune the Δ model on ``recipe.data``'s train split and write its card (and the model, with ``install``)."""
+    import lam_lab as ll
+    from lam_lab.data.io import load_source
+    from lam_lab.train.config import TrainConfig
+
+    r = recipe or DeltaRecipe()
+    data = load_source(r.data)
+    train, val, test = (data.where(split=s) for s in ("train", "val", "test"))
+    t0 = time.perf_counter()
+    ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
+                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, config=TrainConfig().replace(**r.train),
+                     out_dir=out_dir, progress=progress, seed=r.seed)
+    card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
+    path = install_model(ft.model, card) if install else None
+    return DeltaModelResult(ft.model, card, path)
+
+
+def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: Dataset, test: Dataset,
+                    seconds: float) -> dict[str, Any]:
+    """The card: data and splits, held-out reactions next to the baseline alone, in-distribution errors, limits."""
+    import torch
+
+    held = reaction_rows(ft.model, test, r.label, r.baseline)
+    inside = reaction_rows(ft.model, _one_group(val), r.label, r.baseline)[0]
+    ratios = [h["model_force_rmse_mev_per_A"] / h["baseline_force_rmse_mev_per_A"] for h in held]
+    barrier = [h["model_barrier_err_ev"] / h["baseline_barrier_err_ev"] for h in held
+               if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
+    return {
+        "name": r.name, "recipe": {**asdict(r), "preset": str(r.preset)}, "baseline": r.baseline, "label": r.label,
+        "description": (f"Δ-ML correction {r.label} − {r.baseline} for neutral closed-shell C/H/N/O molecules and "
+                        f"reactions, fine-tuned from {r.pretrained or 'scratch'} on {r.data}; the calculator adds "
+                        f"{r.baseline} back (tblite at run time)."),
+        "type_map": list(ft.model.type_map), "parameters": sum(p.numel() for p in ft.model.parameters()),
+        "data": {"source": r.data, "train": n_train,
+                 "val": len(val), "test": len(test),
+                 "held_out_reactions": sorted({f.info.get("reaction") for f in test}),
+                 "provenance_notes": (data.provenance.notes if data.provenance else "")[-1500:]},
+        "training": {"steps": ft.train.steps, "wall_time_s": round(seconds, 1), "seed": r.seed,
+                     "hardware": f"{platform.machine()} CPU" if not torch.cuda.is_available() else "CUDA",
+                     "torch": torch.__version__, "heads": ft.heads},
+        "held_out": held, "in_distribution": inside,
+        "force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
+        "barrier_err_over_baseline": sum(barrier) / len(barrier) if barrier else None,
+        "limits": [f"needs {r.baseline} at run time (tblite); C, H, N, O only; neutral closed-shell gas-phase "
+                   "molecules of up to ~16 atoms like the training reactions",
+                   "the held-out rows are reactions the model never saw; a new kind of chemistry can be worse than "
+                   f"{r.baseline} alone: compare with the baseline row before trusting it",
+                   "DFT level ωB97X/6-31G(d): a small basis; barriers differ from experiment (see the README table)"],
+    }
+
+
+def _one_group(frames: Dataset) -> Dataset:
+    """The frames with one shared ``reaction`` tag, so :func:`reaction_rows` scores them together."""
+    out = Dataset([f.copy() for f in frames], frames.name)
+    for f in out:
+        f.info = {**f.info, "reaction": "validation frames of the training reactions"}
+        f.info.pop("role", None)  # one barrier per group would mix reactions
+    return out
+
+
+def install_model(model: Any, card: dict[str, Any]) -> Path:
+    """Write ``pretrained/files/<name>.pt`` and its card (JSON + Markdown); returns the model path."""
+    from lam_lab.atomic import atomic_write_text
+    from lam_lab.json_safe import dumps
+    from lam_lab.models import save
+    from lam_lab.pretrained import FILES
+
+    path = FILES / f"{card['name']}.pt"
+    save(model, path)
+    atomic_write_text(path.with_suffix(".card.json"), dumps(card))
+    atomic_write_text(path.with_suffix(".card.md"), delta_card_markdown(card))
+    return path
+
+
+def _f(x: Any, fmt: str) -> str:
+    return "–" if x is None or x != x else format(x, fmt)
+
+
+def delta_card_markdown(card: dict[str, Any]) -> str:
+    """The Δ model's card as Markdown (``ll.pretrained.card(name)``)."""
+    d, t = card["data"], card["training"]
+    lines = [f"# Model card: {card['name']}", "", card["description"], "",
+             f"- {card['parameters']:,} parameters; elements {', '.join(card['type_map'])}",
+             f"- data: {d['source']}: {d['train']} train / {d['val']} val / {d['test']} test frames; held-out "
+             f"(never seen) reactions: {', '.join(d['held_out_reactions'])}",
+             f"- training: {t['steps']} steps in {t['wall_time_s'] / 60:.0f} min on {t['hardware']} "
+             f"(torch {t['torch']}, seed {t['seed']})", "",
+             f"## Held-out reactions: the model next to {card['baseline']} alone (same frames, vs {card['label']})", "",
+             "| reaction | frames | F RMSE model | F RMSE xTB | E RMSE model | E RMSE xTB | barrier "
+             "| |Δ barrier| model | |Δ barrier| xTB |", "|---|---|---|---|---|---|---|---|---|"]
+    for h in card["held_out"] + [card["in_distribution"]]:
+        lines.append(f"| {h['reaction']} | {h['frames']} | {_f(h['model_force_rmse_mev_per_A'], '.0f')} | "
+                     f"{_f(h['baseline_force_rmse_mev_per_A'], '.0f')} | "
+                     f"{_f(h['model_energy_rmse_offset_removed_mev_per_atom'], '.1f')} | "
+                     f"{_f(h['baseline_energy_rmse_offset_removed_mev_per_atom'], '.1f')} | "
+                     f"{_f(h['barrier_ref_ev'], '.3f')} | {_f(h['model_barrier_err_ev'], '.3f')} | "
+                     f"{_f(h['baseline_barrier_err_ev'], '.3f')} |")
+    lines += ["", "F in meV/Å, E in meV/atom with per-element offsets removed, barriers in eV at the DFT TS. "
+              f"Mean model/{card['baseline']} over held-out reactions: forces "
+              f"{_f(card['force_rmse_over_baseline'], '.2f')}, "
+              f"barriers {_f(card['barrier_err_over_baseline'], '.2f')}.",
+              "", "## Known limits", ""]
+    lines += [f"- {x}" for x in card["limits"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train (and with --install, ship) the Δ model; prints the card."""
+    p = argparse.ArgumentParser(prog="python -m lam_lab.pretrained.delta_model", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="rxn-dft")
+    p.add_argument("--minutes", type=float, default=DeltaRecipe.minutes)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--pretrained", default="lam-chon-small", help="start model, or 'none' (Δ from scratch)")
+    p.add_argument("--out", default="auto", help="run folder (checkpoints)")
+    p.add_argument("--install", action="store_true", help="write the model and card into the package")
+    a = p.parse_args(argv)
+    recipe = DeltaRecipe(data=a.data, minutes=None if a.steps else a.minutes, steps=a.steps,
+                         pretrained=None if a.pretrained == "none" else a.pretrained)
+    res = train_delta_model(recipe, out_dir=a.out, install=a.install)
+    print(delta_card_markdown(res.card))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

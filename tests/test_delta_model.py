@@ -1,0 +1,62 @@
+"""The shipped-Δ-model path: train on a split set, card with the baseline row, install, load, calculator adds xTB back."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import lam_lab as ll
+from lam_lab.models import PRESETS
+from lam_lab.pretrained import delta_model as dm
+
+TINY = dataclasses.replace(PRESETS["dpa2-small"], repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16),
+                           fitting_neuron=(16, 16), repinit_sel=30, repformer_sel=20)
+
+
+@pytest.fixture(scope="module")
+def small_rxn(tmp_path_factory):
+    torch.set_num_threads(1)
+    ds = ll.datasets.load("rxn-dft")
+    keep = ds.where(split="train").subset(12, 0).frames + ds.where(split="val").subset(4, 0).frames + list(
+        ds.where(split="test"))[:6]
+    path = tmp_path_factory.mktemp("d") / "small.lamh5"
+    ll.data.write(ll.data.Dataset(keep, "small-rxn"), path)
+    return path
+
+
+def test_delta_model_card_install_load_and_calculator(small_rxn, tmp_path, monkeypatch):
+    from lam_lab.delta import delta_spec
+    from lam_lab.md.calculator import LAMCalculator
+
+    recipe = dm.DeltaRecipe(name="tiny-delta", data=str(small_rxn), pretrained=None, preset=TINY, minutes=None,
+                            steps=2, train={"batch_atoms": 32})
+    monkeypatch.setattr(ll.pretrained, "FILES", tmp_path)
+    res = dm.train_delta_model(recipe, out_dir=None, install=True, progress=False)
+    card = res.card
+    # every held-out reaction stands next to GFN2-xTB alone on the same frames
+    assert card["held_out"] and all(h["baseline_force_rmse_mev_per_A"] > 0 for h in card["held_out"])
+    assert card["in_distribution"]["frames"] == 4 and card["data"]["train"] == 12
+    md = ll.pretrained.card("tiny-delta")
+    assert "next to gfn2-xtb alone" in md and "F RMSE xTB" in md and "Known limits" in md
+    assert "tiny-delta" in ll.pretrained.available()
+    model = ll.pretrained.load("tiny-delta")
+    assert delta_spec(model)["baseline"] == "gfn2-xtb"
+    frame = ll.data.read(small_rxn)[0]
+    atoms = frame.to_ase() if hasattr(frame, "to_ase") else None
+    if atoms is None:
+        from ase import Atoms
+
+        atoms = Atoms(frame.numbers, frame.positions)
+    atoms.info["charge"] = 0
+    atoms.calc = LAMCalculator(model)
+    from lam_lab.sampling.neb import xtb_calculator
+
+    ref = atoms.copy()
+    ref.calc = xtb_calculator(ref)
+    # the calculator's energy is the Δ model's plus GFN2-xTB's
+    bare = ll.evaluation.predict(model, [frame], baseline=None).energy[0]
+    assert atoms.get_potential_energy() == pytest.approx(bare + ref.get_potential_energy(), abs=1e-3)
+    assert np.isfinite(atoms.get_forces()).all()
