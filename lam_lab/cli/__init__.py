@@ -16,6 +16,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with its errors on one line (``lam-lab VERB: error: ...``) and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Print the usage error on one line and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 

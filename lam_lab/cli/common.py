@@ -25,7 +25,7 @@ def overrides(args: argparse.Namespace, flags: Mapping[str, str], nullable: tupl
         if value is UNSET or (value is None and dest not in nullable):
             continue
         out[key] = value
-    out.update(parse_overrides(getattr(args, "set", None) or [], "--set"))
+    out.update(parse_overrides(getattr(args, "set", None) or []))
     return out
 
 

@@ -37,8 +37,7 @@ DistillSpec = DistillRun  # the name before the run file became a DistillConfig
 
 def load_run(path: str | Path | None, changes: Overrides = None) -> DistillRun:
     """A validated :class:`DistillRun` from a YAML/TOML file (or the defaults) with ``key.path=value`` overrides."""
-    return load_config(path, DistillRun, changes, what="distillation run file",
-                       name=None if path is not None else "command line")
+    return load_config(path, DistillRun, changes, what="distillation run file")
 
 
 load_spec = load_run

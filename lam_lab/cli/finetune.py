@@ -56,6 +56,7 @@ def run_class() -> type:
 
 
 def __getattr__(name: str) -> type:
+    """``FinetuneRun`` (and its old name ``FinetuneSpec``), built on first use."""
     if name in ("FinetuneRun", "FinetuneSpec"):  # FinetuneSpec: its name before it became a FinetuneConfig
         return run_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -63,8 +64,7 @@ def __getattr__(name: str) -> type:
 
 def load_run(path: str | Path | None, changes: Overrides = None) -> Any:
     """The run file (if given) with overrides on top (``{"a.b": v}`` or ``"a.b=v"``); bad keys name their path."""
-    spec = load_config(path, run_class(), changes, what="fine-tuning run file",
-                       name=None if path else "command line")
+    spec = load_config(path, run_class(), changes, what="fine-tuning run file")
     if spec.data is None:
         raise ConfigError("name the downstream data: lam-lab finetune DATA (or data: in the config)",
                           source=None if path is None else str(path), field="data")

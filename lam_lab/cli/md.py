@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ase import Atoms
 
@@ -25,7 +26,7 @@ def _reaction_names() -> list[str]:
     return [r.name for r in REACTIONS]
 
 
-def resolve_system(system: str, args: argparse.Namespace):
+def resolve_system(system: str, args: argparse.Namespace) -> Any:
     """A TransitionState (reaction name or TS file) or Atoms (structure file or SMILES) for ``system``."""
     from lam_lab.md.reactive import TransitionState, builtin_ts, find_ts
 
@@ -81,13 +82,13 @@ def _guards(args: argparse.Namespace):
                        max_temperature=args.max_temperature)
 
 
-def _with_sets(cfg, args: argparse.Namespace):
+def _with_sets(cfg: Any, args: argparse.Namespace) -> Any:
     """The config built from the flags with the ``--set`` overrides on top."""
     if not args.set:
         return cfg
     from lam_lab.config import load_config
 
-    return load_config(cfg, type(cfg), args.set, name="--set")
+    return load_config(cfg, type(cfg), args.set)
 
 
 def cmd_md(args: argparse.Namespace) -> int:

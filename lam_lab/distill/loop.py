@@ -230,6 +230,7 @@ class _Session:
 
     @property
     def student_path(self) -> Path | None:
+        """Where the student is saved after each round (None without an output folder)."""
         return self.out / "student.pt" if self.out is not None else None
 
     def finish_round(self, rec: DistillRound, train_ds: Dataset | None) -> None:
@@ -260,6 +261,7 @@ class _Session:
         return time.perf_counter() - t0, res.stopped
 
     def close(self) -> None:
+        """Close the round log and the event bus."""
         if self.log is not None:
             self.log.close()
         self.bus.close()

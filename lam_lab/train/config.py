@@ -97,6 +97,7 @@ class TrainConfig:
     def check(self, source: str | None = None) -> None:
         """Raise :class:`ConfigError` (with the key path, and the run file if given) for values out of range."""
         def bad(key: str, msg: str) -> None:
+            """Raise the error for ``train.<key>``."""
             raise ConfigError(msg, source=source, field=f"train.{key}")
 
         if self.steps is not None and self.steps < 1:
