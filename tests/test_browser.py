@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -282,8 +283,15 @@ def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
             # -- MD: Run MD; live energy/temperature and the player ------------------------------------
             md = ".lam-md-panel"
             _tab(page, "MD", md)
+            # the default start (Diels–Alder from its verified GFN2-xTB TS) with the default 300 steps (quick mode: 60,
+            # too short to arrive): the run from the button reacts and the status line says so in words
+            steps = page.locator(f"{md} .widget-inline-hbox").filter(has=page.locator("label", has_text=re.compile("^steps$")))
+            steps.locator("input").first.fill("300")
+            steps.locator("input").first.press("Enter")
+            time.sleep(1.0)
             _click(page, md, "Run MD")
-            _done(page, md, "Run MD", 240)
+            status = _done(page, md, "Run MD", 240)
+            assert status.startswith("done: reached the product") or status.startswith("done: reached the reactant"), status
             plots = _wait(page, lambda_js(_PLOTS, md), lambda ps: any(q["points"] >= 10 for q in ps), 60, "the live MD plot")
             assert {"potential energy", "total energy", "temperature"} <= {t for q in plots for t in q["legend"]}
             text = page.locator(md).inner_text()

@@ -320,6 +320,9 @@ def test_job_panel_start_done_busy_and_form_errors(tmp_path):
     panel.n = -1
     assert panel.start() is False and "n must be ≥ 0" in panel.error
     assert "Problem" in panel.message.value and not panel.busy
+    (tmp_path / "a-file").write_text("")
+    panel.n, panel.out_root = 3, tmp_path / "a-file"  # no run folder can be made there: a message, no traceback
+    assert panel.start() is False and "cannot make a run folder" in panel.error and not panel.busy
 
 
 def test_job_panel_stop_and_fail_paths(tmp_path):
@@ -390,7 +393,7 @@ def test_md_panel_defaults_to_diels_alder_from_its_xtb_ts_and_the_run_reacts():
     assert res.completed and panel.ts is not None and panel.ts.method == "verified saddle, gfn2-xtb"
     assert panel.outcome.side == "product" and 0 < panel.outcome.time_fs < 75
     assert panel.job.status.value.startswith("done: reached the product after")
-    assert "the molecules reacted" in panel.message.value and "C1–C6" in panel.message.value
+    assert "it reacted" in panel.message.value and "C0–C5 and C3–C4 formed" in panel.message.value  # as the player names them
     assert "started from the transition state of diels-alder" in panel.message.value
     assert panel.player is not None and len(panel.player.events) >= 2
 
@@ -402,9 +405,9 @@ def test_reaction_outcome_in_words_for_each_end():
     ts = builtin_ts("diels-alder")
     times = [0.0, 10.0, 20.0]
     to_p = reaction_outcome([ts.ts, ts.product, ts.product], times, ts)
-    assert to_p.side == "product" and to_p.time_fs == 10.0 and "reacted" in to_p.sentence
+    assert to_p.side == "product" and to_p.time_fs == 10.0 and "C0–C5 and C3–C4 formed — it reacted" in to_p.sentence
     back = reaction_outcome([ts.ts, ts.reactant, ts.reactant], times, ts)
-    assert back.side == "reactant" and "came apart again" in back.sentence
+    assert back.side == "reactant" and "rolled back to the reactant after 10 fs: C0–C5 and C3–C4 came apart" in back.sentence
     stuck = reaction_outcome([ts.ts, ts.ts], times[:2], ts)
     assert stuck.side is None and "between reactant and product" in stuck.sentence
     stayed = reaction_outcome([ts.reactant, ts.reactant], times[:2], ts, start="reactant")

@@ -225,7 +225,10 @@ class JobPanel(FitsFigures, w.VBox):
         if self.busy:
             return False
         self.error = ""
-        folder = self.new_run_folder() if new_folder and self.run_prefix else None
+        try:
+            folder = self.new_run_folder() if new_folder and self.run_prefix else None
+        except (DataError, OSError) as exc:  # out_root unwritable, or a file
+            return self._fail(f"cannot make a run folder under {self.out_root}: {plain_error(exc)}")
         if folder is not None:
             self.out_dir = folder
         if job.start(*args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -118,7 +118,7 @@ def md_summary(res: Any) -> str:
 
 
 START_POINTS = ("transition state", "reactant", "product")
-DEFAULT_REACTION = "diels-alder"  # from its TS with GFN2-xTB the default run reacts (product after ~60 fs at 500 K)
+DEFAULT_REACTION = "diels-alder"  # from its TS with GFN2-xTB the default run reacts (product after ~40 fs at 500 K)
 
 
 @dataclass
@@ -163,25 +163,33 @@ def reaction_outcome(frames: Sequence[Any], times: Sequence[float], ts: Any,
     labels = [side_at(k) for k in range(len(frames))]
     side = labels[-1]
     symbols = ts.ts.get_chemical_symbols()
-    bonds = " and ".join(f"{symbols[i]}{i + 1}–{symbols[j]}{j + 1}" for i, j in pairs)
+
+    def names(bonds: Iterable[tuple[int, int]]) -> str:  # atoms from 0, as the player names them
+        return " and ".join(f"{symbols[i]}{i}–{symbols[j]}{j}" for i, j in sorted(bonds))
+
     if side is None:
-        return Outcome(None, None, f"The run ended between reactant and product (bonds {bonds} half made): run it "
-                       "longer, or again from another start.", "ended between reactant and product")
+        return Outcome(None, None, f"The run ended between reactant and product (bonds {names(pairs)} half made): "
+                       "run it longer, or again from another start.", "ended between reactant and product")
     k = len(labels) - 1
     while k > 0 and labels[k - 1] == side:
         k -= 1
     t = float(times[k]) if len(times) > k else None
     when = f" after {t:.0f} fs" if t is not None else ""
-    changed = "formed" if side == "product" else "broke"
+    graphs = {"reactant": r_graph, "product": p_graph}
+    other = "product" if side == "reactant" else "reactant"
+    formed, gone = graphs[side] - graphs[other], graphs[other] - graphs[side]
+    changes = "; ".join([f"{names(formed)} formed"] * bool(formed) + [f"{names(gone)} came apart"] * bool(gone))
     if start == side:
-        return Outcome(side, t, f"No reaction: the molecule stayed the {side} (bonds {bonds} unchanged).",
+        return Outcome(side, t, f"No reaction: it stayed the {side} (bonds {names(pairs)} as they were).",
                        f"no reaction, stayed the {side}")
+    if start == "transition state" and side == "product":
+        return Outcome(side, t, f"From the transition state the atoms rolled downhill to the product{when}: "
+                       f"{changes} — it reacted.", f"reached the product{when}")
     if start == "transition state":
-        sentence = (f"From the transition state the atoms rolled downhill to the {side}{when}: bonds {bonds} "
-                    + ("formed — the molecules reacted." if side == "product" else "came apart again (the run went "
-                       "back the way it came; from the TS about half the runs go each way)."))
-        return Outcome(side, t, sentence, f"reached the {side}{when}")
-    return Outcome(side, t, f"It reacted: the {start} became the {side}{when} (bonds {bonds} {changed}).",
+        return Outcome(side, t, f"From the transition state the atoms rolled back to the reactant{when}: {changes} "
+                       "(from the TS about half the runs go each way; run again for another start).",
+                       f"reached the reactant{when}")
+    return Outcome(side, t, f"It reacted: the {start} became the {side}{when} ({changes}).",
                    f"reacted to the {side}{when}")
 
 
