@@ -131,7 +131,7 @@ class BackgroundJob:
             self.state, self.status.value = "stopped", "stopped"
         except Exception as exc:  # noqa: BLE001 - a failing job reports in the panel, the kernel lives on
             self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
-            self.status.value = f"failed: {exc}"
+            self.status.value = f"failed: {plain_error(exc)}"
             self._traceback = traceback.format_exc()
         else:
             self.result, self.state = result, "done"
@@ -142,7 +142,7 @@ class BackgroundJob:
                     self.on_done(result)
                 except Exception as exc:  # noqa: BLE001
                     self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
-                    self.status.value = f"failed: {exc}"
+                    self.status.value = f"failed: {plain_error(exc)}"
         finally:
             self.start_button.disabled, self.stop_button.disabled = False, True
 

@@ -77,7 +77,7 @@ class PlaybackPanel(w.VBox):
 
         def progress(fraction: float) -> None:
             ctx.check()
-            ctx.progress(fraction, "running EMT MD…")
+            ctx.progress(fraction, "EMT MD of a hot Cu13 cluster…")
 
         return hot_cluster_md(progress=progress)
 
