@@ -140,23 +140,23 @@ def stage_pretrain(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     """Each mode × N on the downstream set; errors on the held-out test split against the high-level labels."""
     from lam_lab import datasets
-    from lam_lab.finetune import finetune
+    from lam_lab.finetune import finetune, finetune_config
     from lam_lab.pipeline.evaluation import baseline_score, downstream_splits, score
 
     spec, d = ctx.cfg.finetune, ctx.dir("finetune")
     train_all, val, test = downstream_splits(datasets.load(spec.dataset))
     pre = ctx.path("pretrain", "model")
+    common = finetune_config(label=spec.label, baseline=spec.baseline, steps=spec.steps, minutes=spec.minutes,
+                             device=ctx.cfg.device, seed=ctx.cfg.seed)  # what every mode × N shares
     rows, files, histories = [], {}, {}
     for n in spec.sizes:
         for mode in spec.modes:
             tag = f"{mode}-n{n}"
             pretrained = None if mode in ("scratch", "delta") else str(pre)
             with replacing_runs():  # a re-run (killed, or other settings) moves the older run in d/tag aside
-                res = finetune(train_all, pretrained=pretrained, mode="delta" if mode in DELTA_MODES else mode,
-                               label=spec.label, baseline=spec.baseline, frames=min(n, len(train_all)),
-                               validation=val, steps=spec.steps, minutes=spec.minutes, out_dir=d / tag,
-                               progress=ctx.progress, device=ctx.cfg.device, seed=ctx.cfg.seed,
-                               stop_event=ctx.stop_event)
+                res = finetune(train_all, common, pretrained=pretrained, frames=min(n, len(train_all)),
+                               mode="delta" if mode in DELTA_MODES else mode, validation=val, out_dir=d / tag,
+                               progress=ctx.progress, stop_event=ctx.stop_event)
             files[f"model:{tag}"] = ctx.rel(res.path)
             histories[tag] = res.train.history
             row = {"method": mode, "n": min(n, len(train_all)), **score(res.model, test, spec.label, spec.baseline)}
@@ -179,19 +179,19 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     """The best fine-tuned model teaches the student on MD around the downstream reactions' geometries."""
     from lam_lab import datasets
-    from lam_lab.distill import distill
+    from lam_lab.distill import distill, distill_config
 
     spec, d = ctx.cfg.distill, ctx.dir("distill")
+    cfg = distill_config(student=spec.student, trust=(spec.trust_lo, spec.trust_hi), temperatures=spec.temperatures,
+                         rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new, train_steps=spec.train_steps,
+                         init_steps=spec.init_steps, device=ctx.cfg.device, seed=ctx.cfg.seed)
     ds = datasets.load(ctx.cfg.finetune.dataset)
     # the transition states of the training reactions: exploration from there visits both wells and the barrier
     starts = [f.to_atoms() for f in ds.where(role="ts", split=("train", "val", None))]
     events: list[dict[str, Any]] = []
     with replacing_runs():  # a re-run moves the older run in d/run aside
-        res = distill(str(ctx.path("finetune", "best")), starts, student=spec.student,
-                      trust=(spec.trust_lo, spec.trust_hi), temperatures=spec.temperatures, rounds=spec.rounds,
-                      md_steps=spec.md_steps, max_new=spec.max_new, train_steps=spec.train_steps,
-                      init_steps=spec.init_steps, out_dir=d / "run", progress=ctx.progress, device=ctx.cfg.device,
-                      seed=ctx.cfg.seed, stop_event=ctx.stop_event,
+        res = distill(str(ctx.path("finetune", "best")), starts, cfg, out_dir=d / "run", progress=ctx.progress,
+                      stop_event=ctx.stop_event,
                       callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
     student = d / "student.pt"
     from lam_lab.models import save
