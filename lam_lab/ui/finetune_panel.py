@@ -17,7 +17,7 @@ from lam_lab.ui._baseline import BASELINE_NAME, add_baseline_points, baseline_al
 from lam_lab.ui._figures import empty_figure, figure_output, figure_row, fmt
 from lam_lab.ui._jobs import FORM_ERRORS, BackgroundJob, JobContext, JobPanel, JobStopped, plain_error
 from lam_lab.ui._live import LiveCurves, message_html, metrics_html, step_words
-from lam_lab.ui._sources import ModelPicker
+from lam_lab.ui._sources import ModelPicker, parse_floats
 from lam_lab.ui.data_panel import builtin_names, load_builtin, show_figure
 from lam_lab.ui.train_panel import TINY, cpu_threads, has_gpu
 
@@ -256,7 +256,7 @@ class FinetunePanel(JobPanel):
             from lam_lab.experiments.learning_curve import METHODS
 
             if sizes is None:
-                sizes = [int(x) for x in self.lc_sizes.value.replace(";", ",").split(",") if x.strip()]
+                sizes = [int(v) for v in parse_floats(self.lc_sizes.value, "sizes N") if v == int(v)]
             s = self._settings()
         except FORM_ERRORS as exc:
             return self._fail(plain_error(exc))
