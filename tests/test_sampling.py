@@ -54,6 +54,17 @@ def test_bimolecular_endpoint_fragments_are_pushed_apart():
     assert 2.6 < r.get_distance(0, 5) < 4.5 and 2.6 < r.get_distance(3, 4) < 4.5  # diene faces dienophile
 
 
+def test_complex_to_complex_ends_are_docked_not_overlapping():
+    # formic acid dimer double proton transfer: RDKit puts both molecules at the origin; they are docked
+    pair = mapped_pair("[H:1][C:2](=[O:3])[O:4][H:5].[H:6][C:7](=[O:8])[O:9][H:10]",
+                       "[H:1][C:2]([O:3][H:10])=[O:4].[H:6][C:7]([O:8][H:5])=[O:9]", name="fad", n_conformers=2)
+    for a in (pair.reactant, pair.product):
+        d = a.get_all_distances() + 9 * np.eye(len(a))
+        assert d.min() > 0.9  # no atoms on top of each other
+    r = pair.reactant
+    assert 1.6 < r.get_distance(2, 9) < 2.6 and 1.6 < r.get_distance(7, 4) < 2.6  # the two H-bonds that transfer
+
+
 def test_mapped_pair_rejects_unmapped_heavy_atoms():
     with pytest.raises(DataError, match="atom-map"):
         mapped_pair("[H:3]C#[N:2]", "[C-:1]#[N+:2][H:3]")

@@ -118,7 +118,8 @@ def _keys(mol, smiles: str) -> list[tuple[int, int]]:
             keys.append((amap, 0))
             continue
         if atom.GetAtomicNum() != 1:
-            raise DataError(f"heavy atom {atom.GetSymbol()}{atom.GetIdx()} has no atom-map number", source=smiles, field="smiles")
+            raise DataError(f"heavy atom {atom.GetSymbol()}{atom.GetIdx()} has no atom-map number", source=smiles,
+                            field="smiles")
         heavy = atom.GetNeighbors()[0].GetAtomMapNum()
         count[heavy] = count.get(heavy, 0) + 1
         keys.append((heavy, count[heavy]))
@@ -203,8 +204,46 @@ def _separate(pos: np.ndarray, numbers: np.ndarray, frags: list[list[int]], gap:
     return pos
 
 
+def _placed(x: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """A centred rigid body rotated by the rotation vector ``x[:3]`` and moved to ``x[3:]`` (Å)."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(x[:3]).apply(body) + x[3:]
+
+
+def _dock_cost(x: np.ndarray, body: np.ndarray, anchor: np.ndarray, cross: list[tuple[int, np.ndarray]],
+               target: float, clash: float) -> float:
+    """Squared misses of the contact distances plus squared overlaps below ``clash`` Å."""
+    b = _placed(x, body)
+    d = np.linalg.norm(b[:, None, :] - anchor[None, :, :], axis=-1)
+    return float(np.sum(np.clip(clash - d, 0, None) ** 2)) + sum(
+        (np.linalg.norm(b[k] - q) - target) ** 2 for k, q in cross)
+
+
+def _dock(pos: np.ndarray, frags: list[list[int]], pairs: list[tuple[int, int]], target: float = 1.9,
+          clash: float = 2.2) -> np.ndarray:
+    """Positions (Å) with each fragment after the first moved rigidly so the ``pairs`` between fragments sit near
+    ``target`` Å (an H-bond-like contact) and no other inter-fragment pair is closer than ``clash`` Å."""
+    from scipy.optimize import minimize
+
+    out = np.array(pos, dtype=float)
+    fixed = list(frags[0])
+    for frag in frags[1:]:
+        local = {a: k for k, a in enumerate(frag)}
+        cross = [(local[i], out[j]) for p in pairs for i, j in (p, p[::-1]) if i in local and j in fixed]
+        body = out[frag] - out[frag].mean(axis=0)
+        args = (body, out[fixed], cross, target, clash)
+        start = out[fixed].mean(axis=0) + np.array([4.0, 0.0, 0.0])
+        best = min((minimize(_dock_cost, np.r_[rv, start], args=args, method="Powell")
+                    for rv in np.random.default_rng(0).normal(size=(8, 3))), key=lambda r: r.fun)
+        out[frag] = _placed(best.x, body)
+        fixed += list(frag)
+    return out
+
+
 def mapped_pair(
-    reactant: str, product: str, name: str = "reaction", seed: int = 0, n_conformers: int = 12, gap: float = FRAGMENT_GAP
+    reactant: str, product: str, name: str = "reaction", seed: int = 0, n_conformers: int = 12,
+    gap: float = FRAGMENT_GAP,
 ) -> ReactionEndpoints:
     """Reactant/product geometries from atom-mapped SMILES, chosen and aligned for the lowest RMSD.
 
@@ -216,7 +255,8 @@ def mapped_pair(
     rmol, pmol = _parse(reactant, src), _parse(product, src)
     rkeys, pkeys = _keys(rmol, src), _keys(pmol, src)
     if sorted(rkeys) != sorted(pkeys) or len(set(rkeys)) != len(rkeys):
-        raise DataError("reactant and product atom maps differ (check map numbers and H counts)", source=src, field="smiles")
+        raise DataError("reactant and product atom maps differ (check map numbers and H counts)", source=src,
+                        field="smiles")
     pidx = {k: i for i, k in enumerate(pkeys)}
     order = np.array([pidx[k] for k in rkeys])  # product atom for each reactant atom
     rnum = np.array([a.GetAtomicNum() for a in rmol.GetAtoms()])
@@ -253,6 +293,10 @@ def mapped_pair(
     else:
         a_conf = [c[order] for c in a_conf]
         o_frags = rfr
+    complex_to_complex = min(len(rfr), len(pfr)) > 1  # e.g. a dimer's double proton transfer
+    if complex_to_complex:  # RDKit embeds each molecule at the origin: dock them by the bonds formed between them
+        forming = sorted(pb - rb) if anchor_is_r else sorted(rb - pb)
+        a_conf = [_dock(c, rfr if anchor_is_r else pfr, forming) for c in a_conf]
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     for target in a_conf:
         assembled = np.zeros_like(target)
@@ -270,7 +314,7 @@ def mapped_pair(
             best = (rmsd, target, assembled)
     assert best is not None
     rmsd, target, other = best
-    if len(o_frags) > 1:
+    if len(o_frags) > 1 and not complex_to_complex:  # a complex's other side is fitted onto it, already in place
         other = _separate(other, rnum, o_frags, gap)
     rpos, ppos = (target, other) if anchor_is_r else (other, target)
     charge = sum(a.GetFormalCharge() for a in rmol.GetAtoms())
