@@ -45,7 +45,8 @@ NAME = "rxn-dft"
 DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
-TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde", "retro-ene")
+# one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
+TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde", "retro-ene", "oxirane")
 PER_REACTION = 96
 TS_WINDOW = 0.5  # eV
 TS_FRACTION = 0.45
