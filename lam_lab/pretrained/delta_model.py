@@ -80,8 +80,8 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     train, val, test = (data.where(split=s) for s in ("train", "val", "test"))
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
-                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, config=TrainConfig().replace(**r.train),
-                     out_dir=out_dir, progress=progress, seed=r.seed)
+                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps,
+                     config=TrainConfig().replace(**r.train), out_dir=out_dir, progress=progress, seed=r.seed)
     card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
     path = install_model(ft.model, card) if install else None
     return DeltaModelResult(ft.model, card, path)
@@ -93,7 +93,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
     import torch
 
     held = reaction_rows(ft.model, test, r.label, r.baseline)
-    inside = reaction_rows(ft.model, _one_group(val), r.label, r.baseline)[0]
+    inside = reaction_rows(ft.model, one_group(val), r.label, r.baseline)[0]
     ratios = [h["model_force_rmse_mev_per_A"] / h["baseline_force_rmse_mev_per_A"] for h in held]
     barrier = [h["model_barrier_err_ev"] / h["baseline_barrier_err_ev"] for h in held
                if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
@@ -121,7 +121,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
     }
 
 
-def _one_group(frames: Dataset) -> Dataset:
+def one_group(frames: Dataset) -> Dataset:
     """The frames with one shared ``reaction`` tag, so :func:`reaction_rows` scores them together."""
     out = Dataset([f.copy() for f in frames], frames.name)
     for f in out:
