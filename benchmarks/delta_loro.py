@@ -42,8 +42,8 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int) -> tuple
         test = data.where(reaction=sorted(held_out))
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=recipe.pretrained, mode="delta", label=recipe.label, baseline=recipe.baseline,
-                     preset=recipe.preset, validation=val, minutes=recipe.minutes, steps=recipe.steps, out_dir=None, progress=False,
-                     seed=seed, config=TrainConfig().replace(**recipe.train))
+                     preset=recipe.preset, validation=val, minutes=recipe.minutes, steps=recipe.steps, out_dir=None,
+                     progress=False, seed=seed, config=TrainConfig().replace(**recipe.train))
     rows = reaction_rows(ft.model, test, recipe.label, recipe.baseline)
     inside = reaction_rows(ft.model, one_group(val), recipe.label, recipe.baseline)[0]
     for r in rows:
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"held_out": [name], "seconds": s, "in_distribution": more_inside})
     for r in rows:
         print(f"{r['reaction']:<26} F {r['model_force_rmse_mev_per_A']:6.0f} vs xTB "
-              f"{r['baseline_force_rmse_mev_per_A']:6.0f} meV/Å   E {r['model_energy_rmse_offset_removed_mev_per_atom']:5.1f} vs "
+              f"{r['baseline_force_rmse_mev_per_A']:6.0f} meV/Å   "
+              f"E {r['model_energy_rmse_offset_removed_mev_per_atom']:5.1f} vs "
               f"{r['baseline_energy_rmse_offset_removed_mev_per_atom']:5.1f} meV/atom   |Δ barrier| "
               f"{r['model_barrier_err_ev']:.3f} vs {r['baseline_barrier_err_ev']:.3f} eV", flush=True)
     head = headline(rows)
