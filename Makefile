@@ -1,5 +1,5 @@
-# The README's two commands: `make demo` (set up + main job) and `make test` (set up + tests).
-.PHONY: setup demo test test-all lab
+# The README's two commands: `make demo` (set up + main job) and `make test` (set up + lint + tests).
+.PHONY: setup demo lint test test-all lab
 
 setup:
 	@bash scripts/setup.sh
@@ -7,7 +7,11 @@ setup:
 demo: setup
 	bash scripts/demo.sh
 
-test: setup
+# ruff (configured in pyproject.toml) first: CI (.ci/run) runs `make test`, so a lint finding fails CI
+lint: setup
+	.venv/bin/ruff check lam_lab tests benchmarks
+
+test: lint
 	.venv/bin/python -m pytest -q
 
 test-all: setup

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WATER, write_result  # noqa: E402
 
 PEERS = [  # issue 11: s/step and force RMSE (eV/Å) on data_3, batch 1, 2 threads, this machine
-    {"code": "DeePMD-kit 3.2 DPA-2 small (example schedule, 300 steps)", "minutes": 3.0, "force_rmse": 0.61, "s_per_step": 0.60},
+    {"code": "DeePMD-kit 3.2 DPA-2 small (example schedule, 300 steps)", "minutes": 3.0, "force_rmse": 0.61,
+     "s_per_step": 0.60},
     {"code": "DeePMD-kit 3.2 DeepPot-SE (300 steps)", "minutes": 1.0, "force_rmse": 0.54, "s_per_step": 0.19},
     {"code": "MACE 0.3.16 32x0e f64 (304 steps)", "minutes": 4.5, "force_rmse": 0.103, "s_per_step": 0.90},
     {"code": "MACE 0.3.16 32x0e f64 (608 steps)", "minutes": 9.0, "force_rmse": 0.070, "s_per_step": 0.90},
@@ -58,7 +59,8 @@ def errors(model, test) -> dict[str, float]:
     de, df = np.asarray(de), np.concatenate(df)
     n = len(test[0])
     return {"force_rmse": float(np.sqrt(np.mean(df ** 2))), "energy_rmse_frame": float(np.sqrt(np.mean(de ** 2))),
-            "energy_rmse_frame_offset_removed": float(np.std(de)), "energy_rmse_atom_mev": 1000 * float(np.sqrt(np.mean(de ** 2))) / n}
+            "energy_rmse_frame_offset_removed": float(np.std(de)),
+            "energy_rmse_atom_mev": 1000 * float(np.sqrt(np.mean(de ** 2))) / n}
 
 
 def run(preset: str, minutes: float, train, test, seed: int) -> dict[str, float]:
@@ -71,7 +73,8 @@ def run(preset: str, minutes: float, train, test, seed: int) -> dict[str, float]
     row = {"model": preset, "minutes": minutes, "steps": res.steps, "wall_s": time.perf_counter() - t0,
            "s_per_step": res.wall_time_s / max(res.steps, 1), **errors(res.model, test)}
     print(f"{preset:<11} {minutes:>5.1f} min {res.steps:>6} steps  F {row['force_rmse']:.3f} eV/Å  "
-          f"E {row['energy_rmse_frame']:.3f} eV/frame ({row['energy_rmse_frame_offset_removed']:.3f} offset removed)", flush=True)
+          f"E {row['energy_rmse_frame']:.3f} eV/frame ({row['energy_rmse_frame_offset_removed']:.3f} offset removed)",
+          flush=True)
     return row
 
 
@@ -97,9 +100,11 @@ def main() -> None:
         print(f"  {peer['code']:<55} {peer['minutes']:>4.1f} min  F {peer['force_rmse']:.3f} eV/Å")
     write_result(args.out, {
         "force_rmse_5min": best_at(5.0), "force_rmse_10min": best_at(10.0),
-        "targets": {"force_rmse_5min": 0.10, "force_rmse_10min": 0.07, "energy_rmse_frame_offset_removed": MACE_ENERGY_RMSE_PER_FRAME},
+        "targets": {"force_rmse_5min": 0.10, "force_rmse_10min": 0.07,
+                    "energy_rmse_frame_offset_removed": MACE_ENERGY_RMSE_PER_FRAME},
         "rows": rows, "peers_quoted": PEERS, "threads": args.threads,
-        "note": "energy_rmse_frame_offset_removed = standard deviation of the per-frame energy error (constant offset removed)",
+        "note": "energy_rmse_frame_offset_removed = standard deviation of the per-frame energy error "
+                "(constant offset removed)",
     })
 
 

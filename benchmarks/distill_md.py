@@ -15,7 +15,8 @@ Reported:
   alternate, 7 each, medians) of both on a 16-atom
   molecule and a 64-H2O box (192 atoms), CPU (and CUDA when present); ``student_speedup`` = teacher / student
   time on the water box (the molecule ratio is reported too);
-- MD step cost and peak memory (peak RSS from /proc VmHWM, else resource.getrusage; one subprocess per size) on water boxes from ~100 to
+- MD step cost and peak memory (peak RSS from /proc VmHWM,
+                                else resource.getrusage; one subprocess per size) on water boxes from ~100 to
   ~10,000 atoms (quick: up to ~1,000), with the fitted exponent of time ∝ atoms^k (1 = linear);
 - the student's NVE energy drift (meV/atom/ps, absolute slope) on the Claisen reactant at 300 K.
 Targets: student ≥ 20× faster than dpa2-small at ≤ 1.3× its force error.
@@ -44,7 +45,8 @@ from _common import water_box, write_result  # noqa: E402
 DFT = "wb97x/6-31g*"
 TARGETS = {"student_speedup": 20.0, "force_error_ratio": 1.3}
 SETTINGS = {  # quick: a few minutes on one core; default: the lead's full run
-    "quick": dict(teacher_minutes=2.0, rounds=2, md_steps=100, init_steps=600, train_steps=200, temperatures=(300.0, 800.0),
+    "quick": dict(teacher_minutes=2.0, rounds=2, md_steps=100, init_steps=600, train_steps=200,
+                  temperatures=(300.0, 800.0),
                   starts=("reactant", "ts"), speed_steps=10, nve_steps=400, scale_student=(33, 100, 333),
                   scale_teacher=(33, 100), scale_steps=3),
     "full": dict(teacher_minutes=10.0, rounds=5, md_steps=300, init_steps=3000, train_steps=600,
@@ -170,8 +172,14 @@ def scaling(model_path: Path, sizes, steps: int, device: str, threads: int, name
             rows.append({"model": name, "molecules": n, **json.loads(line[-1][7:])})
         print(rows[-1], flush=True)
     ok = [r for r in rows if "ms_per_step" in r]
-    k = float(np.polyfit(np.log([r["atoms"] for r in ok]), np.log([r["ms_per_step"] for r in ok]), 1)[0]) if len(ok) > 1 else None
+    k = float(np.polyfit(np.log([r["atoms"] for r in ok]), np.log([r["ms_per_step"] for r in ok]),
+                         1)[0]) if len(ok) > 1 else None
     return {"rows": rows, "time_exponent": k}
+
+
+def _molecule_speedup(speed: list[dict]) -> float:
+    """The student's MD speed-up over the teacher on the molecule, CPU."""
+    return next(r["speedup"] for r in speed if r["system"] == "molecule" and r["device"] == "cpu")
 
 
 def speed_rows(teacher, student, head: str, ts, test, s: dict) -> list[dict]:
@@ -199,44 +207,33 @@ def update_speed(teacher, student, head: str, ts, test, s: dict) -> None:
     headline = next(r for r in speed if r["system"] == "water192" and r["device"] == "cpu")
     payload["student_speedup"] = headline["speedup"]
     payload["meets_targets"]["speed"] = headline["speedup"] >= TARGETS["student_speedup"]
-    payload["student_speedup_molecule"] = next(r["speedup"] for r in speed if r["system"] == "molecule" and r["device"] == "cpu")
+    payload["student_speedup_molecule"] = _molecule_speedup(speed)
     payload["speed"] = speed
     payload["speed_remeasured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     write_result("distill_md", payload)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a few minutes: short teacher, 2 rounds, boxes up to ~1,000 atoms")
+    p.add_argument("--quick", action="store_true",
+                   help="a few minutes: short teacher, 2 rounds, boxes up to ~1,000 atoms")
     p.add_argument("--teacher", default=None, help="fine-tuned teacher model file (default: train a quick one)")
     p.add_argument("--head", default=None, help="teacher head (multi-head files)")
-    p.add_argument("--teacher-minutes", type=float, default=None, help="budget of the teacher trained here (quick 2, default 10)")
+    p.add_argument("--teacher-minutes", type=float, default=None,
+                   help="budget of the teacher trained here (quick 2, default 10)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="work folder (default: lam_lab_runs/bench-distill-md)")
     p.add_argument("--speed-only", action="store_true",
-                   help="re-measure the MD speed of the teacher and the already distilled student (OUT/distill/student.pt) "
-                        "and update the speed figures of the existing results file")
+                   help="re-measure the MD speed of the teacher and the already distilled student "
+                        "(OUT/distill/student.pt) and update the speed figures of the existing results file")
     p.add_argument("--_scale", nargs=5, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args._scale:
-        path, n, steps, device, threads = args._scale
-        scale_worker(path, int(n), int(steps), device, int(threads))
-        return
-    import torch
+    return p
 
+
+def _teacher(args: argparse.Namespace, s: dict, work: Path, train) -> tuple:
+    """(teacher, its file, its training seconds or None, head): --teacher's file, else a quick one trained here."""
     import lam_lab as ll
-    from lam_lab.distill import distill
-    from lam_lab.md.reactive import builtin_ts
-    from md_nve_drift import nve
 
-    torch.set_num_threads(args.threads)
-    s = SETTINGS["quick" if args.quick else "full"]
-    work = Path(args.out or "lam_lab_runs/bench-distill-md")
-    work.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
-    train, test = data()
-
-    # -- teacher -----------------------------------------------------------------------------------
     if args.teacher:
         teacher, teacher_path, teacher_train_s = ll.load(args.teacher), Path(args.teacher), None
     else:
@@ -245,7 +242,37 @@ def main() -> None:
     head = args.head or (teacher.heads[0] if len(teacher.heads) == 1 else None)
     if head is None:
         raise SystemExit(f"the teacher has heads {teacher.heads}: name one with --head")
-    print(f"teacher {teacher_path} head {head} ({teacher.config.kind}, {sum(x.numel() for x in teacher.parameters())} params)")
+    n_params = sum(x.numel() for x in teacher.parameters())
+    print(f"teacher {teacher_path} head {head} ({teacher.config.kind}, {n_params} params)")
+    return teacher, teacher_path, teacher_train_s, head
+
+
+def _print_round(event) -> None:
+    if event.kind == "round":
+        print(f"  round {event.round}: {event.message}", flush=True)
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    if args._scale:
+        path, n, steps, device, threads = args._scale
+        scale_worker(path, int(n), int(steps), device, int(threads))
+        return
+    import torch
+    from md_nve_drift import nve
+
+    import lam_lab as ll
+    from lam_lab.distill import distill
+    from lam_lab.md.reactive import builtin_ts
+
+    torch.set_num_threads(args.threads)
+    s = SETTINGS["quick" if args.quick else "full"]
+    work = Path(args.out or "lam_lab_runs/bench-distill-md")
+    work.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    train, test = data()
+
+    teacher, teacher_path, teacher_train_s, head = _teacher(args, s, work, train)
 
     ts = builtin_ts("claisen")
     if args.speed_only:
@@ -254,10 +281,11 @@ def main() -> None:
 
     # -- distillation for Claisen MD ------------------------------------------------------------------
     starts = [getattr(ts, role) for role in s["starts"]]
-    res = distill(teacher, starts, head=head, temperatures=s["temperatures"], rounds=s["rounds"], md_steps=s["md_steps"],
-                  sample_every=10, max_new=100, init_frames=train, train_steps=s["train_steps"], init_steps=s["init_steps"],
+    res = distill(teacher, starts, head=head, temperatures=s["temperatures"], rounds=s["rounds"],
+                  md_steps=s["md_steps"], sample_every=10, max_new=100, init_frames=train,
+                  train_steps=s["train_steps"], init_steps=s["init_steps"],
                   out_dir=work / "distill", progress=False, seed=0,
-                  callbacks=[lambda e: print(f"  round {e.round}: {e.message}", flush=True) if e.kind == "round" else None])
+                  callbacks=[_print_round])
     student = res.student
     print(res.summary())
 
@@ -284,15 +312,19 @@ def main() -> None:
         "student_speedup": headline["speedup"],
         "force_error_ratio": f_student / f_teacher,
         "nve_drift_mev_atom_ps": abs(drift["drift_meV_atom_ps"]),
-        "targets": {"student_speedup_min": TARGETS["student_speedup"], "force_error_ratio_max": TARGETS["force_error_ratio"]},
+        "targets": {"student_speedup_min": TARGETS["student_speedup"],
+                    "force_error_ratio_max": TARGETS["force_error_ratio"]},
         "meets_targets": {"speed": headline["speedup"] >= TARGETS["student_speedup"],
                           "accuracy": f_student / f_teacher <= TARGETS["force_error_ratio"]},
-        "student_speedup_molecule": next(r["speedup"] for r in speed if r["system"] == "molecule" and r["device"] == "cpu"),
+        "student_speedup_molecule": _molecule_speedup(speed),
         "teacher_f_rmse_dft": f_teacher, "student_f_rmse_dft": f_student, "test_frames": len(test), "dft_label": DFT,
-        "teacher": {"path": str(teacher_path), "head": head, "preset": teacher.config.kind, "trained_here": not args.teacher,
-                    "train_minutes": None if args.teacher else (args.teacher_minutes or s["teacher_minutes"]), "train_s": teacher_train_s},
+        "teacher": {"path": str(teacher_path), "head": head, "preset": teacher.config.kind,
+                    "trained_here": not args.teacher,
+                    "train_minutes": None if args.teacher else (args.teacher_minutes or s["teacher_minutes"]),
+                    "train_s": teacher_train_s},
         "distill": {"converged": res.converged, "rounds": [r.to_dict() for r in res.rounds], "wall_s": res.wall_time_s,
-                    "n_train": len(res.train_set), "starts": list(s["starts"]), "temperatures": list(s["temperatures"])},
+                    "n_train": len(res.train_set), "starts": list(s["starts"]),
+                    "temperatures": list(s["temperatures"])},
         "speed": speed, "nve": drift, "scaling": scale, "quick": args.quick, "threads": args.threads,
         "wall_s": time.perf_counter() - t_all,
     }

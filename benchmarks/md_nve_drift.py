@@ -5,8 +5,8 @@ velocity Verlet from 300 K Maxwell–Boltzmann velocities. An untrained model's 
 so a drift on it says little; with ``--fit-steps N`` (default) each preset is first fitted for N
 optimizer steps to reference labels — GFN2-xTB frames of allyl vinyl ether sampled by Langevin MD,
 and DeePMD-kit's DFT water (../shared/data/water-deepmd; the run starts from a held-out DFT frame,
-64 H2O) — so the atoms move on a surface with real forces. Reported per run: drift (slope of E_tot vs time), largest |E_tot − E_tot(0)|, the Ekin swing
-(how much energy the surface moved around), RMS force and speed.
+64 H2O) — so the atoms move on a surface with real forces. Reported per run: drift (slope of E_tot vs time),
+largest |E_tot − E_tot(0)|, the Ekin swing (how much energy the surface moved around), RMS force and speed.
 
 Usage: python benchmarks/md_nve_drift.py [--quick] [--model FILE ...] [--fit-steps N] [--dtype float64]
     -> benchmarks/results/md_nve_drift.json

@@ -9,7 +9,8 @@ in the same run; if it cannot run, ``ratio_vs_deepmd`` is null with ``deepmd_err
 reference figures are quoted instead. Times of ours include the neighbor list (vesin) and batching,
 as DeePMD-kit's ``model(coord, atype, box)`` includes its own; ``model_only`` rows leave it out;
 ``md`` rows are one MD force call through ``LAMCalculator`` with a warm Verlet cache (``lam_lab.nn.verlet``,
-skin 1 Å: no new pair search; the student on CPU takes its autograd-free path), the figure that matters in MD. Headline figures: 1 thread.
+skin 1 Å: no new pair search; the student on CPU takes its autograd-free path), the figure that matters in MD.
+Headline figures: 1 thread.
 
 Usage: python benchmarks/model_speed.py [--quick] [--threads 1 2] [--no-deepmd]   -> benchmarks/results/model_speed.json
 (build DeePMD-kit's venv once first: bash benchmarks/deepmd_env.sh)
@@ -177,7 +178,8 @@ def md_caller(model, frames: list, device: str) -> Callable[[], Any]:
     for k, f in enumerate(frames):
         atoms = f.to_atoms()
         atoms.calc = LAMCalculator(model, device=device)
-        systems.append((atoms, f.positions.copy(), np.random.default_rng(k).choice([-1e-3, 1e-3], size=f.positions.shape)))
+        kick = np.random.default_rng(k).choice([-1e-3, 1e-3], size=f.positions.shape)
+        systems.append((atoms, f.positions.copy(), kick))
     step = [0]
 
     def call():
@@ -256,7 +258,7 @@ def theirs(args, structs: dict, tmp: Path) -> tuple[list[dict], str | None]:
                               capture_output=True, text=True, timeout=args.deepmd_timeout)
     except subprocess.TimeoutExpired:
         return [], f"DeePMD-kit side timed out after {args.deepmd_timeout} s"
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("DEEPMD_RESULT ")), None)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("DEEPMD_RESULT ")), None)
     if proc.returncode != 0 or line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
         return [], f"DeePMD-kit side failed (exit {proc.returncode}): " + " | ".join(tail)
@@ -289,7 +291,8 @@ def _line(r: dict) -> str:
 
 
 def _find(rows: list[dict], side: str, model: str, structure: str = "water192", device: str = "cpu") -> dict | None:
-    return next((r for r in rows if (r["side"], r["model"], r["structure"], r["device"]) == (side, model, structure, device)), None)
+    want = (side, model, structure, device)
+    return next((r for r in rows if (r["side"], r["model"], r["structure"], r["device"]) == want), None)
 
 
 def _ratio(a: dict | None, b: dict | None, key: str = "best_ms") -> float | None:
@@ -303,11 +306,14 @@ def summary(rows: list[dict], threads: int) -> dict[str, float | None]:
     return {
         "ratio_vs_deepmd": _ratio(find("lam_lab", "dpa2-small"), find("deepmd-kit", "dpa2")),
         "ratio_vs_deepmd_median": _ratio(find("lam_lab", "dpa2-small"), find("deepmd-kit", "dpa2"), "median_ms"),
-        "ratio_vs_deepmd_molecules": _ratio(find("lam_lab", "dpa2-small", "mol16x16"), find("deepmd-kit", "dpa2", "mol16x16")),
+        "ratio_vs_deepmd_molecules": _ratio(find("lam_lab", "dpa2-small", "mol16x16"),
+                                            find("deepmd-kit", "dpa2", "mol16x16")),
         "student_vs_deepmd_se_e2_a": _ratio(find("lam_lab", "student"), find("deepmd-kit", "se_e2_a")),
         "student_speedup": _ratio(find("lam_lab", "dpa2-small"), find("lam_lab", "student")),
-        "student_speedup_model_only": _ratio(find("lam_lab", "dpa2-small"), find("lam_lab", "student"), "model_only_best_ms"),
-        "student_speedup_molecules": _ratio(find("lam_lab", "dpa2-small", "mol16x16"), find("lam_lab", "student", "mol16x16")),
+        "student_speedup_model_only": _ratio(find("lam_lab", "dpa2-small"), find("lam_lab", "student"),
+                                             "model_only_best_ms"),
+        "student_speedup_molecules": _ratio(find("lam_lab", "dpa2-small", "mol16x16"),
+                                            find("lam_lab", "student", "mol16x16")),
         # MD force calls with a warm Verlet cache (both models), the figure the ≥ 20× target is about
         "student_speedup_md": _ratio(find("lam_lab", "dpa2-small"), find("lam_lab", "student"), "md_best_ms"),
         "student_speedup_md_median": _ratio(find("lam_lab", "dpa2-small"), find("lam_lab", "student"), "md_median_ms"),
@@ -354,7 +360,8 @@ def main() -> None:
     by_threads = {n: summary(rows, n) for n in thread_counts}
     head = thread_counts[0]
     for n, ratios in by_threads.items():
-        print(f"\n-- {n} thread(s): " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in ratios.items()))
+        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in ratios.items())
+        print(f"\n-- {n} thread(s): " + shown)
         print("   dpa2-small water192 CPU, top ops by self time: "
               + ", ".join(f"{e['op']} {e['share']:.0%}" for e in profiles[n][:6]))
     find = lambda model: _find([r for r in rows if r["threads"] == head], "lam_lab", model)  # noqa: E731

@@ -27,7 +27,8 @@ def main() -> None:
         atoms = water_box(n_mol)
         pos, cell = atoms.positions, atoms.cell.array
         for rcut, sel in ((6.0, 120), (4.0, 48)):
-            t = best_time(lambda: neighbor_list(pos, rcut, sel, cell, True, warn_dropped=False), repeat=3 if args.quick else 5)
+            t = best_time(lambda: neighbor_list(pos, rcut, sel, cell, True, warn_dropped=False),
+                          repeat=3 if args.quick else 5)
             t_ase = best_time(lambda: ase_nl("ij", atoms, rcut), repeat=1 if args.quick else 3)
             nl = neighbor_list(pos, rcut, None, cell, True)
             rows.append({"atoms": len(atoms), "rcut": rcut, "sel": sel, "lam_lab_ms": 1e3 * t, "ase_ms": 1e3 * t_ase,

@@ -208,7 +208,8 @@ def run_case(case: Case, args, tmp: Path) -> dict[str, Any]:
         n = max(2, round(budget_s / theirs["s_per_step"]))
         th = deepmd_train(case, n, max(1, n // 20), args.threads, args.seed, tmp / case.name / "dp-equal-time",
                           timeout=3 * budget_s + 300)
-        th.update(deepmd_errors(th["checkpoint"], case, args.threads) if th["checkpoint"] else {"error": "no checkpoint"})
+        th.update(deepmd_errors(th["checkpoint"], case,
+                                args.threads) if th["checkpoint"] else {"error": "no checkpoint"})
         out["equal_time"]["deepmd-kit"] = th
         _say(case.name, "equal-time", th, _mean_atoms(case.train))
     th = out["equal_time"].get("deepmd-kit", {})
@@ -254,7 +255,8 @@ def zero_shot(args) -> dict[str, Any]:
     steps = args.zs_steps or (tr.get("budget") or {}).get("steps") or tr.get("steps") or 1000
     steps = min(steps, 10) if args.quick else steps
     minutes = args.zs_minutes
-    cfg = TrainConfig(batch_atoms=tr.get("batch_atoms"), lr=tr.get("lr", TrainConfig.lr), seed=tr.get("seed", args.seed),
+    cfg = TrainConfig(batch_atoms=tr.get("batch_atoms"), lr=tr.get("lr", TrainConfig.lr),
+                      seed=tr.get("seed", args.seed),
                       schedule=tr.get("schedule", TrainConfig.schedule))
     rxn = ll.datasets.load("rxn-xtb")
     rxn = rxn[[i for i, f in enumerate(rxn) if f.info.get("reaction") != HELD_OUT_REACTION]]

@@ -181,7 +181,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
         from lam_lab.train.run import type_map_for
 
         start = _Start(build_model(preset, type_map_for([train_ds]), heads=[HEAD], seed=seed))
-        start.model.fit_energy_bias(train_ds, head=HEAD, label=target)  # Eq. 6 (and input statistics)
+        # Eq. 6; the input statistics come from the trainer's graphs of the same frames (prepared once)
+        start.model.fit_energy_bias(train_ds, head=HEAD, label=target, input_stats=False)
         source = None
     else:
         start = _start_from(base, cfg, train_ds, target, replay_data)

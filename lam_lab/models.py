@@ -116,20 +116,25 @@ def from_payload(payload: Any, source: str | os.PathLike | None = None, map_loca
 
 
 def save(model: Potential, path: str | os.PathLike, extra: dict | None = None) -> None:
-    """Write ``model`` (config, type map, heads, weights, energy bias, provenance, ``extra``) to one file, atomically."""
+    """Write ``model`` (config, type map, heads, weights, energy bias, provenance, ``extra``) to one file atomically."""
     atomic_save(to_payload(model, extra), path)
 
 
 def load(path: str | os.PathLike, map_location: Any = "cpu") -> Potential:
-    """Read a model written by :func:`save` with ``torch.load(weights_only=True)``; DataError naming the file if unreadable."""
+    """Read a model written by :func:`save` with ``torch.load(weights_only=True)``.
+
+    A DataError names the file if it is unreadable.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist" if not path.is_dir() else f"{path} is a folder, not a model file")
+        raise FileNotFoundError(f"{path} is a folder, not a model file" if path.is_dir()
+                                else f"model file {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for truncated/foreign files
         raise DataError(f"cannot read model file (corrupt, truncated or not a lam_lab model): "
-                        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", source=str(path)) from err
+                        f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                        source=str(path)) from err
     return from_payload(payload, path, map_location)
 
 
@@ -140,7 +145,7 @@ def _version() -> str:
 
 
 def _plain(value: Any, where: str) -> Any:
-    """``value`` as types ``weights_only`` loading accepts (numpy → lists/scalars); TypeError naming the key otherwise."""
+    """``value`` as types ``weights_only`` loading accepts (numpy → lists/scalars); else TypeError naming the key."""
     if isinstance(value, dict):
         return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):

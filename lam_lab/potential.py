@@ -87,7 +87,8 @@ class ModelConfig:
         if self.dtype not in DTYPES:
             raise ValueError(f"ModelConfig.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if not 0 <= self.repinit_rcut_smth < self.repinit_rcut:
-            raise ValueError(f"need 0 <= repinit_rcut_smth < repinit_rcut, got {self.repinit_rcut_smth}, {self.repinit_rcut}")
+            raise ValueError(f"need 0 <= repinit_rcut_smth < repinit_rcut, got {self.repinit_rcut_smth}, "
+                             f"{self.repinit_rcut}")
         if self.kind == "dpa2":
             if not 0 <= self.repformer_rcut_smth < self.repformer_rcut <= self.repinit_rcut:
                 raise ValueError("need 0 <= repformer_rcut_smth < repformer_rcut <= repinit_rcut, got "
@@ -202,17 +203,19 @@ class Potential(nn.Module):
             weight=float(weight),
         )
 
-    def fit_energy_bias(self, graphs_or_frames: Iterable, head: str, label: str | None = None) -> np.ndarray:
+    def fit_energy_bias(self, graphs_or_frames: Iterable, head: str, label: str | None = None,
+                        input_stats: bool = True) -> np.ndarray:
         """Eq. 6 least squares on the frames' energies; sets and returns head ``head``'s bias [n_types] (eV).
 
         Types absent from the data keep their current bias. On a fresh model whose input statistics
         were never fitted, this also fits them (:meth:`fit_input_stats`) from up to 1000 of the frames,
-        as DeePMD-kit does at the start of training.
+        as DeePMD-kit does at the start of training — unless ``input_stats=False`` (the trainer fits
+        them from the graphs it trains on, so frames are not prepared twice).
         """
         items = list(graphs_or_frames)
         buf = self.fittings[resolve_head(self, head)].energy_bias
         bias = fit_energy_bias_from(items, self.type_map, label, previous=buf.cpu().numpy())
-        if not self.descriptor.stats_fitted:
+        if input_stats and not self.descriptor.stats_fitted:
             self.fit_input_stats(items[:: max(1, len(items) // 1000)])
         with torch.no_grad():
             buf.copy_(torch.from_numpy(bias))
@@ -235,12 +238,14 @@ class Potential(nn.Module):
             cell_of_atom = batch.cell[batch.frame]
             types = batch.types.cpu().numpy()
             for k, (blk, (rs, rc)) in enumerate(zip(batch.neighbors, self.descriptor.ranges)):
-                env = environment(displacements(batch.positions, cell_of_atom, blk.index, blk.shift, blk.mask), blk.mask, rs, rc)
+                env = environment(displacements(batch.positions, cell_of_atom, blk.index, blk.shift, blk.mask),
+                                  blk.mask, rs, rc)
                 s2 = (env.s ** 2 * blk.mask).sum(1).cpu().numpy()
                 sums[k] += np.bincount(types, weights=s2, minlength=n_types)
                 n_nb = blk.mask.sum(1).to(torch.float64)
                 counts[k] += np.bincount(types, weights=n_nb.cpu().numpy(), minlength=n_types)
-                frame_sum = torch.zeros(batch.n_frames, dtype=torch.float64, device=n_nb.device).index_add(0, batch.frame, n_nb)
+                frame_sum = torch.zeros(batch.n_frames, dtype=torch.float64,
+                                        device=n_nb.device).index_add(0, batch.frame, n_nb)
                 per_frame[k] += float((frame_sum / batch.n_atoms.to(torch.float64)).sum())
         scale = np.where(counts > 0, np.sqrt(sums / np.maximum(counts, 1)), 1.0)
         scale = np.where(scale > 0, scale, 1.0)

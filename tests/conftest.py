@@ -17,6 +17,20 @@ from ase.calculators.lj import LennardJones
 
 from lam_lab.data import Dataset, Frame, LabelProvenance, Labels, Provenance
 
+# The one tiny DPA-2 of the tests that train on molecules (one repformer layer, narrow nets, small sels), as keyword
+# overrides of the "dpa2-small" preset (what build_model takes); tiny_config() is the same as a ModelConfig.
+# Tests of particular physics keep their own (float64, attention on: test_model_physics, test_calculator, ...).
+TINY_DPA2 = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16),
+                 repinit_sel=30, repformer_sel=20)
+
+
+def tiny_config(**overrides):
+    """The "dpa2-small" ModelConfig with :data:`TINY_DPA2` and ``overrides`` (imports torch, so only when called)."""
+    import dataclasses
+
+    from lam_lab.models import PRESETS
+
+    return dataclasses.replace(PRESETS["dpa2-small"], **{**TINY_DPA2, **overrides})
 
 def _labels(atoms, calc) -> Labels:
     """Energy (eV), forces (eV/Å) and, for periodic cells, virial (eV) from a real calculator."""

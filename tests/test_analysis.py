@@ -7,9 +7,13 @@ import pytest
 from ase import Atoms
 from ase.data import covalent_radii
 
-from lam_lab.data import Dataset, DataError, Frame
+from lam_lab.data import DataError, Dataset, Frame
 from lam_lab.md.analysis import (
-    BondCriteria, analyze_bonds, as_trajectory, close_pairs, distance_series,
+    BondCriteria,
+    analyze_bonds,
+    as_trajectory,
+    close_pairs,
+    distance_series,
 )
 
 R_H = float(covalent_radii[1])  # Å

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 import lam_lab as ll
-from lam_lab.atomft import AtomFTFitting, attach_correction, atomft_spec
+from conftest import TINY_DPA2
+from lam_lab.atomft import AtomFTFitting, atomft_spec, attach_correction
 from lam_lab.finetune import finetune, refit_energy_bias
 from lam_lab.md import LAMCalculator
 from lam_lab.models import load, save
 from lam_lab.nn.batch import collate
 
 HIGH = "wb97x/6-31g*"
-TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16),
-            repinit_sel=30, repformer_sel=20)
+TINY = TINY_DPA2
 
 
 @pytest.fixture(scope="module")

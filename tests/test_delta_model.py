@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 import lam_lab as ll
-from lam_lab.models import PRESETS
+from conftest import tiny_config
 from lam_lab.pretrained import delta_model as dm
 
-TINY = dataclasses.replace(PRESETS["dpa2-small"], repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16),
-                           fitting_neuron=(16, 16), repinit_sel=30, repformer_sel=20)
+TINY = tiny_config()
 
 
 @pytest.fixture(scope="module")

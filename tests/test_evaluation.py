@@ -9,14 +9,13 @@ import pytest
 import torch
 
 import lam_lab as ll
+from conftest import tiny_config
 from lam_lab.data.errors import DataError
 from lam_lab.evaluation import Scores, barrier_frames, label_spread, parity, predict, reference, score
 from lam_lab.finetune import finetune
-from lam_lab.models import PRESETS
 
 HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
-TINY = dataclasses.replace(PRESETS["dpa2-small"], repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16),
-                           fitting_neuron=(16, 16), repinit_sel=30, repformer_sel=20)
+TINY = tiny_config()
 
 
 @pytest.fixture(scope="module")

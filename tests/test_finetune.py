@@ -10,6 +10,7 @@ import torch
 from ase.build import molecule
 
 import lam_lab as ll
+from conftest import TINY_DPA2
 from lam_lab.data import Dataset, Frame
 from lam_lab.data.errors import DataError
 from lam_lab.finetune import extend_type_map, ff_pretrain_finetune, finetune, refit_energy_bias
@@ -18,8 +19,7 @@ from lam_lab.nn.energy_bias import type_counts
 from lam_lab.train import TrainConfig
 
 HIGH = "wb97x/6-31g*"
-TINY = dict(repformer_layers=2, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16),
-            repinit_sel=30, repformer_sel=20)
+TINY = dict(TINY_DPA2, repformer_layers=2)  # two layers: freezing levels need more than one
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_cli_configs_parse_and_a_scratch_run(tmp_path, capsys):
     from pathlib import Path
 
     from lam_lab.cli import build_parser, main
-    from lam_lab.finetune_cli import load_spec
+    from lam_lab.cli.finetune import load_spec
 
     root = Path(__file__).resolve().parents[1] / "configs"
     for name in ("finetune-rxn-dft.yaml", "finetune-delta-rxn-dft.yaml", "ff-pretrain-water.yaml"):

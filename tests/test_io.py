@@ -12,9 +12,9 @@ import pytest
 from ase.build import molecule
 from ase.calculators.emt import EMT
 from ase.units import Hartree
-from conftest import assert_frames_close
 
 import lam_lab as ll
+from conftest import assert_frames_close
 from lam_lab.data import DataError, Dataset, Frame, Labels, ValidationError
 from lam_lab.data.io import FORMATS, detect_format
 

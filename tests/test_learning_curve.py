@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import lam_lab as ll
+from conftest import TINY_DPA2
 from lam_lab.experiments import METHODS, LearningCurve, learning_curve
 
-TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16),
-            repinit_sel=30, repformer_sel=20)
+TINY = TINY_DPA2
 
 
 @pytest.fixture(scope="module")

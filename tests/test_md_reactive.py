@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from lam_lab.md.reactive import (ReactiveConfig, TransitionState, bond_graph, classify_graph, find_ts,
-                                 run_reactive)
+from lam_lab.md.reactive import ReactiveConfig, TransitionState, bond_graph, classify_graph, find_ts, run_reactive
 
 # a 4-atom toy rearrangement: A–B + C–D -> A–C + B–D; the spectator bond (0, 1) stays in "full" mode
 R = {(0, 1), (2, 3)}

@@ -237,7 +237,8 @@ def test_cli_runs_md_on_a_structure_file(tmp_path):
 
     from ase.io import write
 
-    from lam_lab.md.cli import EXIT_GUARD, main
+    from lam_lab.cli import main
+    from lam_lab.cli.md import EXIT_GUARD
 
     src = tmp_path / "cu.xyz"
     write(src, cu_cell(1))

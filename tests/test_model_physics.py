@@ -205,7 +205,7 @@ def test_energy_bias_solves_eq6():
     rng = np.random.default_rng(0)
     true = np.array([-13.6, -1030.0, -2040.0])
     frames, counts = [], []
-    for m in range(12):
+    for _ in range(12):
         numbers = rng.choice([1, 6, 8], size=rng.integers(3, 9))
         frame = Frame(numbers, rng.normal(size=(len(numbers), 3)) * 3)
         c = np.array([(numbers == z).sum() for z in (1, 6, 8)])
@@ -299,15 +299,12 @@ def test_symmetrization_eq18_20_is_rotation_invariant():
 
 def test_every_equation_has_a_named_home():
     """Eq. 1–32 and 35–36 of seed 001 each appear in the docstring of a function or class."""
+    import importlib
     import inspect
 
-    import lam_lab.nn.batch, lam_lab.nn.dpa2, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix  # noqa: E401
-    import lam_lab.nn.fitting, lam_lab.nn.repformer, lam_lab.nn.repinit, lam_lab.nn.student  # noqa: E401
-    import lam_lab.nn.symmetrization, lam_lab.nn.type_embedding, lam_lab.potential  # noqa: E401
-
-    mods = [lam_lab.nn.dpa2, lam_lab.nn.energy_bias, lam_lab.nn.env_matrix, lam_lab.nn.fitting,
-            lam_lab.nn.repformer, lam_lab.nn.repinit, lam_lab.nn.symmetrization, lam_lab.nn.type_embedding,
-            lam_lab.potential]
+    names = ("nn.dpa2", "nn.energy_bias", "nn.env_matrix", "nn.fitting", "nn.repformer", "nn.repinit",
+             "nn.symmetrization", "nn.type_embedding", "potential")
+    mods = [importlib.import_module(f"lam_lab.{name}") for name in names]
     docs = []
     for mod in mods:
         for _, obj in inspect.getmembers(mod, lambda o: inspect.isfunction(o) or inspect.isclass(o)):

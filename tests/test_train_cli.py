@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_train_fixtures import TINY, emt_frames
 
 from lam_lab.cli.train import add_parser
 from lam_lab.train.config import ConfigError, load_run_config
+from test_train_fixtures import TINY, emt_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from test_train_fixtures import emt_frames
 
 from lam_lab.train.config import ConfigError, TrainConfig, load_run_config, parse_run_config
 from lam_lab.train.run import prepare_run
+from test_train_fixtures import emt_frames
 
 
 def _write_data(tmp_path):
@@ -69,9 +69,8 @@ def test_missing_dataset_bad_label_and_preset_typo_before_training(tmp_path):
 
 
 def test_head_typo_against_a_saved_model(tmp_path):
-    from test_train_fixtures import tiny_model
-
     from lam_lab.models import save
+    from test_train_fixtures import tiny_model
 
     src = str(tmp_path / "run.yaml")
     _write_data(tmp_path)

@@ -25,9 +25,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from test_train_fixtures import emt_frames, tiny_model
-
     from lam_lab.train import TrainConfig, train
+    from test_train_fixtures import emt_frames, tiny_model
 
     data = {"cu": emt_frames("Cu", 6, seed=0), "ag": emt_frames("Ag", 4, seed=1)}
     cfg = TrainConfig(lr=1e-2, batch_size=1, log_every=2, device="cpu")
@@ -45,9 +44,8 @@ def test_two_gloo_processes_stay_in_sync_and_equal_a_double_batch(tmp_path):
         torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)
     # same run in one process with batch_size 2: DDP averages the two ranks' gradients = the mean over 2 frames
     sys.path.insert(0, HERE)
-    from test_train_fixtures import emt_frames, tiny_model
-
     from lam_lab.train import TrainConfig, train
+    from test_train_fixtures import emt_frames, tiny_model
 
     data = {"cu": emt_frames("Cu", 6, seed=0), "ag": emt_frames("Ag", 4, seed=1)}
     single = train(tiny_model(["Cu", "Ag"]), data, steps=8, out_dir=None, progress=False,

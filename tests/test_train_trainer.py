@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import lam_lab as ll
 from lam_lab.data.errors import DataError
 from lam_lab.train import TrainConfig, evaluate, read_jsonl, train
 from lam_lab.train.checkpoint import load_checkpoint

@@ -8,6 +8,7 @@ import torch
 from ase.build import molecule
 
 import lam_lab as ll
+from conftest import TINY_DPA2
 from lam_lab.data import Dataset, Frame
 from lam_lab.data.errors import DataError
 from lam_lab.train.checkpoint import CheckpointManager, load_checkpoint
@@ -18,7 +19,7 @@ from lam_lab.ui.lab import Lab
 from lam_lab.ui.md_panel import MDPanel, md_summary
 from lam_lab.ui.train_panel import TrainPanel, validation_fraction
 
-TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
+TINY = TINY_DPA2
 
 
 @pytest.fixture(autouse=True)

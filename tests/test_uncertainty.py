@@ -10,9 +10,10 @@ import torch
 from ase.build import molecule
 
 import lam_lab as ll
+from conftest import TINY_DPA2
 from lam_lab.distill.uncertainty import extend, force_disagreement, frame_uncertainty, label_for_delta, most_uncertain
 
-TINY = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
+TINY = TINY_DPA2
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,8 @@ class Summary:
             "elements: " + ", ".join(f"{el} {n}" for el, n in self.elements.items()),
         ]
         if self.label_sets:
-            hdr = f"{'label set':<22}{'frames':>8}{'E/atom mean':>13}{'E/atom std':>12}{'|F| mean':>10}{'|F| max':>10}{'F rms':>9}"
+            hdr = (f"{'label set':<22}{'frames':>8}{'E/atom mean':>13}{'E/atom std':>12}{'|F| mean':>10}{'|F| max':>10}"
+                   f"{'F rms':>9}")
             lines += ["", hdr, "-" * len(hdr)]
             for name, s in self.label_sets.items():
                 lines.append(
@@ -194,7 +195,8 @@ class Dataset(Sequence[Frame]):
             counts.update(int(z) for z in f.numbers)
         stats: dict[str, dict[str, float]] = {}
         for name in self.label_sets:
-            e = [f.labels[name].energy / len(f) for f in self.frames if name in f.labels and f.labels[name].energy is not None]
+            e = [f.labels[name].energy / len(f) for f in self.frames
+                 if name in f.labels and f.labels[name].energy is not None]
             fs = [f.labels[name].forces for f in self.frames if name in f.labels and f.labels[name].forces is not None]
             # NaN (shown as "nan") rather than a misleading 0 when a set has no energies or no forces
             fn = np.linalg.norm(np.concatenate(fs), axis=1) if fs else np.full(1, np.nan)
@@ -228,7 +230,8 @@ class Dataset(Sequence[Frame]):
         return out
 
     # -- splits and selection ----------------------------------------------------------------------
-    def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0, by: str | None = None) -> list["Dataset"]:
+    def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+              by: str | None = None) -> list["Dataset"]:
         """Random split into parts of the given fractions; with ``by`` whole groups stay together."""
         from lam_lab.data.selection import split_indices
 

@@ -165,7 +165,8 @@ class Frame:
             return out
         if np.abs(self.positions).max() > MAX_COORDINATE:
             i = int(np.argmax(np.abs(self.positions).max(axis=1)))
-            bad("positions", f"atom {i} is at {self.positions[i].tolist()} Å, beyond ±{MAX_COORDINATE:g} Å (wrong units?)")
+            bad("positions",
+                f"atom {i} is at {self.positions[i].tolist()} Å, beyond ±{MAX_COORDINATE:g} Å (wrong units?)")
             return out
         if self.cell.shape != (3, 3) or not np.all(np.isfinite(self.cell)):
             bad("cell", f"cell must be a finite 3x3 matrix, got shape {self.cell.shape}")

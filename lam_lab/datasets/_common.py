@@ -23,7 +23,8 @@ def software_versions(*packages: str) -> dict[str, str]:
     return out
 
 
-def provenance(ctx: BuildContext, labels: dict[str, LabelProvenance], packages: tuple[str, ...], notes: str) -> Provenance:
+def provenance(ctx: BuildContext, labels: dict[str, LabelProvenance], packages: tuple[str, ...],
+               notes: str) -> Provenance:
     """Provenance of a built-in set: label methods, builder module, seed, date, versions, notes."""
     return Provenance(
         labels=labels,

@@ -87,7 +87,8 @@ def structures(ctx: BuildContext) -> list[Frame]:
     for k, (temp, dens, n_snap) in enumerate(runs):
         for a in _trajectory(temp, dens, n_snap, ctx.seed + k, n_mol, equil):
             out.append(Frame(a.numbers, a.positions, np.array(a.cell), [True] * 3, {},
-                             {"temperature": temp, "density": dens, "trajectory": k, "md_step": int(a.info["md_step"])}))
+                             {"temperature": temp, "density": dens, "trajectory": k,
+                              "md_step": int(a.info["md_step"])}))
         ctx.say(f"water MD {temp:.0f} K, {dens} g/cm³: {n_snap} snapshots")
     return out
 

@@ -30,7 +30,7 @@ class Executor(ABC):
     def run(self, fn: Callable[..., Any], tasks: Sequence[tuple]) -> Iterator[TaskOutcome]:
         """Yield one outcome per task, in completion order."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: most executors have nothing to release)
         """Release workers this executor started (no-op by default)."""
 
     def __enter__(self) -> "Executor":
@@ -158,7 +158,8 @@ class DaskExecutor(Executor):
         from distributed import as_completed as dask_as_completed
 
         tag = uuid.uuid4().hex[:8]
-        futures = [self.client.submit(fn, *args, key=f"lam-label-{tag}-{i}", pure=False) for i, args in enumerate(tasks)]
+        futures = [self.client.submit(fn, *args, key=f"lam-label-{tag}-{i}", pure=False)
+                   for i, args in enumerate(tasks)]
         where = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in dask_as_completed(futures):

@@ -109,40 +109,14 @@ def label_frames(
     cache = LabelCache(cache_dir) if cache_dir is not None else None
     identity = labeler.cache_identity()
     keys = [frame_key(f, {**identity, "frame": labeler.frame_params(f)}) for f in frames]
-    results: dict[int, CacheEntry] = {}
-    n_cached = 0
-    if cache is not None:
-        for i, key in enumerate(keys):
-            entry = cache.get(key, len(frames[i]))
-            if entry is None or (entry.failure is not None and retry_failed):
-                continue
-            results[i] = entry
-            n_cached += 1
+    results = _cached(cache, keys, frames, retry_failed)
+    n_cached = len(results)
     todo = [i for i in range(len(frames)) if i not in results]
 
     bar = _progress_bar(len(frames), labeler.name, progress)
     bar.update(n_cached)
-    compute_s = 0.0
     try:
-        if todo:
-            ex, owned = make_executor(executor)
-            try:
-                tasks = [(labeler, _bare(frames[i])) for i in todo]
-                for out in ex.run(compute_one, tasks):
-                    i = todo[out.index]
-                    if out.error is not None:  # the executor lost the task: not the method's fault, not cached
-                        results[i] = CacheEntry(None, f"executor error: {out.error}")
-                    else:
-                        comp: Computed = out.value
-                        compute_s += comp.seconds
-                        results[i] = CacheEntry(comp.labels, comp.failure, comp.seconds)
-                        if cache is not None:
-                            cache.put(keys[i], results[i])
-                    bar.update(1)
-                    bar.set_postfix(failed=sum(e.failure is not None for e in results.values()), refresh=False)
-            finally:
-                if owned:
-                    ex.close()
+        compute_s = _compute(labeler, frames, todo, executor, results, cache, keys, bar) if todo else 0.0
     finally:
         bar.close()
 
@@ -169,6 +143,45 @@ def label_frames(
         compute_s=compute_s,
         source=source,
     )
+
+
+def _cached(cache: LabelCache | None, keys: list[str], frames: list[Frame],
+            retry_failed: bool) -> dict[int, CacheEntry]:
+    """The cached results by frame index (failures left out when ``retry_failed``)."""
+    results: dict[int, CacheEntry] = {}
+    if cache is None:
+        return results
+    for i, key in enumerate(keys):
+        entry = cache.get(key, len(frames[i]))
+        if entry is None or (entry.failure is not None and retry_failed):
+            continue
+        results[i] = entry
+    return results
+
+
+def _compute(labeler: "Labeler", frames: list[Frame], todo: list[int], executor: Any, results: dict[int, CacheEntry],
+             cache: LabelCache | None, keys: list[str], bar: Any) -> float:
+    """Label frames ``todo`` on ``executor`` into ``results`` (and the cache) as they arrive; compute seconds."""
+    compute_s = 0.0
+    ex, owned = make_executor(executor)
+    try:
+        tasks = [(labeler, _bare(frames[i])) for i in todo]
+        for out in ex.run(compute_one, tasks):
+            i = todo[out.index]
+            if out.error is not None:  # the executor lost the task: not the method's fault, not cached
+                results[i] = CacheEntry(None, f"executor error: {out.error}")
+            else:
+                comp: Computed = out.value
+                compute_s += comp.seconds
+                results[i] = CacheEntry(comp.labels, comp.failure, comp.seconds)
+                if cache is not None:
+                    cache.put(keys[i], results[i])
+            bar.update(1)
+            bar.set_postfix(failed=sum(e.failure is not None for e in results.values()), refresh=False)
+    finally:
+        if owned:
+            ex.close()
+    return compute_s
 
 
 def _progress_bar(total: int, name: str, enabled: bool) -> Any:

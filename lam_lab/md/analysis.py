@@ -181,7 +181,8 @@ def as_trajectory(
             if nums is None:
                 nums, pbc_arr = np.asarray(z, dtype=int).copy(), np.asarray(p, dtype=bool).copy()
             elif len(z) != len(nums) or np.any(z != nums):
-                raise DataError("atoms differ from frame 0 (a trajectory keeps the same atoms)", frame=t, field="numbers")
+                raise DataError("atoms differ from frame 0 (a trajectory keeps the same atoms)", frame=t,
+                                field="numbers")
             pos_list.append(np.asarray(x, dtype=float))
             cell_list.append(np.asarray(c, dtype=float))
         if nums is None:
@@ -299,7 +300,8 @@ def distance_series(
     n = len(traj.numbers)
     if len(pair_arr) and (pair_arr.min() < 0 or pair_arr.max() >= n):
         raise DataError(f"pair indices must lie in 0..{n - 1}, got {pair_arr.tolist()}", field="pairs")
-    values = np.stack([pair_distance(traj.positions[t], pair_arr, traj.cells[t], traj.pbc) for t in range(traj.n_frames)])
+    values = np.stack([pair_distance(traj.positions[t], pair_arr, traj.cells[t],
+                                     traj.pbc) for t in range(traj.n_frames)])
     sym = traj.symbols
     labels = [f"{sym[i]}{i}–{sym[j]}{j}" for i, j in pair_arr.tolist()]
     return DistanceSeries([tuple(p) for p in pair_arr.tolist()], labels, traj.times.copy(), traj.time_unit,

@@ -80,7 +80,8 @@ class LAMCalculator(Calculator):
             if (prop in mine) != (prop in theirs) or (prop in mine and not np.array_equal(mine[prop], theirs[prop])):
                 return [prop]
         for prop in ("cell", "pbc"):
-            if prop not in skip and not np.array_equal(np.asarray(getattr(old, prop)), np.asarray(getattr(atoms, prop))):
+            if prop not in skip and not np.array_equal(np.asarray(getattr(old, prop)),
+                                                       np.asarray(getattr(atoms, prop))):
                 return [prop]
         return []
 
@@ -93,7 +94,8 @@ class LAMCalculator(Calculator):
 
     def _prepared(self, atoms: Atoms) -> Batch:
         """The collated graph of ``atoms``, rebuilt unless the geometry is bit-for-bit the same."""
-        key = (atoms.numbers.tobytes(), atoms.positions.tobytes(), np.asarray(atoms.cell).tobytes(), atoms.pbc.tobytes())
+        key = (atoms.numbers.tobytes(), atoms.positions.tobytes(), np.asarray(atoms.cell).tobytes(),
+               atoms.pbc.tobytes())
         if key != self._key or self._batch is None:
             # MD moves atoms a little per step: the Verlet cache re-searches pairs only after a move > skin/2
             graph = self._verlet.graph(atoms.positions, np.asarray(atoms.cell), atoms.pbc, self._model_types(atoms))

@@ -235,7 +235,8 @@ class ReactiveResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
-        return {"name": self.name, "ts_method": self.ts.method, "barrier_eV": self.ts.barrier, "energies_eV": self.energies,
+        return {"name": self.name, "ts_method": self.ts.method, "barrier_eV": self.ts.barrier,
+                "energies_eV": self.energies,
                 "fractions": self.fractions, "reactive_fraction": self.reactive_fraction,
                 "outcomes": [o.to_dict() for o in self.outcomes],
                 "config": {k: v for k, v in dataclasses.asdict(self.config).items()}}
@@ -252,7 +253,7 @@ def _kind(a: EndLabel, b: EndLabel) -> str:
 
 
 class ReactiveMD:
-    """K two-way trajectories from ``ts`` with ``calculator`` ("xtb", "emt", a Potential, a model file, or a factory)."""
+    """K two-way trajectories from ``ts`` with ``calculator`` ("xtb", "emt", a Potential, a model file or a factory)."""
 
     def __init__(self, ts: TransitionState, calculator: Any = "xtb", config: ReactiveConfig | None = None,
                  on_outcome: Callable[[TrajectoryOutcome], Any] | None = None):
@@ -297,7 +298,8 @@ class ReactiveMD:
             probe = ts_atoms.copy()
             initialize_velocities(probe, c.temperature, np.random.default_rng([c.seed, k]))
             p = probe.get_momenta()
-            halves = [self._half(ts_atoms, -p, c.seed + 2 * k, guards), self._half(ts_atoms, p, c.seed + 2 * k + 1, guards)]
+            halves = [self._half(ts_atoms, -p, c.seed + 2 * k, guards),
+                      self._half(ts_atoms, p, c.seed + 2 * k + 1, guards)]
             if self._stop.is_set() and not all(h.completed for h in halves):
                 break  # a trajectory cut short on request is dropped, not counted as "other"
             labels, failures = [], []

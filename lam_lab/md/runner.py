@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.calculators.singlepoint import SinglePointCalculator
 
+from lam_lab.md.dynamics import initialize_velocities, make_dynamics
 from lam_lab.md.guards import GuardConfig, GuardTrip, MDGuardError, check_state, start_trip
+from lam_lab.md.trajectory import TrajectoryWriter, snapshot
 
 ENSEMBLES = ("nve", "langevin", "bussi", "nose-hoover")
 Ensemble = Literal["nve", "langevin", "bussi", "nose-hoover"]
@@ -149,80 +150,6 @@ class MDResult:
         }
 
 
-def make_dynamics(atoms: Atoms, config: MDConfig, rng: np.random.Generator):
-    """The ASE integrator of ``config.ensemble`` on ``atoms`` (momenta must be set already)."""
-    dt = config.timestep * units.fs
-    if config.ensemble == "nve":
-        from ase.md.verlet import VelocityVerlet
-
-        return VelocityVerlet(atoms, timestep=dt)
-    if config.ensemble == "langevin":
-        from ase.md.langevin import Langevin
-
-        # fixcm=True is deprecated in ASE (wrong distribution for small systems); momentum starts at zero
-        return Langevin(atoms, timestep=dt, temperature_K=config.temperature, friction=config.friction / units.fs,
-                        fixcm=False, rng=rng)
-    if config.ensemble == "bussi":
-        from ase.md.bussi import Bussi
-
-        return Bussi(atoms, timestep=dt, temperature_K=config.temperature, taut=config.taut * units.fs, rng=rng)
-    from ase.md.nose_hoover_chain import NoseHooverChainNVT
-
-    return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=config.temperature, tdamp=config.taut * units.fs,
-                              tchain=config.nh_chain)
-
-
-def initialize_velocities(atoms: Atoms, temperature: float, rng: np.random.Generator,
-                          zero_rotation: bool | None = None) -> None:
-    """Maxwell–Boltzmann momenta at ``temperature`` K, total momentum (and, for molecules, rotation) removed."""
-    from ase.md import velocitydistribution as vd
-
-    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29 deprecates the older name
-        vd.thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    else:
-        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    vd.Stationary(atoms)
-    if (not atoms.pbc.any()) if zero_rotation is None else zero_rotation:
-        if len(atoms) > 2:  # ZeroRotation inverts the inertia tensor: singular for 1-2 atoms
-            vd.ZeroRotation(atoms)
-
-
-class TrajectoryWriter:
-    """Frames appended to an ASE ``.traj`` or an extxyz file and flushed one by one (readable mid-run)."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in (".traj", ".xyz", ".extxyz"):
-            raise ValueError(f"trajectory file {str(self.path)!r}: use a .traj, .xyz or .extxyz name")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".traj":
-            from ase.io import Trajectory
-
-            self._traj, self._fh = Trajectory(str(self.path), "w"), None
-        else:
-            self._traj, self._fh = None, open(self.path, "w")
-
-    def write(self, atoms: Atoms) -> None:
-        """Append one frame (energy/forces from its calculator, step/time/energies/T in info)."""
-        if self._traj is not None:
-            self._traj.write(atoms)
-        else:
-            from ase.io import write
-
-            write(self._fh, atoms, format="extxyz")
-            self._fh.flush()
-
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._traj is not None:
-            self._traj.close()
-            self._traj = None
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
 class MDRunner:
     """One MD run of ``atoms`` (copied; the original is left alone) with ``calculator`` under ``config``.
 
@@ -239,7 +166,9 @@ class MDRunner:
             calculator = atoms.calc
         if calculator is None:
             raise ValueError("MD needs a calculator: pass calculator= or attach one to the atoms")
-        self.atoms.calc = calculator if isinstance(calculator, Calculator) else calculator_factory(calculator)(self.atoms)
+        if not isinstance(calculator, Calculator):
+            calculator = calculator_factory(calculator)(self.atoms)
+        self.atoms.calc = calculator
         self._observers: list[tuple[Observer, int]] = []
         for fn in observers:
             self.add_observer(fn)
@@ -272,9 +201,10 @@ class MDRunner:
         cfg, atoms = self.config, self.atoms
         early = start_trip(atoms)  # NaN positions would end in a LinAlgError while drawing velocities
         if early is not None:
-            return self._conclude(MDResult([], *(np.zeros(0, dtype=float if k else int) for k in range(6)), n_atoms=len(atoms),
-                                           steps_done=0, status="guard", reason=str(early), trip=early, bad_frame=None,
-                                           trajectory=None, wall_time=0.0, config=cfg, atoms=atoms))
+            empty = (np.zeros(0, dtype=float if k else int) for k in range(6))
+            return self._conclude(MDResult([], *empty, n_atoms=len(atoms), steps_done=0, status="guard",
+                                           reason=str(early), trip=early, bad_frame=None, trajectory=None,
+                                           wall_time=0.0, config=cfg, atoms=atoms))
         rng = np.random.default_rng(cfg.seed)
         if not cfg.keep_momenta:
             t0 = cfg.temperature if cfg.init_temperature is None else cfg.init_temperature
@@ -284,9 +214,6 @@ class MDRunner:
         dyn = make_dynamics(atoms, cfg, rng)
         series: dict[str, list[float]] = {k: [] for k in ("steps", "times", "epot", "ekin", "etot", "temperature")}
         frames: list[Atoms] = []
-        trip: GuardTrip | None = None
-        bad: Atoms | None = None
-        status, reason, step, started = "completed", None, 0, False
         writer = TrajectoryWriter(cfg.trajectory) if cfg.trajectory else None
 
         def store(rec: MDRecord) -> None:
@@ -299,43 +226,7 @@ class MDRunner:
 
         start = time.perf_counter()
         try:
-            gen = dyn.irun(cfg.steps)
-            while True:
-                try:
-                    next(gen)  # the first yield is the initial state (step 0)
-                except StopIteration:
-                    break
-                except Exception as exc:  # e.g. an SCF that fails on a distorted geometry ends this run only
-                    failed = step + 1 if started else 0
-                    kind = "nonfinite" if type(exc).__name__ == "NonFiniteEnergyError" else "calculator"
-                    trip = GuardTrip(kind, f"calculator failed: {type(exc).__name__}: {exc}"[:400],
-                                     failed, failed * cfg.timestep)
-                    break
-                step, started = dyn.nsteps, True
-                observers = [fn for fn, k in self._observers if step % k == 0]
-                record_now = step % cfg.interval == 0 or step == cfg.steps or self._stop.is_set()
-                if not (record_now or observers or step % cfg.guards.every == 0):
-                    continue
-                epot, forces = atoms.get_potential_energy(), atoms.get_forces()
-                ekin, temp = atoms.get_kinetic_energy(), atoms.get_temperature()
-                trip = check_state(atoms, epot, forces, temp, step, step * cfg.timestep, cfg.guards, cfg.temperature)
-                if trip:
-                    bad = _snapshot(atoms, epot, forces, step, cfg.timestep, ekin, temp)
-                    break
-                if not (record_now or observers):
-                    continue
-                rec = MDRecord(step, step * cfg.timestep, float(epot), float(ekin), float(epot + ekin), float(temp),
-                               _snapshot(atoms, epot, forces, step, cfg.timestep, ekin, temp))
-                if record_now:
-                    store(rec)
-                for fn in observers:
-                    fn(rec)
-                if self._stop.is_set():
-                    if not record_now:  # asked for during an observer: the trajectory ends where the run did
-                        store(rec)
-                    if step < cfg.steps:
-                        status, reason = "stopped", f"{self._stop_reason} (at step {step})"
-                    break
+            status, reason, step, trip, bad = self._integrate(dyn, store)
         finally:
             if writer:
                 writer.close()
@@ -343,9 +234,59 @@ class MDRunner:
             status, reason = "guard", str(trip)
         result = MDResult(frames, *(np.asarray(series[k], dtype=float if k != "steps" else int) for k in series),
                           n_atoms=len(atoms), steps_done=step if trip is None else max(trip.step - 1, 0), status=status,
-                          reason=reason, trip=trip, bad_frame=bad, trajectory=str(cfg.trajectory) if cfg.trajectory else None,
+                          reason=reason, trip=trip, bad_frame=bad,
+                          trajectory=str(cfg.trajectory) if cfg.trajectory else None,
                           wall_time=time.perf_counter() - start, config=cfg, atoms=atoms)
         return self._conclude(result)
+
+    def _integrate(self, dyn: Any, store: Callable[[MDRecord], None]
+                   ) -> tuple[str, str | None, int, GuardTrip | None, Atoms | None]:
+        """Step ``dyn``: records every interval, observers, guards, stop requests.
+
+        Returns (status, reason, last step, guard trip, the bad frame) of the run.
+        """
+        cfg, atoms = self.config, self.atoms
+        trip: GuardTrip | None = None
+        bad: Atoms | None = None
+        status, reason, step, started = "completed", None, 0, False
+        gen = dyn.irun(cfg.steps)
+        while True:
+            try:
+                next(gen)  # the first yield is the initial state (step 0)
+            except StopIteration:
+                break
+            except Exception as exc:  # e.g. an SCF that fails on a distorted geometry ends this run only
+                failed = step + 1 if started else 0
+                kind = "nonfinite" if type(exc).__name__ == "NonFiniteEnergyError" else "calculator"
+                trip = GuardTrip(kind, f"calculator failed: {type(exc).__name__}: {exc}"[:400],
+                                 failed, failed * cfg.timestep)
+                break
+            step, started = dyn.nsteps, True
+            observers = [fn for fn, k in self._observers if step % k == 0]
+            record_now = step % cfg.interval == 0 or step == cfg.steps or self._stop.is_set()
+            if not (record_now or observers or step % cfg.guards.every == 0):
+                continue
+            epot, forces = atoms.get_potential_energy(), atoms.get_forces()
+            ekin, temp = atoms.get_kinetic_energy(), atoms.get_temperature()
+            trip = check_state(atoms, epot, forces, temp, step, step * cfg.timestep, cfg.guards, cfg.temperature)
+            if trip:
+                bad = snapshot(atoms, epot, forces, step, cfg.timestep, ekin, temp)
+                break
+            if not (record_now or observers):
+                continue
+            rec = MDRecord(step, step * cfg.timestep, float(epot), float(ekin), float(epot + ekin), float(temp),
+                           snapshot(atoms, epot, forces, step, cfg.timestep, ekin, temp))
+            if record_now:
+                store(rec)
+            for fn in observers:
+                fn(rec)
+            if self._stop.is_set():
+                if not record_now:  # asked for during an observer: the trajectory ends where the run did
+                    store(rec)
+                if step < cfg.steps:
+                    status, reason = "stopped", f"{self._stop_reason} (at step {step})"
+                break
+        return status, reason, step, trip, bad
 
     def _conclude(self, result: MDResult) -> MDResult:
         """Raise or print the guard's trip as ``on_guard`` asks; the result otherwise."""
@@ -358,17 +299,8 @@ class MDRunner:
         return result
 
 
-def _snapshot(atoms: Atoms, epot: float, forces: np.ndarray, step: int, timestep: float,
-              ekin: float, temperature: float) -> Atoms:
-    """A copy of ``atoms`` with energy/forces attached and step, time (fs), energies (eV), T (K) in ``info``."""
-    snap = atoms.copy()
-    snap.calc = SinglePointCalculator(snap, energy=float(epot), forces=np.array(forces))
-    snap.info.update({"step": int(step), "time_fs": float(step * timestep), "epot": float(epot),
-                      "ekin": float(ekin), "etot": float(epot + ekin), "temperature": float(temperature)})
-    return snap
-
-
-def calculator_factory(spec: Any, head: str | None = None, device: str | None = None) -> Callable[[Atoms], Calculator]:
+def calculator_factory(spec: Any, head: str | None = None,
+                       device: str | None = None) -> Callable[[Atoms], Calculator]:
     """A function making a calculator per Atoms from "xtb", "emt", a lam_lab Potential, a model file,
     an existing factory (returned as is) or an ASE calculator (shared by every call)."""
     if isinstance(spec, Calculator):

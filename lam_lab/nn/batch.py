@@ -147,14 +147,17 @@ def collate(graphs: Sequence[Graph]) -> Batch:
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     blocks = []
     for k in range(n_lists):
-        idx = np.concatenate([np.where(g.neighbors[k].index >= 0, g.neighbors[k].index + o, -1) for g, o in zip(graphs, offsets)])
+        idx = np.concatenate([np.where(g.neighbors[k].index >= 0, g.neighbors[k].index + o, -1)
+                              for g, o in zip(graphs, offsets)])
         shift = np.concatenate([g.neighbors[k].shift for g in graphs]).astype(np.float64)
         blocks.append(NeighborBlock(torch.from_numpy(idx), torch.from_numpy(shift), torch.from_numpy(idx >= 0)))
     has_e = np.array([g.energy is not None for g in graphs])
     has_f = np.array([g.forces is not None for g in graphs])
     has_v = np.array([g.virial is not None for g in graphs])
-    energy = torch.tensor([g.energy if g.energy is not None else 0.0 for g in graphs], dtype=torch.float64) if has_e.any() else None
-    forces = (torch.from_numpy(np.concatenate([g.forces if g.forces is not None else np.zeros((g.n_atoms, 3)) for g in graphs]))
+    energy = torch.tensor([g.energy if g.energy is not None else 0.0 for g in graphs],
+                          dtype=torch.float64) if has_e.any() else None
+    forces = (torch.from_numpy(np.concatenate([g.forces if g.forces is not None else np.zeros((g.n_atoms, 3))
+                                               for g in graphs]))
               if has_f.any() else None)
     virial = (torch.from_numpy(np.stack([g.virial if g.virial is not None else np.zeros((3, 3)) for g in graphs]))
               if has_v.any() else None)

@@ -12,7 +12,8 @@ from lam_lab.nn.batch import frame_types
 
 def type_counts(types_per_frame: Sequence[np.ndarray], n_types: int) -> np.ndarray:
     """c_mz: atoms of each type in each frame, [M, n_types]."""
-    return np.stack([np.bincount(np.asarray(t, dtype=np.int64), minlength=n_types) for t in types_per_frame]).astype(np.float64)
+    return np.stack([np.bincount(np.asarray(t, dtype=np.int64),
+                                 minlength=n_types) for t in types_per_frame]).astype(np.float64)
 
 
 def solve_energy_bias(counts: np.ndarray, energies: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -36,7 +37,10 @@ def solve_energy_bias(counts: np.ndarray, energies: np.ndarray, previous: np.nda
 
 def fit_energy_bias_from(items, type_map: Sequence[str], label: str | None = None,
                          previous: np.ndarray | None = None, source: str | None = None) -> np.ndarray:
-    """Eq. 6 over prepared Graphs or Frames (with ``label`` choosing the label set of Frames); frames without energy are skipped."""
+    """Eq. 6 over prepared Graphs or Frames (``label`` chooses the label set of Frames).
+
+    Frames without energy are skipped.
+    """
     from lam_lab.nn.batch import Graph
 
     types, energies = [], []

@@ -57,7 +57,8 @@ def displacements(positions: Tensor, cell_of_atom: Tensor, index: Tensor, shift:
     return rj - positions[:, None, :] + shift @ cell_of_atom
 
 
-def environment(rij: Tensor, mask: Tensor, rcut_smth: float, rcut: float, inv_scale: Tensor | None = None) -> Environment:
+def environment(rij: Tensor, mask: Tensor, rcut_smth: float, rcut: float,
+                inv_scale: Tensor | None = None) -> Environment:
     """Eq. 11: r̃_ij = s(r_ij)·(1, x/r, y/r, z/r) from displacements [N,S,3]; zero rows for padding.
 
     The paper writes r_ij = r_i − r_j; we use r_j − r_i. The sign flips h but every use of h is a

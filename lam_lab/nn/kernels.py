@@ -96,7 +96,8 @@ def _build() -> ModuleType | None:
     except Exception as err:  # no compiler, no ninja, read-only cache: PyTorch ops give the same numbers
         # the compiler's own "error:" lines say more than the start of ninja's command line
         lines = [ln.strip() for ln in str(err).splitlines() if "error" in ln.lower()][:3] or [str(err)[:200]]
-        warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {' | '.join(lines)[:600]}); "
+        detail = " | ".join(lines)[:600]
+        warnings.warn(f"lam_lab: compiled student kernel unavailable ({type(err).__name__}: {detail}); "
                       "using PyTorch ops (same results, slower). Set LAM_LAB_KERNELS=0 to silence.", stacklevel=3)
         return None
 
@@ -112,4 +113,5 @@ def _say_if_compiling(name: str) -> None:
             return
     except Exception:  # noqa: BLE001
         return
-    print("lam_lab: compiling the student's C++ kernels (once per machine, about a minute)…", file=sys.stderr, flush=True)
+    print("lam_lab: compiling the student's C++ kernels (once per machine, about a minute)…", file=sys.stderr,
+          flush=True)

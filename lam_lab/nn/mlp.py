@@ -69,7 +69,8 @@ class MLP(nn.Module):
             elif resnet and n == 2 * width:
                 kind = "double"
             self.skip.append(kind)
-            dts.append(nn.Parameter(torch.full((n,), 0.1, dtype=dtype) + 0.001 * torch.randn(n, dtype=dtype)) if resnet_dt else None)
+            init = torch.full((n,), 0.1, dtype=dtype) + 0.001 * torch.randn(n, dtype=dtype) if resnet_dt else None
+            dts.append(nn.Parameter(init) if resnet_dt else None)
             width = n
         self.dts = nn.ParameterList([d for d in dts if d is not None])
         self._dt_index = []

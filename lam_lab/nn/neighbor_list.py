@@ -60,7 +60,7 @@ MAX_COORDINATE = 1e5  # Å; beyond this the compiled cell list divides by zero (
 
 
 def check_geometry(positions: np.ndarray, cell: np.ndarray | None = None, where: str = "") -> None:
-    """ValueError naming the atom when positions (Å) or the cell are non-finite or absurdly large, or there are no atoms.
+    """ValueError naming the atom when positions (Å) or the cell are non-finite or absurdly large, or without atoms.
 
     Called before the compiled neighbor search: a NaN or a 1e6 Å coordinate there ends the whole
     interpreter (a notebook kernel dies) instead of raising.
@@ -81,7 +81,8 @@ def check_geometry(positions: np.ndarray, cell: np.ndarray | None = None, where:
     if cell is not None:
         box = np.asarray(cell, dtype=np.float64)
         if not np.all(np.isfinite(box)) or np.abs(box).max(initial=0.0) > MAX_COORDINATE:
-            raise DataError(f"{where}cell {box.tolist()} is non-finite or larger than {MAX_COORDINATE:g} Å", field="cell")
+            raise DataError(f"{where}cell {box.tolist()} is non-finite or larger than {MAX_COORDINATE:g} Å",
+                            field="cell")
 
 
 def neighbor_list(

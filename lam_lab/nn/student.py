@@ -117,7 +117,8 @@ class _PairMomentsGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx, direction: Tensor):
         rij, mask, rows, scale = ctx.saved_tensors
-        return ctx.kernel.moments_jvp(direction, rij, mask, rows, scale, *ctx.consts), None, None, None, None, None, None
+        dq = ctx.kernel.moments_jvp(direction, rij, mask, rows, scale, *ctx.consts)
+        return dq, None, None, None, None, None, None
 
 
 def _moments_forward(rij: Tensor, mask: Tensor, rows: Tensor, scale: Tensor, rcut_smth: float, rcut: float,

@@ -4,7 +4,8 @@ pass through C·q, the symmetrisation (Eq. 18–20) and the fitting net is writt
 
 A student model is small enough that, through :meth:`Potential.forward`, building padded neighbor
 tensors every step, the autograd engine and Python's dispatch of ~100 small operations cost more than
-its arithmetic (192 water atoms, 1 thread: 15 ms per MD step that way, ~6 ms this way). The numbers are the same as ``Potential.forward`` (same pairs, same
+its arithmetic (192 water atoms, 1 thread: 15 ms per MD step that way,
+                ~6 ms this way). The numbers are the same as ``Potential.forward`` (same pairs, same
 sums; tests/test_student_inference.py); :class:`lam_lab.md.calculator.LAMCalculator` uses this path
 whenever :meth:`StudentMD.available` says so and falls back to the general one otherwise.
 """
@@ -109,7 +110,8 @@ class StudentMD:
         rows[flat] = slot.take(sorted_types.take(j)) * self.model.descriptor.two_body.n_basis
         ends = list(first[1:]) + [n]
         self._lists = _VerletTensors(
-            order=order, back=new, index=torch.from_numpy(index).view(n, width), shift=torch.from_numpy(shift).view(n, width, 3),
+            order=order, back=new, index=torch.from_numpy(index).view(n, width),
+            shift=torch.from_numpy(shift).view(n, width, 3),
             rows=torch.from_numpy(rows).view(n, width), types=torch.from_numpy(sorted_types),
             present=torch.from_numpy(present),
             blocks=[(int(t), int(lo), int(hi)) for t, lo, hi in zip(present, first, ends)], key=key)

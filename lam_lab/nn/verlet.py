@@ -56,7 +56,8 @@ class VerletCache:
         if pos.ndim != 2 or pos.shape[1] != 3:
             raise ValueError(f"positions must be [n_atoms, 3], got shape {pos.shape}")
         pbc_arr = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
-        box = np.zeros((3, 3)) if cell is None or not pbc_arr.any() else np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        periodic = cell is not None and pbc_arr.any()
+        box = np.asarray(cell, dtype=np.float64).reshape(3, 3) if periodic else np.zeros((3, 3))
         check_geometry(pos, box)  # every call: a NaN position would otherwise pass the move test and reuse old pairs
         key = (len(pos), box.tobytes(), pbc_arr.tobytes())
         self.calls += 1

@@ -39,7 +39,9 @@ def load(name: str = DEFAULT, map_location: Any = "cpu") -> "Potential":
 def card(name: str = DEFAULT, as_dict: bool = False) -> str | dict[str, Any]:
     """The model card as Markdown (or the JSON dict with ``as_dict=True``)."""
     base = path(name).with_suffix("")
-    return json.loads(base.with_suffix(".card.json").read_text()) if as_dict else base.with_suffix(".card.md").read_text()
+    if as_dict:
+        return json.loads(base.with_suffix(".card.json").read_text())
+    return base.with_suffix(".card.md").read_text()
 
 
 def __getattr__(name: str) -> Any:

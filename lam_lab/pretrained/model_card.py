@@ -49,7 +49,8 @@ def zero_shot(model: Any, split: "TaskSplit", task: str) -> list[dict[str, Any]]
     return rows
 
 
-def make_card(recipe: "Recipe", result: "TrainResult", splits: dict[str, "TaskSplit"], session_s: float) -> dict[str, Any]:
+def make_card(recipe: "Recipe", result: "TrainResult", splits: dict[str, "TaskSplit"],
+              session_s: float) -> dict[str, Any]:
     """The card of a finished pre-training run: data, training, test metrics, zero-shot table, limits."""
     import torch
 
@@ -63,8 +64,8 @@ def make_card(recipe: "Recipe", result: "TrainResult", splits: dict[str, "TaskSp
     for name, spec in recipe.tasks.items():
         s = splits[name]
         lp = s.train.provenance.labels.get(s.label)
-        method = s.label if lp is None else (f"{lp.method}" + (f"/{lp.basis}" if lp.basis else "")
-                                             + (f" ({lp.software} {lp.version or ''})".replace(" )", ")") if lp.software else ""))
+        software = f" ({lp.software} {lp.version or ''})".replace(" )", ")") if lp and lp.software else ""
+        method = s.label if lp is None else f"{lp.method}" + (f"/{lp.basis}" if lp.basis else "") + software
         data.append({"task": name, "head": name, "source": spec.source, "label": s.label,
                      "method": method,
                      "weight": spec.weight, "excluded": spec.exclude, "split": spec.split,
@@ -82,8 +83,8 @@ def make_card(recipe: "Recipe", result: "TrainResult", splits: dict[str, "TaskSp
         "training": {"steps": result.steps, "wall_time_s": round(result.wall_time_s, 1),
                      "this_session_s": round(session_s, 1), "hardware": hardware(), "torch": torch.__version__,
                      "seed": recipe.train.seed, "lr": recipe.train.lr, "schedule": recipe.train.schedule,
-                     "batch_atoms": recipe.train.batch_atoms, "budget": {"steps": recipe.train.steps,
-                                                                         "minutes": recipe.train.minutes},
+                     "batch_atoms": recipe.train.batch_atoms,
+                     "budget": {"steps": recipe.train.steps, "minutes": recipe.train.minutes},
                      "stopped_early": result.stopped,
                      "date": _dt.date.today().isoformat()},
         "test": metrics_rows(table),
@@ -105,10 +106,12 @@ def write_card(card: dict[str, Any], path: str | Path) -> Path:
 
 
 def _table(rows: list[dict[str, Any]], extra: str | None = None) -> list[str]:
-    head = "| set | head | label | frames | E RMSE | E MAE | E std | F RMSE | F MAE | F std |" + (f" {extra} |" if extra else "")
+    head = ("| set | head | label | frames | E RMSE | E MAE | E std | F RMSE | F MAE | F std |"
+            + (f" {extra} |" if extra else ""))
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        out.append(f"| {r['set']} | {r['head']} | {r['label']} | {r['frames']} | {r['e_rmse']:.1f} | {r['e_mae']:.1f} | "
+        out.append(f"| {r['set']} | {r['head']} | {r['label']} | {r['frames']} | {r['e_rmse']:.1f} | "
+                   f"{r['e_mae']:.1f} | "
                    f"{r['e_std']:.0f} | {r['f_rmse']:.0f} | {r['f_mae']:.0f} | {r['f_std']:.0f} |"
                    + (f" {r.get(extra, '')} |" if extra else ""))
     return out

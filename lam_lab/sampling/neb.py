@@ -170,7 +170,8 @@ def run_neb(reactant: Atoms, product: Atoms, calc_factory: CalcFactory = xtb_cal
     if cfg.n_images < 3:
         raise ValueError(f"NEB needs at least 3 images, got n_images={cfg.n_images}")
     if cfg.relax_endpoints:
-        ends = [relax(a, calc_factory, cfg.endpoint_fmax, cfg.endpoint_steps, "BFGS", cfg.maxstep) for a in (reactant, product)]
+        ends = [relax(a, calc_factory, cfg.endpoint_fmax, cfg.endpoint_steps, "BFGS", cfg.maxstep)
+                for a in (reactant, product)]
     else:
         ends = []
         for a in (reactant, product):

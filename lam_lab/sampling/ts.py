@@ -81,7 +81,8 @@ class TSResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TSResult":
         """Inverse of :meth:`to_dict`."""
-        return cls(atoms_from_dict(d["ts"]), atoms_from_dict(d["reactant"]), atoms_from_dict(d["product"]), float(d["barrier"]),
+        return cls(atoms_from_dict(d["ts"]), atoms_from_dict(d["reactant"]), atoms_from_dict(d["product"]),
+                   float(d["barrier"]),
                    float(d["reaction_energy"]), list(d["imaginary_frequencies"]), np.asarray(d["frequencies"]),
                    np.asarray(d["modes"]), [atoms_from_dict(a) for a in d["irc"]], bool(d["irc_connects"]),
                    str(d["status"]), dict(d["provenance"]))

@@ -23,7 +23,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise DataError(f"not a readable lam_lab checkpoint ({exc.__class__.__name__}: {exc})", source=str(path)) from exc
+        raise DataError(f"not a readable lam_lab checkpoint ({exc.__class__.__name__}: {exc})",
+                        source=str(path)) from exc
     if not isinstance(state, dict) or state.get("format") != "lam_lab.checkpoint":
         raise DataError("not a lam_lab training checkpoint (no 'format' marker)", source=str(path))
     problem = verify(state)
@@ -47,7 +48,34 @@ def check_same_model(state: dict[str, Any], model: Any, path: str | Path) -> Non
                  for k, v in state["model"].items() if k in mine and tuple(v.shape) != tuple(mine[k].shape)][:3]
     if diffs:
         raise DataError("cannot resume: the checkpoint belongs to another model: " + "; ".join(diffs)
-                        + ". Resume with the same model settings or start a fresh run in a new folder", source=str(path))
+                        + ". Resume with the same model settings or start a fresh run in a new folder",
+                        source=str(path))
+
+
+def load_resume_state(path: str | Path, model: Any, task_names: list[str],
+                      map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint at ``path``, checked to belong to ``model`` and to a run with the same tasks."""
+    state = load_checkpoint(path, map_location=map_location)
+    check_same_model(state, model, path)
+    names = [t["name"] for t in state["tasks"]]
+    if names != list(task_names):
+        raise DataError(f"checkpoint tasks {names} differ from this run's {list(task_names)}", source=str(path))
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's random state (and CUDA's, where present), as a checkpoint stores it."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved (CUDA's only on a machine with CUDA)."""
+    torch.set_rng_state(rng["torch"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
 
 
 class CheckpointManager:

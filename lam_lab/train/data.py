@@ -106,7 +106,8 @@ def resolve_tasks(
     """
     single = isinstance(datasets, Dataset)
     if single:
-        head = heads if isinstance(heads, str) else ("default" if "default" in model.heads or len(model.heads) != 1 else model.heads[0])
+        only = model.heads[0] if len(model.heads) == 1 and "default" not in model.heads else "default"
+        head = heads if isinstance(heads, str) else only
         name = head
         datasets = {name: datasets}
         labels = {name: labels} if isinstance(labels, str) else labels
@@ -124,10 +125,12 @@ def resolve_tasks(
     tasks = []
     for name, ds in datasets.items():
         if not isinstance(ds, Dataset):
-            raise DataError(f"task {name!r}: expected a lam_lab Dataset, got {type(ds).__name__}", field=f"datasets.{name}")
+            raise DataError(f"task {name!r}: expected a lam_lab Dataset, got {type(ds).__name__}",
+                            field=f"datasets.{name}")
         label = labels if isinstance(labels, str) else (labels or {}).get(name) or ds.default_label()
         if label not in ds.label_sets:
-            raise DataError(f"label set {label!r} not in dataset {ds.name!r}" + _suggest(label, ds.label_sets), field=f"labels.{name}")
+            raise DataError(f"label set {label!r} not in dataset {ds.name!r}" + _suggest(label, ds.label_sets),
+                            field=f"labels.{name}")
         validate_task_data(name, ds, label)  # as ll.data.read does for files: NaN labels never reach the loss
         train_ds = ds.with_label(label)
         if not len(train_ds):

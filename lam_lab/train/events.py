@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 from lam_lab.json_safe import json_safe
+
+if TYPE_CHECKING:
+    from lam_lab.train.loss import LossTerms
 
 Kind = Literal["start", "step", "validation", "checkpoint", "stop", "end"]
 
@@ -90,6 +95,28 @@ class EventBus:
                 close()
 
 
+class StepWindow:
+    """The trainer's stats since the last step event: per-task squared errors, loss, data vs compute time."""
+
+    def __init__(self) -> None:
+        self.sq: dict[str, list[float]] = {}
+        self.steps, self.loss, self.data_s, self.compute_s = 0, 0.0, 0.0, 0.0
+        self.t0 = time.perf_counter()
+
+    def add(self, task: str, terms: "LossTerms", data_s: float, compute_s: float) -> None:
+        s = self.sq.setdefault(task, [0.0, 0, 0.0, 0])
+        for k, x in enumerate((terms.e_sq, terms.n_e, terms.f_sq, terms.n_f)):
+            s[k] += x
+        self.steps += 1
+        self.loss += float(terms.total.detach())
+        self.data_s += data_s
+        self.compute_s += compute_s
+
+    def rmse(self) -> dict[str, dict[str, float]]:
+        r = lambda sq, n: 1000 * math.sqrt(sq / n) if n else float("nan")  # noqa: E731
+        return {t: {"e": r(s[0], s[1]), "f": r(s[2], s[3])} for t, s in self.sq.items()}
+
+
 class JSONLLogger:
     """Appends each event as one JSON line to ``path`` (flushed per line, safe to tail)."""
 
@@ -128,7 +155,8 @@ class TqdmProgress:
             self._by_time = event.total_steps is None and event.budget_s is not None
             total = round(event.budget_s) if self._by_time else event.total_steps
             unit = "s" if self._by_time else "step"
-            self._bar = tqdm(total=total, initial=0 if self._by_time else event.step, unit=unit, desc="train", **self._kw)
+            initial = 0 if self._by_time else event.step
+            self._bar = tqdm(total=total, initial=initial, unit=unit, desc="train", **self._kw)
             return
         if self._bar is None:
             return
@@ -140,7 +168,9 @@ class TqdmProgress:
                 post[f"{task[:10]} F"] = f"{r.get('f', float('nan')):.0f}"
             self._bar.set_postfix(post, refresh=False)
         elif event.kind == "validation":
-            parts = [f"{t}: E {m.get('e_rmse', float('nan')):.1f} F {m.get('f_rmse', float('nan')):.0f}" for t, m in event.validation.items()]
+            nan = float("nan")
+            parts = [f"{t}: E {m.get('e_rmse', nan):.1f} F {m.get('f_rmse', nan):.0f}"
+                     for t, m in event.validation.items()]
             self._bar.write(f"step {event.step} validation " + "; ".join(parts) + " (meV/atom, meV/Å)")
         elif event.kind in ("end", "stop"):
             self.close()

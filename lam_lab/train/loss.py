@@ -98,4 +98,5 @@ def compute_loss(out: "PotentialOutput", batch: "Batch", pf: Prefactors, cfg: Lo
         sel = batch.has_virial
         v_sq, n_v = float(dv.detach()[sel].sum()), 9 * int(sel.sum())
 
-    return LossTerms(total, float(e_term.detach()), float(f_term.detach()), float(v_term.detach()), e_sq, n_e, f_sq, n_f, v_sq, n_v)
+    return LossTerms(total, float(e_term.detach()), float(f_term.detach()), float(v_term.detach()), e_sq, n_e, f_sq,
+                     n_f, v_sq, n_v)

@@ -60,7 +60,8 @@ def prepare_run(cfg: RunConfig, source: str | None = None) -> PreparedRun:
         if label not in ds.label_sets:
             close = difflib.get_close_matches(label, ds.label_sets, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; it has {ds.label_sets}"
-            raise ConfigError(f"label set {label!r} not in {spec.source!r}{hint}", source=source, field=f"{where}.label")
+            raise ConfigError(f"label set {label!r} not in {spec.source!r}{hint}", source=source,
+                              field=f"{where}.label")
         if isinstance(spec.validation, str):
             train_ds, val = ds, load_source(spec.validation, f"{where}.validation", base, source)
         else:

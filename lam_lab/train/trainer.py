@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import torch
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.errors import DataError
 from lam_lab.train import distributed
-from lam_lab.train.checkpoint import CheckpointManager, check_same_model, load_checkpoint, model_identity
+from lam_lab.train.checkpoint import CheckpointManager, load_resume_state, model_identity, rng_state, set_rng_state
 from lam_lab.train.config import TrainConfig
 from lam_lab.train.data import FrameSampler, GraphCache, Task, TaskSampler, resolve_tasks
 from lam_lab.train.ema import EMA
-from lam_lab.train.events import Callback, Event, EventBus, JSONLLogger, TqdmProgress
+from lam_lab.train.events import Callback, Event, EventBus, JSONLLogger, StepWindow, TqdmProgress
 from lam_lab.train.guard import check_step
-from lam_lab.train.loss import LossTerms, compute_loss, prefactors
+from lam_lab.train.loss import compute_loss, prefactors
 from lam_lab.train.metrics import MetricsTable, evaluate_graphs
 from lam_lab.train.rundir import open_run_folder
 from lam_lab.train.schedule import Budget, LRSchedule
@@ -96,28 +95,6 @@ def train(
         distributed.cleanup(info)
 
 
-class _Window:
-    """Stats since the last step event: per-task squared errors, loss, data vs compute time."""
-
-    def __init__(self) -> None:
-        self.sq: dict[str, list[float]] = {}
-        self.steps, self.loss, self.data_s, self.compute_s = 0, 0.0, 0.0, 0.0
-        self.t0 = time.perf_counter()
-
-    def add(self, task: str, terms: LossTerms, data_s: float, compute_s: float) -> None:
-        s = self.sq.setdefault(task, [0.0, 0, 0.0, 0])
-        for k, x in enumerate((terms.e_sq, terms.n_e, terms.f_sq, terms.n_f)):
-            s[k] += x
-        self.steps += 1
-        self.loss += float(terms.total.detach())
-        self.data_s += data_s
-        self.compute_s += compute_s
-
-    def rmse(self) -> dict[str, dict[str, float]]:
-        r = lambda sq, n: 1000 * math.sqrt(sq / n) if n else float("nan")  # noqa: E731
-        return {t: {"e": r(s[0], s[1]), "f": r(s[2], s[3])} for t, s in self.sq.items()}
-
-
 class Trainer:
     """One run; :meth:`run` is the loop, read top to bottom."""
 
@@ -153,8 +130,8 @@ class Trainer:
             has_val = t.validation is not None
             t.val_graphs = GraphCache(model, t.validation, t.label, keep=cfg.cache_graphs) if has_val else None
         self.task_sampler = TaskSampler([t.weight for t in tasks], cfg.seed)
-        self.samplers = [FrameSampler(t.graphs.sizes(), cfg.seed, k, cfg.batch_size, cfg.batch_atoms, info.rank, info.world)
-                         for k, t in enumerate(tasks)]
+        self.samplers = [FrameSampler(t.graphs.sizes(), cfg.seed, k, cfg.batch_size, cfg.batch_atoms, info.rank,
+                                      info.world) for k, t in enumerate(tasks)]
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = opt(model.parameters(), lr=cfg.lr, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
         self.ema: EMA | None = None
@@ -170,8 +147,10 @@ class Trainer:
         resumed = self._resume(resume)
         if not resumed and not self.model.descriptor.stats_fitted:
             # input statistics of a fresh model from every task (up to ~1000 frames), not only the first one's
+            # from the tasks' graph caches, so the neighbour lists built here are the ones training uses
             per_task = max(1, 1000 // len(self.tasks))
-            self.model.fit_input_stats([t.train[i] for t in self.tasks for i in range(0, len(t.train), max(1, len(t.train) // per_task))])
+            self.model.fit_input_stats([t.graphs[i] for t in self.tasks
+                                        for i in range(0, len(t.train), max(1, len(t.train) // per_task))])
         if not resumed and self.cfg.fit_bias:
             for t in self.tasks:  # Eq. 6: per-element energy shift of each task from its own data
                 self.model.fit_energy_bias(t.train, head=t.head, label=t.label)
@@ -183,7 +162,7 @@ class Trainer:
         self.model.train()
         self._emit("start", message=f"resumed at step {self.step}" if resumed else "")
         t_start = self._t_start = time.perf_counter()
-        window, stopped, first = _Window(), False, self.step
+        window, stopped, first = StepWindow(), False, self.step
         self._first_step = first
         self._last_eval = (0.0, 0.0)  # (elapsed at the end of the last validation, its cost) in s
         self._next_frac = self._next_eval_fraction(self.budget.progress(self.step, self.elapsed0))
@@ -194,8 +173,8 @@ class Trainer:
             progress = self.budget.progress(self.step, elapsed)
             if self.step > first:
                 if self.step % self.cfg.log_every == 0 or time.perf_counter() - window.t0 >= self.cfg.log_seconds:
-                    self._step_event(task, progress, elapsed, window)
-                    window = _Window()
+                    self._step_event(self._last_task(), progress, elapsed, window)
+                    window = StepWindow()
                 if self._eval_due(progress, elapsed):
                     t0 = time.perf_counter()
                     self._validate(progress, elapsed)
@@ -210,11 +189,11 @@ class Trainer:
             if self.budget.done(self.step, elapsed) or stop:
                 stopped = bool(stop) and not self.budget.done(self.step, elapsed)
                 break
-            task = self._train_step(self.step, progress, window)
+            self._train_step(self.step, progress, window)
             self.step += 1
         return self._finish(window, elapsed, stopped)
 
-    def _train_step(self, step: int, progress: float, window: _Window) -> str:
+    def _train_step(self, step: int, progress: float, window: StepWindow) -> str:
         """One optimizer step on a batch of the task drawn for ``step``."""
         cfg = self.cfg
         lr = self.schedule(progress)
@@ -231,7 +210,8 @@ class Trainer:
         t1 = time.perf_counter()
         want_virial = pf.v > 0 and batch.virial is not None and bool(batch.has_virial.any())
         with self._autocast():
-            out = self.net(batch, head=task.head, forces=True, virial=want_virial, create_graph=True, exact_hessian=False)
+            out = self.net(batch, head=task.head, forces=True, virial=want_virial, create_graph=True,
+                           exact_hessian=False)
             terms = compute_loss(out, batch, pf, cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -277,13 +257,14 @@ class Trainer:
     # -- reporting -----------------------------------------------------------------------------------
     def _emit(self, kind: str, **kw: Any) -> Event:
         ev = Event(kind=kind, step=self.step, total_steps=self.budget.steps, budget_s=self.budget.seconds,
-                   epoch={t.name: s.epoch for t, s in zip(self.tasks, self.samplers)}, device=str(self.info.device), **kw)
+                   epoch={t.name: s.epoch for t, s in zip(self.tasks, self.samplers)}, device=str(self.info.device),
+                   **kw)
         if kind in ("step", "validation"):
             self.history.append(ev.to_dict())
         self.bus.emit(ev)
         return ev
 
-    def _step_event(self, task: str, progress: float, elapsed: float, window: _Window) -> None:
+    def _step_event(self, task: str, progress: float, elapsed: float, window: StepWindow) -> None:
         lr, pf, terms, grad_norm = self._last
         # steps/s is the training throughput; the ETA uses the overall pace, validation included
         rate = window.steps / max(window.data_s + window.compute_s, 1e-9)
@@ -345,15 +326,12 @@ class Trainer:
             return None
         if self._ckpt_step == self.step and self._ckpt_path is not None:
             return self._ckpt_path
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         state = {
             "step": self.step, "elapsed_s": elapsed, "config": asdict(self.cfg),
             "tasks": [{"name": t.name, "head": t.head, "label": t.label, "weight": t.weight} for t in self.tasks],
             "model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(), "samplers": [s.state_dict() for s in self.samplers],
-            "rng": rng, "best_score": self.best_score, "history": self.history, "timing": dict(self.timing),
+            "rng": rng_state(), "best_score": self.best_score, "history": self.history, "timing": dict(self.timing),
             **model_identity(self.model),
         }
         path = self.ckpt.save(state, self.step)
@@ -369,18 +347,12 @@ class Trainer:
         if path is None:
             warnings.warn("resume requested but no checkpoint found: starting from step 0", stacklevel=3)
             return False
-        state = load_checkpoint(path, map_location=self.info.device)
-        check_same_model(state, self.model, path)
-        names = [t["name"] for t in state["tasks"]]
-        if names != [t.name for t in self.tasks]:
-            raise DataError(f"checkpoint tasks {names} differ from this run's {[t.name for t in self.tasks]}", source=str(path))
+        state = load_resume_state(path, self.model, [t.name for t in self.tasks], self.info.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for sampler, s in zip(self.samplers, state["samplers"]):
             sampler.load_state_dict(s)
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        set_rng_state(state["rng"])
         self._ema_state = state["ema"]
         self.step, self.elapsed0 = int(state["step"]), float(state["elapsed_s"])
         self.best_score, self.history = float(state["best_score"]), list(state["history"])
@@ -390,7 +362,7 @@ class Trainer:
         return True
 
     # -- the end ---------------------------------------------------------------------------------------
-    def _finish(self, window: _Window, elapsed: float, stopped: bool) -> TrainResult:
+    def _finish(self, window: StepWindow, elapsed: float, stopped: bool) -> TrainResult:
         progress = self.budget.progress(self.step, elapsed)
         if window.steps:
             self._step_event(self._last_task(), progress, elapsed, window)
@@ -411,8 +383,8 @@ class Trainer:
             from lam_lab.models import save
 
             final = save(self.model, self.out_dir / "model.pt", extra={"step": self.step}) or self.out_dir / "model.pt"
-        self._emit("end", elapsed_s=elapsed, progress=progress, timing=dict(self.timing),
-                   validation={r.name: {"e_rmse": r.e_rmse, "f_rmse": r.f_rmse} for r in metrics.rows} if metrics else {})
+        final_rmse = {r.name: {"e_rmse": r.e_rmse, "f_rmse": r.f_rmse} for r in metrics.rows} if metrics else {}
+        self._emit("end", elapsed_s=elapsed, progress=progress, timing=dict(self.timing), validation=final_rmse)
         self.bus.close()
         wall = self.elapsed0 + time.perf_counter() - self._t_start  # final validation and saving included
         return TrainResult(self.model, self.history, metrics, self.step, wall, stopped, self.out_dir,

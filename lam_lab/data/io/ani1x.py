@@ -14,11 +14,10 @@ import h5py
 import numpy as np
 from ase.units import Hartree
 
-from lam_lab.data.dataset import Dataset, LabelProvenance, Provenance
+from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
-from lam_lab.data.io._common import keep_only
-from lam_lab.data.io._h5 import dataset, label_fields, open_h5
+from lam_lab.data.io._h5 import dataset, h5_dataset, label_fields, open_h5
 
 # method/basis of the ANI-1x levels (Smith et al., Sci. Data 7, 134, 2020); others keep their name
 _LEVELS = {
@@ -47,12 +46,7 @@ def read_ani1x(path: Path, label: str | None = None) -> Dataset:
             frames.extend(_group_frames(g, path, formula, len(frames), levels))
     if not levels and not frames:
         raise DataError("no formula groups with coordinates and atomic_numbers", source=str(path))
-    prov = Provenance(source=str(path))
-    for lvl in levels:
-        method, basis = _LEVELS.get(lvl, (lvl, None))
-        prov.labels[lvl] = LabelProvenance(method=method, basis=basis)
-    ds = Dataset(frames, name=Path(path).stem, provenance=prov)
-    return keep_only(ds, label, path) if label is not None else ds
+    return h5_dataset(frames, path, levels, lambda lvl: _LEVELS.get(lvl, (lvl, None)), label)
 
 
 def _group_frames(g: h5py.Group, path: Path, formula: str, start: int, levels: dict) -> list[Frame]:
@@ -60,7 +54,8 @@ def _group_frames(g: h5py.Group, path: Path, formula: str, start: int, levels: d
     pos = np.asarray(dataset(g, "coordinates", path, start), dtype=np.float64)
     n = len(z)
     if pos.ndim != 3 or pos.shape[1:] != (n, 3):
-        raise DataError(f"shape {pos.shape} is not [frames, {n}, 3]", source=str(path), frame=start, field=f"{g.name}/coordinates")
+        raise DataError(f"shape {pos.shape} is not [frames, {n}, 3]", source=str(path), frame=start,
+                        field=f"{g.name}/coordinates")
     nf = len(pos)
     sets = {}
     for lvl, keys in label_fields(g).items():
@@ -68,9 +63,11 @@ def _group_frames(g: h5py.Group, path: Path, formula: str, start: int, levels: d
         e = np.asarray(dataset(g, keys["energy"], path, start), dtype=np.float64) if "energy" in keys else None
         fr = np.asarray(dataset(g, keys["forces"], path, start), dtype=np.float64) if "forces" in keys else None
         if e is not None and e.shape != (nf,):
-            raise DataError(f"shape {e.shape} is not [{nf}]", source=str(path), frame=start, field=f"{g.name}/{keys['energy']}")
+            raise DataError(f"shape {e.shape} is not [{nf}]", source=str(path), frame=start,
+                            field=f"{g.name}/{keys['energy']}")
         if fr is not None and fr.shape != (nf, n, 3):
-            raise DataError(f"shape {fr.shape} is not [{nf}, {n}, 3]", source=str(path), frame=start, field=f"{g.name}/{keys['forces']}")
+            raise DataError(f"shape {fr.shape} is not [{nf}, {n}, 3]", source=str(path), frame=start,
+                            field=f"{g.name}/{keys['forces']}")
         sets[lvl] = (None if e is None else e * Hartree, None if fr is None else fr * Hartree)
     frames = []
     for i in range(nf):

@@ -106,7 +106,8 @@ def write_asedb(ds: Dataset, path: Path, label: str | None = None) -> None:
                     data["info"] = info
                 if extras:
                     data["lam_labels"] = {
-                        name: {k: v for k, v in (("energy", lab.energy), ("forces", lab.forces), ("virial", lab.virial)) if v is not None}
+                        name: {k: v for k, v in (("energy", lab.energy), ("forces", lab.forces),
+                                                 ("virial", lab.virial)) if v is not None}
                         for name, lab in extras.items()
                     }
                 db.write(atoms, key_value_pairs=kvp, data=data)

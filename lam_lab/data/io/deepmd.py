@@ -37,7 +37,10 @@ def find_systems(root: Path) -> list[Path]:
     if is_system(root):
         return [root]
     found = {p.parent for p in root.rglob("type.raw") if p.is_file()}
-    return sorted(found, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p.relative_to(root)))])
+    def natural(p: Path) -> list:
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p.relative_to(root)))]
+
+    return sorted(found, key=natural)
 
 
 def read_deepmd(path: Path, label: str | None = None) -> Dataset:
@@ -82,7 +85,8 @@ def _read_system(sysdir: Path, label: str, tag: str, first_index: int) -> list[F
         raise DataError(f"unknown element symbols {bad}", source=str(tm_path), field="type_map")
     z_of_type = np.array([atomic_numbers[s] for s in type_map], dtype=np.int64)
     if n and (types.min() < 0 or types.max() >= len(type_map)):
-        raise DataError(f"atom types {sorted(set(types.tolist()))} outside type_map (0..{len(type_map) - 1})", source=str(sysdir / "type.raw"), field="type")
+        raise DataError(f"atom types {sorted(set(types.tolist()))} outside type_map (0..{len(type_map) - 1})",
+                        source=str(sysdir / "type.raw"), field="type")
     periodic = not (sysdir / "nopbc").exists()
     sets = sorted(p for p in sysdir.glob("set.*") if p.is_dir())
     if not sets:
@@ -128,7 +132,8 @@ def _load_raw(path: Path, kind: type) -> np.ndarray:
         raise DataError(f"cannot parse: {exc}", source=str(path)) from None
 
 
-def _load(setdir: Path, field: str, width: int, start: int, n_frames: int | None = None, required: bool = False) -> np.ndarray | None:
+def _load(setdir: Path, field: str, width: int, start: int, n_frames: int | None = None,
+          required: bool = False) -> np.ndarray | None:
     """``set/field.npy`` as [frames, width] float64, checked against the frame count of coord.npy."""
     path = setdir / f"{field}.npy"
     if not path.is_file():
@@ -144,9 +149,11 @@ def _load(setdir: Path, field: str, width: int, start: int, n_frames: int | None
         raise DataError(f"shape {arr.shape} is not [frames, {width}]", source=str(path), field=field)
     nf = arr.shape[0]
     if n_frames is not None and nf != n_frames:
-        raise DataError(f"has {nf} frames but coord.npy has {n_frames}", source=str(path), frame=start + min(nf, n_frames), field=field)
+        raise DataError(f"has {nf} frames but coord.npy has {n_frames}", source=str(path),
+                        frame=start + min(nf, n_frames), field=field)
     if arr.reshape(nf, -1).shape[1] != width:
-        raise DataError(f"{arr.reshape(nf, -1).shape[1]} values per frame, expected {width} (from type.raw)", source=str(path), frame=start, field=field)
+        raise DataError(f"{arr.reshape(nf, -1).shape[1]} values per frame, expected {width} (from type.raw)",
+                        source=str(path), frame=start, field=field)
     return arr.reshape(nf, width)
 
 
@@ -177,14 +184,16 @@ def write_deepmd(ds: Dataset, path: Path, label: str | None = None, set_size: in
         (tmp / _META).write_text(dumps(meta))
 
 
-def _write_system(ds: Dataset, idx: list[int], sysdir: Path, label: str | None, type_map: list[str], type_of: dict, set_size: int) -> None:
+def _write_system(ds: Dataset, idx: list[int], sysdir: Path, label: str | None, type_map: list[str], type_of: dict,
+                  set_size: int) -> None:
     sysdir.mkdir(parents=True, exist_ok=True)
     first = ds[idx[0]]
     (sysdir / "type_map.raw").write_text("\n".join(type_map) + "\n")
     (sysdir / "type.raw").write_text("\n".join(str(type_of[int(z)]) for z in first.numbers) + "\n")
     if first.is_periodic:
         if not np.all(first.pbc):
-            warnings.warn(f"deepmd/npy has no partial periodicity: frames with pbc={first.pbc.tolist()} are written fully periodic", stacklevel=3)
+            warnings.warn(f"deepmd/npy has no partial periodicity: frames with pbc={first.pbc.tolist()} are written "
+                          "fully periodic", stacklevel=3)
     else:
         (sysdir / "nopbc").write_text("")
     labs = [ds[i].labels.get(label) if label else None for i in idx]

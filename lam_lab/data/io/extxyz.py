@@ -18,8 +18,16 @@ from lam_lab.data.dataset import Dataset, Provenance
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame
 from lam_lab.data.io._ase import atoms_to_frame, frame_to_atoms, merge_label
-from lam_lab.data.io._common import (DEFAULT_LABEL, atomic_file, decode_info, dumps, encode_info, keep_only,
-                                     label_key, write_label)
+from lam_lab.data.io._common import (
+    DEFAULT_LABEL,
+    atomic_file,
+    decode_info,
+    dumps,
+    encode_info,
+    keep_only,
+    label_key,
+    write_label,
+)
 from lam_lab.data.io.label_map import LabelMap, ignored_keys, mapped_frame, warn_ignored
 
 EXTENSIONS = (".xyz", ".extxyz")
@@ -45,7 +53,8 @@ def read_extxyz(path: Path, label: str | None = None, labels: LabelMap | None = 
     except DataError as exc:
         raise DataError(exc.message, source=str(path), frame=len(frames), field=exc.field) from None
     except Exception as exc:  # ASE raises a zoo of types (XYZError, ValueError, IndexError) on bad text
-        raise DataError(f"cannot parse extended XYZ: {type(exc).__name__}: {exc}", source=str(path), frame=len(frames)) from None
+        raise DataError(f"cannot parse extended XYZ: {type(exc).__name__}: {exc}", source=str(path),
+                        frame=len(frames)) from None
     prov = Provenance.from_dict(meta.get("provenance"))
     prov.source = str(path)
     ds = Dataset(frames, name=str(meta.get("name") or Path(path).stem), provenance=prov)
@@ -111,7 +120,8 @@ def write_extxyz(ds: Dataset, path: Path, label: str | None = None) -> None:
         if names:
             atoms.info["lam_labels"] = dumps(names)
         if index == 0:
-            atoms.info["lam_dataset"] = dumps({"name": ds.name, "provenance": dict(ds.provenance.to_dict(), source=None)})
+            provenance = dict(ds.provenance.to_dict(), source=None)
+            atoms.info["lam_dataset"] = dumps({"name": ds.name, "provenance": provenance})
         atoms.info = encode_info(atoms.info)
         images.append(atoms)
     with atomic_file(path) as tmp:

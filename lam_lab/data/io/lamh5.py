@@ -103,7 +103,8 @@ def read_lamh5(path: Path, label: str | None = None) -> Dataset:
         if h.attrs.get("lam_lab") != MAGIC:
             raise DataError("not a lam-h5 file (no lam_lab root attribute)", source=str(path))
         if int(h.attrs.get("version", 0)) > VERSION:
-            raise DataError(f"lam-h5 version {h.attrs['version']} is newer than this lam_lab reads ({VERSION})", source=str(path))
+            raise DataError(f"lam-h5 version {h.attrs['version']} is newer than this lam_lab reads ({VERSION})",
+                            source=str(path))
         n_atoms = dataset(h, "n_atoms", path).astype(np.int64)
         nf = len(n_atoms)
         off = np.concatenate([[0], np.cumsum(n_atoms)])
@@ -117,7 +118,8 @@ def read_lamh5(path: Path, label: str | None = None) -> Dataset:
             raise DataError(f"info is not valid JSON: {exc}", source=str(path), field="info") from None
         if len(infos) != nf:
             raise DataError(f"{len(infos)} info entries for {nf} frames", source=str(path), field="info")
-        frames = [Frame(numbers[off[i] : off[i + 1]], positions[off[i] : off[i + 1]], cell[i], pbc[i], {}, infos[i]) for i in range(nf)]
+        frames = [Frame(numbers[off[i] : off[i + 1]], positions[off[i] : off[i + 1]], cell[i], pbc[i], {},
+                        infos[i]) for i in range(nf)]
         for g in h["labels"].values() if "labels" in h else []:
             _read_labels(g, frames, off, path)
         name = str(h.attrs.get("name", Path(path).stem))
@@ -130,7 +132,8 @@ def read_lamh5(path: Path, label: str | None = None) -> Dataset:
 def _checked(g: h5py.Group, name: str, path: Path, shape: tuple) -> np.ndarray:
     arr = dataset(g, name, path)
     if arr.shape != tuple(int(s) for s in shape):
-        raise DataError(f"shape {arr.shape}, expected {tuple(int(s) for s in shape)}", source=str(path), field=f"{g.name.rstrip('/')}/{name}")
+        raise DataError(f"shape {arr.shape}, expected {tuple(int(s) for s in shape)}", source=str(path),
+                        field=f"{g.name.rstrip('/')}/{name}")
     return arr
 
 
@@ -141,7 +144,8 @@ def _read_labels(g: h5py.Group, frames: list[Frame], off: np.ndarray, path: Path
     def idx(key: str, count: int) -> np.ndarray:
         i = dataset(g, key, path).astype(np.int64)
         if i.shape != (count,) or (count and (i.min() < 0 or i.max() >= nf)):
-            raise DataError(f"frame indices do not fit {count} values and {nf} frames", source=str(path), field=f"{g.name}/{key}")
+            raise DataError(f"frame indices do not fit {count} values and {nf} frames", source=str(path),
+                            field=f"{g.name}/{key}")
         return i
 
     energy = dataset(g, "energy", path)
@@ -153,7 +157,8 @@ def _read_labels(g: h5py.Group, frames: list[Frame], off: np.ndarray, path: Path
         raise DataError(f"frame indices outside 0..{nf - 1}", source=str(path), field=f"{g.name}/forces_frames")
     f_off = np.concatenate([[0], np.cumsum((off[1:] - off[:-1])[fi])])
     if forces.shape != (int(f_off[-1]), 3):
-        raise DataError(f"forces shape {forces.shape} does not fit the frames listed in forces_frames", source=str(path), field=f"{g.name}/forces")
+        raise DataError(f"forces shape {forces.shape} does not fit the frames listed in forces_frames",
+                        source=str(path), field=f"{g.name}/forces")
     for k, i in enumerate(fi):
         frames[i].labels.setdefault(name, Labels()).forces = forces[f_off[k] : f_off[k + 1]]
     virial = np.asarray(dataset(g, "virial", path), dtype=np.float64)

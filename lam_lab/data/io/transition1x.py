@@ -13,11 +13,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lam_lab.data.dataset import Dataset, LabelProvenance, Provenance
+from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
-from lam_lab.data.io._common import keep_only
-from lam_lab.data.io._h5 import dataset, label_fields, open_h5, split_level
+from lam_lab.data.io._h5 import dataset, h5_dataset, label_fields, open_h5, split_level
 
 SPLITS = ("train", "val", "test")
 ROLES = ("reactant", "transition_state", "product")
@@ -62,12 +61,7 @@ def read_transition1x(path: Path, label: str | None = None) -> Dataset:
             for role in ROLES:
                 if isinstance(rg.get(role), h5py.Group):
                     frames.extend(_group_frames(rg[role], path, {**base, "role": role}, len(frames), levels))
-    prov = Provenance(source=str(path))
-    for lvl in levels:
-        method, basis = split_level(lvl)
-        prov.labels[lvl] = LabelProvenance(method=method, basis=basis)
-    ds = Dataset(frames, name=Path(path).stem, provenance=prov)
-    return keep_only(ds, label, path) if label is not None else ds
+    return h5_dataset(frames, path, levels, split_level, label)
 
 
 def _group_frames(g: h5py.Group, path: Path, info: dict, start: int, levels: dict) -> list[Frame]:
@@ -75,19 +69,23 @@ def _group_frames(g: h5py.Group, path: Path, info: dict, start: int, levels: dic
     pos = np.asarray(dataset(g, "positions", path, start), dtype=np.float64)
     n = len(z)
     if pos.size % (3 * max(n, 1)) or pos.ndim not in (2, 3):
-        raise DataError(f"shape {pos.shape} does not fit {n} atoms", source=str(path), frame=start, field=f"{g.name}/positions")
+        raise DataError(f"shape {pos.shape} does not fit {n} atoms", source=str(path), frame=start,
+                        field=f"{g.name}/positions")
     pos = pos.reshape(-1, n, 3)
     nf = len(pos)
     sets = {}
     for lvl, keys in label_fields(g).items():
         levels.setdefault(lvl, None)
-        e = np.asarray(dataset(g, keys["energy"], path, start), dtype=np.float64).reshape(-1) if "energy" in keys else None
+        e = np.asarray(dataset(g, keys["energy"], path, start),
+                       dtype=np.float64).reshape(-1) if "energy" in keys else None
         fr = np.asarray(dataset(g, keys["forces"], path, start), dtype=np.float64) if "forces" in keys else None
         for fld, arr, size in (("energy", e, nf), ("forces", fr, nf * n * 3)):
             if arr is not None and arr.size != size:
-                raise DataError(f"shape {arr.shape} does not match {nf} frames of {n} atoms", source=str(path), frame=start, field=f"{g.name}/{keys[fld]}")
+                raise DataError(f"shape {arr.shape} does not match {nf} frames of {n} atoms", source=str(path),
+                                frame=start, field=f"{g.name}/{keys[fld]}")
         sets[lvl] = (e, None if fr is None else fr.reshape(nf, n, 3))
     return [
-        Frame(z, pos[i], labels={lvl: Labels(None if e is None else e[i], None if fr is None else fr[i]) for lvl, (e, fr) in sets.items()}, info=dict(info))
+        Frame(z, pos[i], labels={lvl: Labels(None if e is None else e[i], None if fr is None else fr[i])
+                                 for lvl, (e, fr) in sets.items()}, info=dict(info))
         for i in range(nf)
     ]
