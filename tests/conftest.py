@@ -89,3 +89,8 @@ def assert_frames_close(a: Frame, b: Frame, atol: float = 1e-7, labels: list[str
     if info:
         for k, v in a.info.items():
             assert b.info.get(k) == pytest.approx(v) if isinstance(v, float) else b.info.get(k) == v, (k, v, b.info.get(k))
+
+
+def assert_no_temp_files(directory) -> None:
+    """No hidden (temporary) files left in ``directory`` by an atomic write."""
+    assert not [p for p in os.listdir(directory) if p.startswith(".")], os.listdir(directory)
