@@ -12,7 +12,7 @@ from ase.build import molecule
 from ase.calculators.emt import EMT
 
 import lam_lab as ll
-from lam_lab.data import Dataset, DataError, Frame, Labels, read
+from lam_lab.data import DataError, Dataset, Frame, Labels, read
 from lam_lab.distill import LABEL, RoundEvent, distill, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.train.events import Event
 
@@ -198,3 +198,54 @@ def test_shipped_distill_configs_parse():
         assert spec.md.ensemble == "langevin" and len(spec.trust) == 2 and spec.rounds >= 1
     with pytest.raises(ll.data.DataError, match="unknown key"):
         load_spec(files[0], ["roundz=3"])
+
+
+# -- the Train metrics table's energy spread (lam_lab/train/metrics.py) ---------------------------------
+def test_energy_spread_is_na_when_offsets_fit_the_few_frames():
+    from lam_lab.train.metrics import MetricsRow, MetricsTable, _Sums
+
+    sums = _Sums(3)  # 3 frames of 3 compositions: the per-element offsets fit them exactly ("E std 0.0" before)
+    x, y = np.eye(3), np.array([-1.0, -2.0, -3.5])
+    sums.v.update(n_e=3.0, e_ref=float(y.sum()), e_ref2=float((y**2).sum()))
+    sums.add_composition(x, y)
+    assert np.isnan(sums.e_std())
+    rng = np.random.default_rng(0)  # 12 frames of one composition: a real spread
+    y = rng.normal(size=12)
+    sums = _Sums(2)
+    sums.v.update(n_e=12.0, e_ref=float(y.sum()), e_ref2=float((y**2).sum()))
+    sums.add_composition(np.tile([[0.5, 0.5]], (12, 1)), y)
+    assert sums.e_std() == pytest.approx(1000 * y.std(), rel=1e-6)
+    row = MetricsRow("val", "default", "dft", 3, 30, 1.0, 1.0, float("inf"), 2.0, float("nan"), 3.0)
+    text = str(MetricsTable([row]))
+    assert "n/a" in text and "nan" not in text and "inf" not in text
+
+
+# -- seed frames: the teacher's own training geometries of a reaction -----------------------------------
+def test_reaction_seed_frames_are_train_geometries_without_labels():
+    from lam_lab.distill.seeds import reaction_frames, reaction_names
+
+    assert reaction_names("diels-alder, C=C, nope") == ["diels-alder"]
+    frames = reaction_frames(["diels-alder"])
+    assert frames and all(f.info["split"] == "train" and f.info["reaction"] == "diels-alder" for f in frames)
+    assert all(not f.labels for f in frames)  # geometries only: the teacher labels them
+    held_out = ll.datasets.load("rxn-dft").where(reaction="diels-alder", split="val")
+    assert not reaction_frames(["diels-alder"], splits=("val",), exclude=list(held_out))
+
+
+def test_pipeline_distills_where_the_student_is_scored_and_run():
+    from lam_lab.pipeline.config import quick
+    from lam_lab.pipeline.stages import distill_inputs
+
+    cfg = quick()
+    starts, seeds = distill_inputs(cfg)
+    formulas = {a.get_chemical_formula() for a in starts}
+    assert "C6H10" in formulas  # the Diels–Alder TS the MD stage starts from
+    test = ll.datasets.load("rxn-dft").where(split="test")
+    assert test[0].to_atoms().get_chemical_formula() in formulas  # the held-out reaction's xTB geometries
+    train = ll.datasets.load("rxn-dft").where(split="train")
+    assert len(train) + cfg.distill.heldout_frames - 5 <= len(seeds) <= len(train) + cfg.distill.heldout_frames + cfg.distill.md_frames + 1
+    for f in seeds:  # no seed sits at a test frame's geometry, and none carries a label
+        pos = f.positions if isinstance(f, Frame) else f.get_positions()
+        assert not any(len(t) == len(pos) and np.allclose(t.positions, pos, atol=1e-3) for t in test)
+    cfg.distill.seed_frames = False
+    assert distill_inputs(cfg)[1] is None

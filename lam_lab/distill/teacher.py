@@ -46,7 +46,8 @@ def teacher_head(model: "Potential", head: str | None, source: str) -> str:
     if head is None:
         if len(model.heads) == 1:
             return model.heads[0]
-        raise DataError(f"the teacher has several heads {model.heads}: name one with head=", source=source, field="head")
+        raise DataError(f"the teacher has several heads {model.heads}: name one with head=", source=source,
+                        field="head")
     if head not in model.heads:
         raise DataError(f"the teacher has no head {head!r} (heads: {model.heads})", source=source, field="head")
     return head
@@ -90,9 +91,8 @@ def check_elements(type_map: Sequence[str], frames: Iterable[Atoms | Frame], wha
 def label_frames(model: "Potential", head: str, frames: Sequence[Frame | Atoms], name: str, source: str,
                  info: dict[str, Any] | None = None) -> Dataset:
     """A Dataset of ``frames`` labelled by the teacher (label set ``"teacher"``: energy, forces, virial if periodic)."""
-    from lam_lab.distill.select import predict
-
     from lam_lab.delta import RuntimeBaseline, delta_spec
+    from lam_lab.distill.select import predict
 
     plain = [_plain_frame(f) for f in frames]
     pred = predict(model, plain, head=head, virial=True)
@@ -128,7 +128,8 @@ def teacher_provenance(source: str, head: str) -> Provenance:
     import lam_lab
 
     return Provenance(labels={LABEL: LabelProvenance(method=f"lam_lab model {source} head {head}", software="lam_lab",
-                                                     version=lam_lab.__version__, settings={"head": head, "model": source})},
+                                                     version=lam_lab.__version__,
+                                                     settings={"head": head, "model": source})},
                       builder="lam_lab.distill")
 
 

@@ -177,21 +177,20 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 
 # -- 4. distillation -----------------------------------------------------------------------------------
 def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
-    """The best fine-tuned model teaches the student on MD around the downstream reactions' geometries."""
-    from lam_lab import datasets
+    """The best fine-tuned model teaches the student where it will be scored and run (:func:`distill_inputs`)."""
     from lam_lab.distill import distill, distill_config
 
     spec, d = ctx.cfg.distill, ctx.dir("distill")
     cfg = distill_config(student=spec.student, trust=(spec.trust_lo, spec.trust_hi), temperatures=spec.temperatures,
                          rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new, train_steps=spec.train_steps,
                          init_steps=spec.init_steps, device=ctx.cfg.device, seed=ctx.cfg.seed)
-    ds = datasets.load(ctx.cfg.finetune.dataset)
-    # the transition states of the training reactions: exploration from there visits both wells and the barrier
-    starts = [f.to_atoms() for f in ds.where(role="ts", split=("train", "val", None))]
+    starts, seeds = distill_inputs(ctx.cfg)
+    ctx.log(f"distill: teacher MD from {len(starts)} structure(s); first fit on "
+            f"{len(seeds) if seeds is not None else 'MD'} frames relabelled by the teacher")
     events: list[dict[str, Any]] = []
     with replacing_runs():  # a re-run moves the older run in d/run aside
-        res = distill(str(ctx.path("finetune", "best")), starts, cfg, out_dir=d / "run", progress=ctx.progress,
-                      stop_event=ctx.stop_event,
+        res = distill(str(ctx.path("finetune", "best")), starts, cfg, init_frames=seeds, out_dir=d / "run",
+                      progress=ctx.progress, stop_event=ctx.stop_event,
                       callbacks=[lambda e: events.append(e.to_dict()) if getattr(e, "kind", "") == "round" else None])
     student = d / "student.pt"
     from lam_lab.models import save
@@ -201,6 +200,36 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     ctx.log(f"distill: {len(events)} rounds, converged={res.converged}")
     return ({"student": ctx.rel(student), "rounds": ctx.rel(d / "rounds.json")},
             {"rounds": len(events), "converged": bool(res.converged)})
+
+
+def distill_inputs(cfg: PipelineConfig) -> tuple[list[Any], list[Any] | None]:
+    """Exploration starts and round-0 frames (geometries; the teacher labels them) of the distillation.
+
+    Starts: the xTB reactant, highest NEB image and product (rxn-xtb) of each held-out reaction (the test split
+    of the downstream set, where the student is scored) and the verified TS of the MD stage's reaction. Seeds
+    (``seed_frames``): the downstream set's train-split geometries (the teacher's own training data, TS-centred),
+    ``heldout_frames`` rxn-xtb frames of each held-out reaction and ``md_frames`` of the MD stage's reaction
+    (none at the geometry of a downstream frame they would be scored on), and the MD TS.
+    """
+    from lam_lab import datasets
+    from lam_lab.distill.seeds import XTB_SET, reaction_frames
+    from lam_lab.md.reactive import builtin_ts
+    from lam_lab.pipeline.evaluation import downstream_splits
+
+    spec = cfg.distill
+    train, _, test = downstream_splits(datasets.load(cfg.finetune.dataset))
+    held_out = sorted({str(f.info["reaction"]) for f in test if f.info.get("reaction")})
+    stationary = ("reactant", "path-max", "ts", "product")
+    starts = [f.to_atoms() for f in datasets.load(XTB_SET) if f.info.get("reaction") in held_out
+              and f.info.get("role") in stationary]
+    starts.append(builtin_ts(cfg.md.reaction).ts)
+    if not spec.seed_frames:
+        return starts, None
+    held = reaction_frames(held_out, splits=(), xtb_frames=spec.heldout_frames, exclude=list(test))
+    held = [f for f in held if f.info.get("role") not in stationary]  # those are the test's own geometries
+    md = reaction_frames([cfg.md.reaction], splits=(), xtb_frames=spec.md_frames) if spec.md_frames else []
+    # the starts themselves are not seeds: the held-out reaction's xTB stationary points are test geometries
+    return starts, list(train) + held + md + [starts[-1]]
 
 
 # -- 5. reactive MD ------------------------------------------------------------------------------------

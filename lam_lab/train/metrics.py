@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from lam_lab.potential import Potential
 
 _MAX_PARITY_FORCES = 30000  # force components kept for parity plots (subsampled, seeded)
+# frames needed beyond the fitted per-element offsets before the energy spread means anything: with 3
+# validation frames of 3 compositions the offsets fit them exactly and the spread read "E std 0.0"
+MIN_SPREAD_DOF = 3
 
 
 @dataclass
@@ -24,6 +27,7 @@ class MetricsRow:
     ``e_std``/``f_std`` are the standard deviations of the labels (energy per atom over frames with a
     least-squares per-element offset removed, force components over atoms), as in the paper's Table 2:
     an RMSE below them means the model explains the data better than per-element constants do.
+    ``e_std`` is NaN (shown "n/a") when fewer than ``MIN_SPREAD_DOF`` frames remain beyond the offsets.
     """
 
     name: str
@@ -84,15 +88,29 @@ class MetricsTable:
                f"{'F RMSE':>9}{'F MAE':>8}{'F std':>9}")
         lines = [hdr, "-" * len(hdr)]
         for r in self.rows:
-            lines.append(f"{r.name[:21]:<22}{r.head[:13]:<14}{r.n_frames:>7}{r.e_rmse:>10.2f}{r.e_mae:>10.2f}"
-                         f"{r.e_std:>9.1f}{r.f_rmse:>9.1f}{r.f_mae:>8.1f}{r.f_std:>9.1f}")
+            lines.append(f"{r.name[:21]:<22}{r.head[:13]:<14}{r.n_frames:>7}{_num(r.e_rmse, 10, 2)}"
+                         f"{_num(r.e_mae, 10, 2)}{_num(r.e_std, 9, 1)}{_num(r.f_rmse, 9, 1)}{_num(r.f_mae, 8, 1)}"
+                         f"{_num(r.f_std, 9, 1)}")
         if len(self.rows) > 1:
-            lines.append(f"{'WARMSE':<22}{'':<14}{'':>7}{self.warmse_e:>10.2f}{'':>10}{'':>9}{self.warmse_f:>9.1f}")
-        lines.append("(energy meV/atom, force meV/Å; E std: labels' spread per atom, per-element offsets removed)")
+            lines.append(f"{'WARMSE':<22}{'':<14}{'':>7}{_num(self.warmse_e, 10, 2)}{'':>10}{'':>9}"
+                         f"{_num(self.warmse_f, 9, 1)}")
+        lines.append("(energy meV/atom, force meV/Å; E std: labels' spread per atom, per-element offsets removed; "
+                     f"n/a with fewer than {MIN_SPREAD_DOF} frames beyond the offsets)")
         for r in self.rows:
             if r.baseline:
                 lines.append(f"{r.name}: Δ model, the frames' {r.baseline!r} labels added back to its output")
         return "\n".join(lines)
+
+
+def _num(value: float, width: int, digits: int) -> str:
+    """A right-aligned number, or "n/a" when it is not finite."""
+    v = float(value)
+    return f"{v:>{width}.{digits}f}" if np.isfinite(v) else f"{'n/a':>{width}}"
+
+
+def spread_defined(n_frames: int, offsets: int) -> bool:
+    """Whether an energy spread over ``n_frames`` with ``offsets`` fitted per-element constants is meaningful."""
+    return n_frames - offsets >= MIN_SPREAD_DOF
 
 
 def _wavg(pairs: Sequence[tuple[float, float]]) -> float:
@@ -135,7 +153,11 @@ class _Sums:
         if not n:
             return float("nan")
         if not len(self.xy) or not self.xx.any():
+            if not spread_defined(int(n), 1):
+                return float("nan")
             return float(np.sqrt(max(s2 / n - (self.v["e_ref"] / n) ** 2, 0.0))) * 1000
+        if not spread_defined(int(n), int(np.linalg.matrix_rank(self.xx))):  # the offsets fit the few frames
+            return float("nan")
         delta = np.linalg.lstsq(self.xx, self.xy, rcond=None)[0]
         return float(np.sqrt(max((s2 - delta @ self.xy) / n, 0.0))) * 1000
 
@@ -201,13 +223,25 @@ def evaluate(
         pred = predict(model, frames, h, baseline=_baseline_for(model, lab, baseline), virial=virial,
                        max_atoms=max(512, 64 * batch_size))
         s = score(pred, frames, lab, barrier=None)
+        e_std = s.energy_std_mev_per_atom if spread_defined(_n_energies(frames, lab), _n_offsets(frames, lab)) \
+            else float("nan")
         rows.append(MetricsRow(name, h, lab, s.n_frames, s.n_atoms, s.energy_rmse_mev_per_atom,
                                s.energy_mae_mev_per_atom, s.force_rmse_mev_per_A, s.force_mae_mev_per_A,
-                               s.energy_std_mev_per_atom, s.force_std_mev_per_A, s.virial_rmse_mev_per_atom,
+                               e_std, s.force_std_mev_per_A, s.virial_rmse_mev_per_atom,
                                float((weights or {}).get(name, 1.0)), pred.baseline))
         if parity:
             par[name] = _parity(pred, frames, lab)
     return MetricsTable(rows, par)
+
+
+def _n_energies(frames: Dataset, label: str) -> int:
+    return sum(f.labels[label].energy is not None for f in frames)
+
+
+def _n_offsets(frames: Dataset, label: str) -> int:
+    """How many independent per-element offsets the compositions of the frames with energies determine."""
+    comps = [np.bincount(f.numbers, minlength=119) / len(f) for f in frames if f.labels[label].energy is not None]
+    return int(np.linalg.matrix_rank(np.array(comps))) if comps else 0
 
 
 def _baseline_for(model: "Potential", label: str, baseline: str | None) -> str | None:

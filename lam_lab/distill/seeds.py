@@ -1,0 +1,64 @@
+"""Seed frames of a distillation: the geometries a reaction's teacher was trained on, for the student's first fit.
+
+A student fitted only to a few MD snapshots of the starts knows nothing of the barrier region the
+teacher learnt from its DFT frames; the TS-centred frames of ``rxn-dft`` (train split: NEB path and
+thermal samples around reactant, TS and product) give it that region from round 0, and the reaction's
+GFN2-xTB samples in ``rxn-xtb`` widen it to where the teacher's MD goes. Only geometries are taken: the
+teacher relabels them (:func:`lam_lab.distill.teacher.label_frames`), no DFT label is used.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from lam_lab.data.frame import Frame
+
+SEED_SET = "rxn-dft"  # the Δ teacher's DFT data: train-split geometries are its own training frames
+XTB_SET = "rxn-xtb"  # the same reactions sampled with GFN2-xTB: geometries around every reaction's path
+
+
+def reaction_names(text: str | Iterable[str]) -> list[str]:
+    """The built-in reactions of ``SEED_SET`` named in ``text`` (comma-separated or a list), in order."""
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)]
+    known = set(known_reactions())
+    return [p for p in dict.fromkeys(parts) if p in known]
+
+
+def known_reactions() -> list[str]:
+    """Reactions with frames in ``SEED_SET``."""
+    from lam_lab import datasets
+
+    return sorted({str(f.info["reaction"]) for f in datasets.load(SEED_SET) if f.info.get("reaction")})
+
+
+def reaction_frames(reactions: Sequence[str], splits: Sequence[str] = ("train",), xtb_frames: int = 0,
+                    exclude: Sequence[Frame] = ()) -> list[Frame]:
+    """Geometries (labels dropped) of ``reactions``: their ``SEED_SET`` frames in ``splits`` and, per reaction,
+    ``xtb_frames`` frames evenly taken from ``XTB_SET`` (thermal, normal-mode and IRC samples around reactant, TS
+    and product). Frames at the geometry of a ``SEED_SET`` frame outside ``splits`` (the held-out frames a
+    student is scored on) or of one of ``exclude`` are left out."""
+    from lam_lab import datasets
+
+    want, keep = set(reactions), set(splits)
+    dft = [f for f in datasets.load(SEED_SET) if f.info.get("reaction") in want]
+    held = [f for f in dft if f.info.get("split") not in keep] + list(exclude)
+    out = [_bare(f) for f in dft if f.info.get("split") in keep and not _among(f, held)]
+    if xtb_frames > 0:
+        xtb = [f for f in datasets.load(XTB_SET) if f.info.get("reaction") in want]
+        for name in dict.fromkeys(r for r in reactions if r in want):
+            pool = [f for f in xtb if f.info.get("reaction") == name and not _among(f, held)]
+            out += [_bare(f) for f in pool[:: max(1, len(pool) // xtb_frames)][:xtb_frames]]
+    return out
+
+
+def _bare(f: Frame) -> Frame:
+    return Frame(f.numbers.copy(), f.positions.copy(), f.cell.copy(), f.pbc.copy(), info=dict(f.info))
+
+
+def _among(frame: Frame, others: Sequence[Frame]) -> bool:
+    return any(len(o) == len(frame) and np.allclose(o.positions, frame.positions, atol=1e-3) for o in others)
+
+
+__all__ = ["SEED_SET", "XTB_SET", "reaction_names", "known_reactions", "reaction_frames"]
