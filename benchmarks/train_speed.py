@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WATER, deepmd_thread_env, write_result  # noqa: E402
 from model_speed import deepmd_params  # noqa: E402  (one mapping of our preset onto DeePMD-kit's DPA-2)
 
+from lam_lab.datasets.rxn_dft import TEST_REACTIONS  # noqa: E402  (held out of lam-chon-small's pre-training too)
+
 HERE = Path(__file__).resolve().parent
 DP = HERE / ".venv-deepmd" / "bin" / "dp"
 DEEPMD_PYTHON = HERE / ".venv-deepmd" / "bin" / "python"
 XTB, DFT = "gfn2-xtb", "wb97x/6-31g*"
-HELD_OUT_REACTION = "claisen"  # rxn-dft's test split; lam-chon-small's recipe keeps it out of rxn-xtb
 # DeePMD-kit's examples (examples/water/dpa2/input_torch_small.json): its standard LR and loss
 DEEPMD_LR = {"type": "exp", "decay_steps": 5000, "start_lr": 1e-3, "stop_lr": 3.51e-8}
 DEEPMD_LOSS = {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000, "limit_pref_f": 1,
@@ -259,7 +260,7 @@ def zero_shot(args) -> dict[str, Any]:
                       seed=tr.get("seed", args.seed),
                       schedule=tr.get("schedule", TrainConfig.schedule))
     rxn = ll.datasets.load("rxn-xtb")
-    rxn = rxn[[i for i, f in enumerate(rxn) if f.info.get("reaction") != HELD_OUT_REACTION]]
+    rxn = rxn[[i for i, f in enumerate(rxn) if f.info.get("reaction") not in TEST_REACTIONS]]  # as lam-chon-small
     single = ll.build_model("dpa2-small", rxn.elements, seed=args.seed)
     t0 = time.perf_counter()
     res = ll.train(single, rxn, steps=None if minutes else steps, minutes=minutes, config=cfg, out_dir=None,
@@ -280,7 +281,7 @@ def zero_shot(args) -> dict[str, Any]:
             row.update({f"{tag}_e_rmse": r.e_rmse, f"{tag}_f_rmse": r.f_rmse, f"{tag}_e_std": r.e_std,
                         f"{tag}_f_std": r.f_std})
         rows.append(row)
-    print(f"\nzero-shot on rxn-dft test ({len(test)} frames, {HELD_OUT_REACTION}); multi-task: {source}")
+    print(f"\nzero-shot on rxn-dft test ({len(test)} frames: {', '.join(TEST_REACTIONS)}); multi-task: {source}")
     print(f"{'model':<26}{'GFN2 E meV/atom':>16}{'GFN2 F meV/Å':>14}{'DFT E meV/atom':>16}{'DFT F meV/Å':>13}")
     for r in rows:
         print(f"{r['model']:<26}{r['gfn2_e_rmse']:>16.1f}{r['gfn2_f_rmse']:>14.1f}{r['dft_e_rmse']:>16.1f}{r['dft_f_rmse']:>13.1f}")

@@ -208,10 +208,15 @@ def reference(frames: Any, label: str) -> Prediction:
 
 
 def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
-    """Indices (reactant, ts) from ``info['role']`` (None when either is missing)."""
-    find = lambda role: next((i for i, f in enumerate(frames) if f.info.get("role") == role), None)  # noqa: E731
-    r, ts = find("reactant"), find("ts")
-    return None if r is None or ts is None else (r, ts)
+    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and the reactant of the same
+    ``info['reaction']`` (None when either is missing)."""
+    ts = next((i for i, f in enumerate(frames) if f.info.get("role") == "ts"), None)
+    if ts is None:
+        return None
+    same = frames[ts].info.get("reaction")
+    r = next((i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same),
+             None)
+    return None if r is None else (r, ts)
 
 
 def offset_removed(per_atom: np.ndarray, frames: Sequence["Frame"]) -> np.ndarray:
