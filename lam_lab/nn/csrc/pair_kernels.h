@@ -221,11 +221,5 @@ std::vector<torch::Tensor> verlet_forces(torch::Tensor grad_q, torch::Tensor pos
                                          double rcut_smth, double rcut, int64_t n_basis, int64_t n_rows,
                                          bool virial);
 
-// defined in student_md.cpp, bound to Python in pair_moments.cpp
-std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift, torch::Tensor rows,
-                                      torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t sel,
-                                      std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
-                                      torch::Tensor lead, std::vector<torch::Tensor> weights,
-                                      std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
-                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
-                                      std::vector<torch::Tensor> work, bool virial);
+// defined in student_md.cpp: adds `student_md` (one MD step of a student) to the module built in pair_moments.cpp
+void bind_student_md(pybind11::module_& m);

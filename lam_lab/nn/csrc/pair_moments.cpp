@@ -123,7 +123,6 @@ torch::Tensor moments_jvp(torch::Tensor dir, torch::Tensor rij, torch::Tensor ma
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("moments_forward", &moments_forward, "student pair moments q [4, N, n_rows]");
   m.def("moments_backward", &moments_backward, "dL/dr_ij [N, S, 3] from dL/dq");
-  m.def("student_md", &student_md, "student atomic energies [N], forces [N, 3] and virial [3, 3] for MD "
-        "(empty when an atom has more than sel neighbours inside rcut)");
+  bind_student_md(m);
   m.def("moments_jvp", &moments_jvp, "dq [4, N, n_rows] along a displacement direction [N, S, 3]");
 }

@@ -140,13 +140,14 @@ torch::Tensor fitting_value_and_grad(const torch::Tensor& lead, const torch::Ten
 
 }  // namespace
 
-std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift, torch::Tensor rows,
-                                      torch::Tensor scale, double rcut_smth, double rcut, int64_t n_basis, int64_t sel,
-                                      std::vector<int64_t> block_ends, std::vector<torch::Tensor> coef, int64_t axis,
-                                      torch::Tensor lead, std::vector<torch::Tensor> weights,
-                                      std::vector<torch::Tensor> biases, std::vector<torch::Tensor> dts,
-                                      std::vector<int64_t> skips, torch::Tensor out_weight, torch::Tensor out_bias,
-                                      std::vector<torch::Tensor> work, bool virial) {
+static std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, torch::Tensor shift,
+                                             torch::Tensor rows, torch::Tensor scale, double rcut_smth, double rcut,
+                                             int64_t n_basis, int64_t sel, std::vector<int64_t> block_ends,
+                                             std::vector<torch::Tensor> coef, int64_t axis, torch::Tensor lead,
+                                             std::vector<torch::Tensor> weights, std::vector<torch::Tensor> biases,
+                                             std::vector<torch::Tensor> dts, std::vector<int64_t> skips,
+                                             torch::Tensor out_weight, torch::Tensor out_bias,
+                                             std::vector<torch::Tensor> work, bool virial) {
   // work: six tensors of the model's dtype kept by the caller between steps (resized here as needed),
   // so the large per-step arrays are not allocated, page-faulted and freed every step
   torch::NoGradGuard no_grad;
@@ -188,4 +189,9 @@ std::vector<torch::Tensor> student_md(torch::Tensor pos, torch::Tensor index, to
   });
   auto fv = verlet_forces(grad_q, pos, index, shift, rows, scale, rcut_smth, rcut, n_basis, n_rows, virial);
   return {atomic, fv[0], fv[1]};
+}
+
+void bind_student_md(pybind11::module_& m) {
+  m.def("student_md", &student_md, "student atomic energies [N], forces [N, 3] and virial [3, 3] for MD "
+        "(empty when an atom has more than sel neighbours inside rcut)");
 }
