@@ -241,6 +241,38 @@ def _dock(pos: np.ndarray, frags: list[list[int]], pairs: list[tuple[int, int]],
     return out
 
 
+def _hydrogen_groups(keys: list[tuple[int, int]]) -> list[list[int]]:
+    """Indices of the unmapped hydrogens riding on each heavy atom (groups that may permute in a fit)."""
+    groups: dict[int, list[int]] = {}
+    for i, (m, k) in enumerate(keys):
+        if k:
+            groups.setdefault(m, []).append(i)
+    return list(groups.values())
+
+
+def _best_assembly(a_conf: list[np.ndarray], o_conf: list[np.ndarray], o_frags: list[list[int]],
+                   hgroups: list[list[int]], masses: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(RMSD Å, anchor conformer, other side assembled onto it) with the lowest mass-weighted RMSD: each
+    fragment of the other side takes whichever of its conformers fits the anchor conformer best."""
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for target in a_conf:
+        assembled = np.zeros_like(target)
+        total = 0.0
+        for frag in o_frags:
+            fg = [[i for i in g if i in frag] for g in hgroups]
+            loc = {a: j for j, a in enumerate(frag)}
+            fg = [[loc[i] for i in g] for g in fg if g]
+            fits = [_fit(c[frag], target[frag], fg, masses[frag]) for c in o_conf]
+            fit, r = min(fits, key=lambda x: x[1])
+            assembled[frag] = fit
+            total += r**2 * masses[frag].sum()
+        rmsd = float(np.sqrt(total / masses.sum()))
+        if best is None or rmsd < best[0]:
+            best = (rmsd, target, assembled)
+    assert best is not None
+    return best
+
+
 def mapped_pair(
     reactant: str, product: str, name: str = "reaction", seed: int = 0, n_conformers: int = 12,
     gap: float = FRAGMENT_GAP,
@@ -266,11 +298,7 @@ def mapped_pair(
     from ase.data import atomic_masses
 
     masses = atomic_masses[rnum]
-    groups: dict[int, list[int]] = {}
-    for i, (m, k) in enumerate(rkeys):
-        if k:
-            groups.setdefault(m, []).append(i)
-    hgroups = list(groups.values())
+    hgroups = _hydrogen_groups(rkeys)
 
     rfr, pfr_raw = _fragments(rmol), _fragments(pmol)
     inv = np.argsort(order)  # reactant index of each product atom
@@ -297,23 +325,7 @@ def mapped_pair(
     if complex_to_complex:  # RDKit embeds each molecule at the origin: dock them by the bonds formed between them
         forming = sorted(pb - rb) if anchor_is_r else sorted(rb - pb)
         a_conf = [_dock(c, rfr if anchor_is_r else pfr, forming) for c in a_conf]
-    best: tuple[float, np.ndarray, np.ndarray] | None = None
-    for target in a_conf:
-        assembled = np.zeros_like(target)
-        total = 0.0
-        for frag in o_frags:
-            fg = [[i for i in g if i in frag] for g in hgroups]
-            loc = {a: j for j, a in enumerate(frag)}
-            fg = [[loc[i] for i in g] for g in fg if g]
-            fits = [_fit(c[frag], target[frag], fg, masses[frag]) for c in o_conf]
-            fit, r = min(fits, key=lambda x: x[1])
-            assembled[frag] = fit
-            total += r**2 * masses[frag].sum()
-        rmsd = float(np.sqrt(total / masses.sum()))
-        if best is None or rmsd < best[0]:
-            best = (rmsd, target, assembled)
-    assert best is not None
-    rmsd, target, other = best
+    rmsd, target, other = _best_assembly(a_conf, o_conf, o_frags, hgroups, masses)
     if len(o_frags) > 1 and not complex_to_complex:  # a complex's other side is fitted onto it, already in place
         other = _separate(other, rnum, o_frags, gap)
     rpos, ppos = (target, other) if anchor_is_r else (other, target)
