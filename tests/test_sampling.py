@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from ase import Atoms  # noqa: E402
 
 from lam_lab.data.errors import DataError  # noqa: E402
-from lam_lab.sampling import MDConfig, NEBConfig, mapped_pair, run_md, run_neb, smiles_to_atoms  # noqa: E402
+from lam_lab.sampling import MDConfig, NEBConfig, mapped_bond_graphs, mapped_pair, run_md, run_neb, smiles_to_atoms  # noqa: E402
 from lam_lab.sampling.md import guard  # noqa: E402
 from lam_lab.sampling.neb import xtb_calculator  # noqa: E402
 
@@ -63,6 +63,12 @@ def test_complex_to_complex_ends_are_docked_not_overlapping():
         assert d.min() > 0.9  # no atoms on top of each other
     r = pair.reactant
     assert 1.6 < r.get_distance(2, 9) < 2.6 and 1.6 < r.get_distance(7, 4) < 2.6  # the two H-bonds that transfer
+
+
+def test_mapped_bond_graphs_are_in_the_reactant_atom_order():
+    # HCN -> HNC: reactant atoms H3 C1 N2; the H moves from C (index 1) to N (index 2)
+    r, p = mapped_bond_graphs("[H:3][C:1]#[N:2]", "[C-:1]#[N+:2][H:3]")
+    assert r == {(0, 1), (1, 2)} and p == {(1, 2), (0, 2)}
 
 
 def test_mapped_pair_rejects_unmapped_heavy_atoms():

@@ -135,6 +135,15 @@ def _bonds(mol, index: np.ndarray) -> set[tuple[int, int]]:
     return out
 
 
+def mapped_bond_graphs(reactant: str, product: str) -> tuple[frozenset, frozenset]:
+    """Bond graphs (pairs i < j, in the reactant's atom order) of atom-mapped reactant and product SMILES."""
+    r, p = _parse(reactant), _parse(product)
+    rk, pk = _keys(r, reactant), _keys(p, product)
+    where = {k: i for i, k in enumerate(pk)}
+    inv = np.argsort([where[k] for k in rk])  # reactant index of each product atom
+    return frozenset(_bonds(r, np.arange(len(rk)))), frozenset(_bonds(p, inv))
+
+
 def _fragments(mol) -> list[list[int]]:
     from rdkit import Chem
 
