@@ -10,8 +10,11 @@ barrier error at the DFT TS (eV). ``--also R1,R2`` additionally holds out traini
 Headlines (mean over held-out reactions of model / xTB): ``force_rmse_over_xtb``, ``barrier_err_over_xtb``
 (targets ≤ 0.5), with the ratio of summed errors beside them (robust where xTB's own error is near zero).
 
+``--model NAME|FILE`` scores a Δ model already trained on the train split with this recipe (the shipped
+``lam-chon-delta`` is, and its card names the same held-out reactions) instead of training one.
+
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
-    [--pretrained lam-chon-small|none] [--also a,b] [--ensemble K] -> benchmarks/results/delta_loro.json
+    [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta] -> benchmarks/results/delta_loro.json
 """
 
 from __future__ import annotations
@@ -51,6 +54,19 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int) -> tuple
     return rows, inside, time.perf_counter() - t0
 
 
+def score_trained(data, model_ref: str, recipe) -> tuple[list[dict], dict, float]:
+    """Rows for the test split and the val row of an already trained Δ model (built-in name or file)."""
+    import lam_lab as ll
+    from lam_lab.pretrained.delta_model import one_group, reaction_rows
+
+    model = ll.pretrained.load(model_ref) if model_ref in ll.pretrained.available() else ll.load(model_ref)
+    val, test = data.where(split="val"), data.where(split="test")
+    rows = reaction_rows(model, test, recipe.label, recipe.baseline)
+    for r in rows:
+        r.update(n_train=len(data.where(split="train")), model=model_ref)
+    return rows, reaction_rows(model, one_group(val), recipe.label, recipe.baseline)[0], 0.0
+
+
 def headline(rows: list[dict]) -> dict:
     """Mean per-reaction ratios model/xTB and ratios of summed errors (forces, barriers, energies)."""
     import numpy as np
@@ -82,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrained", default="lam-chon-small", help="shipped model, model file, or 'none' (scratch)")
     p.add_argument("--also", default="", help="training reactions to hold out one at a time as well (a model each)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="score this trained Δ model (name or file) instead of training")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
     data = load_source(args.data)
     recipe = DeltaRecipe(data=args.data, pretrained=None if args.pretrained == "none" else args.pretrained,
                          minutes=None if (args.quick or args.steps) else (args.minutes or DeltaRecipe.minutes),
                          steps=30 if args.quick else args.steps)
-    rows, inside, seconds = train_and_score(data, recipe, None, args.seed)
+    if args.model:
+        rows, inside, seconds = score_trained(data, args.model, recipe)
+    else:
+        rows, inside, seconds = train_and_score(data, recipe, None, args.seed)
     runs = [{"held_out": [r["reaction"] for r in rows], "seconds": seconds, "in_distribution": inside}]
     for name in [n for n in args.also.split(",") if n]:
         more, more_inside, s = train_and_score(data, recipe, {name}, args.seed)
@@ -108,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         **head, "val_force_rmse_mev_per_A": inside["model_force_rmse_mev_per_A"],
         "val_xtb_force_rmse_mev_per_A": inside["baseline_force_rmse_mev_per_A"], "rows": rows, "runs": runs,
         "settings": {"recipe": {**vars(recipe), "preset": str(recipe.preset)}, "seed": args.seed,
-                     "data": args.data}})
+                     "data": args.data, "model": args.model}})
     return 0
 
 

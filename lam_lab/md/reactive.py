@@ -75,7 +75,8 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
     """The verified TS of a built-in reaction with its minima, shipped in ``transition-states.json`` (no search run).
 
     level: "dft" (ωB97X/6-31G(d) saddle: analytic Hessian with one imaginary mode, the same motion as the
-    GFN2-xTB mode whose IRC reaches both minima), "xtb" (GFN2-xTB saddle, one imaginary mode, IRC
+    GFN2-xTB mode whose IRC reaches both minima, or, where GFN2-xTB has no such saddle (Claisen), its own IRC
+    at the DFT level), "xtb" (GFN2-xTB saddle, one imaginary mode, IRC
     verified) or "best" (DFT when verified, else xTB). Unverified searches are never returned.
     """
     import json
