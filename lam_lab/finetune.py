@@ -18,6 +18,7 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.potential import ModelConfig, Potential, resolve_head
 from lam_lab.train.config import TrainConfig
+from lam_lab.train.data import GraphCache
 from lam_lab.train.rundir import auto_dir, discard_if_empty
 from lam_lab.transfer import (
     HEAD,
@@ -201,7 +202,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     try:
         res = train(model, sets, weights=weights, config=cfg.train.replace(fit_bias=False, seed=seed),
                     out_dir=out_dir, callbacks=callbacks, validation={HEAD: val_ds} if val_ds is not None else None,
-                    stop_event=stop_event, labels=labels, heads=heads, progress=progress)
+                    stop_event=stop_event, labels=labels, heads=heads, progress=progress,
+                    graphs={HEAD: start.graphs} if start.graphs is not None else None)
     except BaseException:
         if fresh:
             discard_if_empty(out_dir)
@@ -245,6 +247,7 @@ class _Start:
     hooks: list[Any] = field(default_factory=list)
     replays: dict[str, tuple[Dataset, str]] = field(default_factory=dict)
     fate: dict[str, str] = field(default_factory=dict)
+    graphs: GraphCache | None = None  # the downstream frames' graphs, handed on to the trainer
 
 
 def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target: str,
@@ -255,26 +258,28 @@ def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target:
     added = missing_elements(base, train_ds, cfg.new_elements == "error")
     if added:
         base = extend_type_map(base, added, train_ds)
+    # the training frames' graphs, built once: ranking the heads and the bias refit use them, then the trainer
+    graphs = GraphCache(base, train_ds, target, keep=cfg.train.cache_graphs)
     zero: dict[str, float] = {}
     if branch is not None:
         resolve_head(base, branch)  # KeyError naming the heads
         chosen = branch
     else:
-        chosen, zero = choose_branch(base, train_ds, target, allow_fresh=mode != "atomft")
+        chosen, zero = choose_branch(base, train_ds, target, allow_fresh=mode != "atomft", graphs=graphs)
     replays = replay_sets(base, replay_data, seed, cfg.replay.frames) if cfg.replay.weight else {}
     model = keep_heads(base, [(HEAD, chosen)] + [(h, h) for h in replays], seed=seed)
     fate = head_fates(base.heads, chosen, replays, zero, mode)
     if chosen is None:
         model.fit_energy_bias(train_ds, head=HEAD, label=target)
     else:
-        refit_energy_bias(model, HEAD, train_ds, target)
+        refit_energy_bias(model, HEAD, graphs, target)
     freeze_descriptor(model, cfg.freeze)
     hooks = train_new_types(model, n_old) if added else []
     if mode == "atomft":
         from lam_lab.atomft import attach_correction
 
         attach_correction(model, HEAD, cfg.atomft.alpha)
-    return _Start(model, chosen, zero, added, hooks, replays, fate)
+    return _Start(model, chosen, zero, added, hooks, replays, fate, graphs)
 
 
 # -- data -------------------------------------------------------------------------------------------------

@@ -86,12 +86,18 @@ def extend_type_map(model: Potential, elements: Sequence[str], frames: Sequence 
 
 
 def zero_shot(model: Potential, ds: Dataset, label: str, heads: Sequence[str] | None = None,
-              n: int = ZERO_SHOT_FRAMES) -> dict[str, float]:
-    """Force RMSE (meV/Å) of each head on up to ``n`` frames; key ``"fresh"``: the RMS of the labels (a zero model)."""
+              n: int = ZERO_SHOT_FRAMES, graphs: Sequence[Any] | None = None) -> dict[str, float]:
+    """Force RMSE (meV/Å) of each head on up to ``n`` frames; key ``"fresh"``: the RMS of the labels (a zero model).
+
+    ``graphs``: the frames of ``ds`` already prepared with ``label`` (a training GraphCache), reused.
+    """
     from lam_lab.train.metrics import evaluate_graphs
 
-    src = ds.provenance.source or ds.name
-    graphs = [model.prepare(f, label=label, index=i, source=src) for i, f in enumerate(ds[:n])]
+    if graphs is None:
+        src = ds.provenance.source or ds.name
+        graphs = [model.prepare(f, label=label, index=i, source=src) for i, f in enumerate(ds[:n])]
+    else:
+        graphs = [graphs[i] for i in range(min(n, len(graphs)))]
     forces = [g.forces for g in graphs if g.forces is not None]
     out = {}
     if forces:
@@ -102,10 +108,11 @@ def zero_shot(model: Potential, ds: Dataset, label: str, heads: Sequence[str] | 
     return out
 
 
-def choose_branch(model: Potential, ds: Dataset, label: str,
-                  allow_fresh: bool = True) -> tuple[str | None, dict[str, float]]:
-    """The head with the lowest zero-shot force RMSE, or None (a fresh head) when predicting zero forces does better."""
-    errors = zero_shot(model, ds, label)
+def choose_branch(model: Potential, ds: Dataset, label: str, allow_fresh: bool = True,
+                  graphs: Sequence[Any] | None = None) -> tuple[str | None, dict[str, float]]:
+    """The head with the lowest zero-shot force RMSE, or None (a fresh head) when predicting zero forces does better
+    (``graphs``: as for :func:`zero_shot`)."""
+    errors = zero_shot(model, ds, label, graphs=graphs)
     if not errors:  # no force labels: energies alone rank nothing, keep the first head's weights
         return (None if allow_fresh else model.heads[0]), errors
     heads = {h: e for h, e in errors.items() if h != "fresh"}
@@ -162,12 +169,14 @@ def refit_energy_bias(model: Potential, head: str, frames: Sequence, label: str 
     """Eq. 6 on what the head misses: Σ_z c_mz δ(z) = E*_m − E_m(model); adds δ to the bias, returns it [n_types] (eV).
 
     A pre-trained head keeps its network and only shifts per element (DeePMD-kit's bias change on
-    fine-tuning); on a head whose network outputs zero this is Eq. 6 itself.
+    fine-tuning); on a head whose network outputs zero this is Eq. 6 itself. ``frames`` may be graphs prepared
+    with ``label`` (a training GraphCache), reused as they are.
     """
-    from lam_lab.nn.batch import collate
+    from lam_lab.nn.batch import Graph, collate
     from lam_lab.nn.energy_bias import solve_energy_bias, type_counts
 
-    graphs = [g for g in (model.prepare(f, label=label, index=i) for i, f in enumerate(frames)) if g.energy is not None]
+    prepared = (f if isinstance(f, Graph) else model.prepare(f, label=label, index=i) for i, f in enumerate(frames))
+    graphs = [g for g in prepared if g.energy is not None]
     if not graphs:
         raise DataError(f"no frame has an energy for label {label!r}: cannot fit the energy bias (Eq. 6)",
                         field="energy")

@@ -120,6 +120,17 @@ def test_zero_shot_choice_and_replay(rxn, pre):
         run(rxn[:6], pre, replay=0.5)
 
 
+def test_head_choice_bias_refit_and_training_share_one_graph_per_frame(rxn, pre, monkeypatch):
+    from lam_lab.potential import Potential
+
+    built = []
+    prepare = Potential.prepare
+    monkeypatch.setattr(Potential, "prepare", lambda self, frame, *a, **k: built.append(frame) or prepare(
+        self, frame, *a, **k))
+    res = run(rxn[:8], pre, steps=3)
+    assert res.zero_shot and len(built) == 8 and len({id(f) for f in built}) == 8
+
+
 def test_auto_run_folders_are_unique(rxn, pre, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # two runs in the same second: two folders (they shared one)
     a, b = (run(rxn[:4], pre, steps=1, out_dir="auto").path.parent for _ in range(2))

@@ -43,6 +43,16 @@ class GraphCache:
                 self._graphs[i] = g
         return g
 
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def serves(self, model: "Potential", dataset: Dataset, label: str | None, keep: bool) -> bool:
+        """Whether these graphs are ``model``'s of ``dataset``: the same frames (objects, in order) and label,
+        the same type map and cutoffs (all a graph depends on), and the same ``keep``."""
+        return (self.label == label and self.keep == keep and len(self.dataset) == len(dataset)
+                and all(a is b for a, b in zip(self.dataset.frames, dataset.frames))
+                and list(self.model.type_map) == list(model.type_map) and self.model.cutoffs() == model.cutoffs())
+
     def nbytes(self) -> int:
         """Memory held by the cached neighbor lists (bytes)."""
         return sum(a.nbytes for g in self._graphs if g is not None for nl in g.neighbors
@@ -51,6 +61,16 @@ class GraphCache:
     def sizes(self) -> np.ndarray:
         """Atoms per frame."""
         return np.array([len(f) for f in self.dataset], dtype=np.int64)
+
+
+def graph_cache(model: "Potential", dataset: Dataset, label: str | None, keep: bool = True,
+                given: GraphCache | None = None) -> GraphCache:
+    """The graphs of ``dataset`` for ``model``: ``given`` (built earlier, e.g. while fine-tuning ranked the
+    pre-trained heads) when it :meth:`~GraphCache.serves` them, else a new cache."""
+    if given is not None and given.serves(model, dataset, label, keep):
+        given.model = model  # the same graphs; do not keep the model that built them alive
+        return given
+    return GraphCache(model, dataset, label, keep=keep)
 
 
 def _compact(graph: "Graph") -> "Graph":
@@ -79,7 +99,7 @@ class Task:
     train: Dataset
     weight: float = 1.0
     validation: Dataset | None = None
-    graphs: GraphCache | None = None
+    graphs: GraphCache | None = None  # set by the Trainer; one given to train() is reused when it serves
     val_graphs: GraphCache | None = None
     source_index: list[int] | None = None  # index in the caller's Dataset of each training frame (error messages)
 

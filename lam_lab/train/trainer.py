@@ -17,7 +17,7 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.train import distributed
 from lam_lab.train.checkpoint import CheckpointManager, load_resume_state, model_identity, rng_state, set_rng_state
 from lam_lab.train.config import TrainConfig
-from lam_lab.train.data import FrameSampler, GraphCache, Task, TaskSampler, resolve_tasks
+from lam_lab.train.data import FrameSampler, GraphCache, Task, TaskSampler, graph_cache, resolve_tasks
 from lam_lab.train.ema import EMA
 from lam_lab.train.events import Callback, Event, EventBus, JSONLLogger, StepWindow, TqdmProgress
 from lam_lab.train.guard import check_step
@@ -63,6 +63,7 @@ def train(
     labels: str | Mapping[str, str] | None = None,
     heads: str | Mapping[str, str] | None = None,
     progress: bool = True,
+    graphs: Mapping[str, GraphCache] | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train ``model`` on one data set or several (task name → Dataset, one head each, Eq. 44).
@@ -71,7 +72,8 @@ def train(
     writes under ``lam_lab_runs/``, ``None`` writes nothing. ``callbacks`` receive every
     :class:`Event`; setting ``stop_event`` ends the run at the next step boundary with a
     checkpoint. ``resume=True`` continues from the newest checkpoint in ``out_dir`` (or a path).
-    Other keyword ``options`` are :class:`TrainConfig` fields (``lr=1e-3, batch_atoms=64``).
+    Other keyword ``options`` are :class:`TrainConfig` fields (``lr=1e-3, batch_atoms=64``). ``graphs``
+    (task name → :class:`GraphCache` of its training frames, built earlier for this model) are reused, not rebuilt.
     """
     cfg = config or TrainConfig()
     unknown = sorted(set(options) - {f.name for f in fields(TrainConfig)})
@@ -84,6 +86,8 @@ def train(
         cfg = cfg.replace(steps=TrainConfig.default_steps)
     cfg.check()
     tasks = resolve_tasks(model, datasets, weights, labels, heads, validation)
+    for t in tasks:
+        t.graphs = (graphs or {}).get(t.name)
     info = distributed.setup(cfg.device)
     lock = None
     try:
@@ -126,7 +130,7 @@ class Trainer:
         self.model = model.to(info.device)
         self.dtype = next(model.parameters()).dtype
         for t in tasks:
-            t.graphs = GraphCache(model, t.train, t.label, keep=cfg.cache_graphs)
+            t.graphs = graph_cache(model, t.train, t.label, cfg.cache_graphs, given=t.graphs)
             has_val = t.validation is not None
             t.val_graphs = GraphCache(model, t.validation, t.label, keep=cfg.cache_graphs) if has_val else None
         self.task_sampler = TaskSampler([t.weight for t in tasks], cfg.seed)
