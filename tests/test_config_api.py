@@ -162,3 +162,22 @@ def test_finetune_takes_its_config(tmp_path):
     res = ll.finetune(ds.where(split="train"), cfg, out_dir=None, progress=False)
     assert res.train.steps == 2 and res.model.metadata["extra"]["delta"]["baseline"] == "gfn2-xtb"
     assert res.model.metadata["extra"]["finetune"]["frames"] == 4
+
+
+def test_train_reads_a_data_file_path_like_the_dataset_it_holds(tmp_path):
+    import torch
+
+    import lam_lab as ll
+    from lam_lab.data.errors import UnknownSourceError
+    from test_train_fixtures import emt_frames, tiny_model
+
+    torch.set_num_threads(1)
+    path = tmp_path / "cu.extxyz"
+    ll.data.write(emt_frames("Cu", 4), path)
+    kw = dict(steps=2, out_dir=None, progress=False)
+    ref = ll.train(tiny_model(["Cu"]), ll.data.read(path), **kw).model.state_dict()
+    for source in (str(path), path, {"default": path}):  # one source resolver: a path stands for its Dataset
+        got = ll.train(tiny_model(["Cu"]), source, **kw).model.state_dict()
+        assert all(torch.equal(got[k], v) for k, v in ref.items()), source
+    with pytest.raises(UnknownSourceError, match="nowhere.extxyz"):
+        ll.train(tiny_model(["Cu"]), tmp_path / "nowhere.extxyz", **kw)

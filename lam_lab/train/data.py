@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -109,21 +110,34 @@ def _suggest(name: str, known: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(map(str, known))}"
 
 
+def as_datasets(source: Any) -> Any:
+    """``source`` with every data file path or built-in name (top level or a dict's value) read by the one
+    resolver, :func:`lam_lab.data.io.load_source`; Datasets and anything else pass through unchanged."""
+    from lam_lab.data.io import load_source
+
+    if isinstance(source, (str, os.PathLike)):
+        return load_source(source)
+    if isinstance(source, Mapping):
+        return {k: load_source(v) if isinstance(v, (str, os.PathLike)) else v for k, v in source.items()}
+    return source
+
+
 def resolve_tasks(
     model: "Potential",
-    datasets: Dataset | Mapping[str, Dataset],
+    datasets: Dataset | str | os.PathLike | Mapping[str, Dataset | str | os.PathLike],
     weights: Mapping[str, float] | None = None,
     labels: str | Mapping[str, str] | None = None,
     heads: str | Mapping[str, str] | None = None,
-    validation: Dataset | Mapping[str, Dataset] | None = None,
+    validation: Dataset | str | os.PathLike | Mapping[str, Dataset | str | os.PathLike] | None = None,
 ) -> list[Task]:
     """Tasks from the arguments of :func:`lam_lab.train`, every name and label checked up front.
 
-    A plain Dataset is a single task trained through head ``"default"`` (or the model's only
-    head); a dict gives one task per entry, each through the head of the same name (created by
-    the trainer if the model lacks it). ``weights``/``labels``/``heads``/``validation`` keys must
-    be task names.
+    A plain Dataset (or a data file path or built-in name) is a single task trained through head
+    ``"default"`` (or the model's only head); a dict gives one task per entry, each through the head of
+    the same name (created by the trainer if the model lacks it). ``weights``/``labels``/``heads``/
+    ``validation`` keys must be task names.
     """
+    datasets, validation = as_datasets(datasets), as_datasets(validation)
     single = isinstance(datasets, Dataset)
     if single:
         only = model.heads[0] if len(model.heads) == 1 and "default" not in model.heads else "default"

@@ -49,7 +49,7 @@ class TrainResult:
 
 def train(
     model: "Potential",
-    datasets: Dataset | Mapping[str, Dataset],
+    datasets: Dataset | str | Path | Mapping[str, Dataset | str | Path],
     weights: Mapping[str, float] | None = None,
     steps: int | None = None,
     minutes: float | None = None,
@@ -57,7 +57,7 @@ def train(
     out_dir: str | Path | None = "auto",
     callbacks: Iterable[Callback] = (),
     device: str | torch.device | None = None,
-    validation: Dataset | Mapping[str, Dataset] | None = None,
+    validation: Dataset | str | Path | Mapping[str, Dataset | str | Path] | None = None,
     resume: bool | str | Path = False,
     stop_event: threading.Event | None = None,
     labels: str | Mapping[str, str] | None = None,
@@ -66,7 +66,8 @@ def train(
     graphs: Mapping[str, GraphCache] | None = None,
     **options: Any,
 ) -> TrainResult:
-    """Train ``model`` on one data set or several (task name → Dataset, one head each, Eq. 44).
+    """Train ``model`` on one data set or several (task name → Dataset, one head each, Eq. 44); a data file
+    path or built-in name stands for a Dataset anywhere (read by :func:`lam_lab.data.io.load_source`).
 
     ``steps``/``minutes`` override the config's budget (default 1000 steps); ``out_dir="auto"``
     writes under ``lam_lab_runs/``, ``None`` writes nothing. ``callbacks`` receive every
