@@ -12,11 +12,12 @@ from ase.build import molecule
 from ase.calculators.emt import EMT
 
 import lam_lab as ll
+from conftest import TINY_DPA2
 from lam_lab.data import DataError, Dataset, Frame, Labels, read
 from lam_lab.distill import LABEL, RoundEvent, distill, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.train.events import Event
 
-TINY_TEACHER = dict(repformer_layers=1, g1_dim=16, g2_dim=8, repinit_neuron=(8, 16), fitting_neuron=(16, 16))
+TINY_TEACHER = {k: v for k, v in TINY_DPA2.items() if not k.endswith("_sel")}  # the tiny preset, default sels
 TINY_STUDENT = dict(repinit_neuron=(8,), repinit_axis=4, fitting_neuron=(16, 16), student_basis=8)
 QUICK = dict(temperatures=(300.0, 600.0), md_steps=20, sample_every=5, train_steps=10, progress=False,
              student_options=TINY_STUDENT)
