@@ -193,6 +193,123 @@ def _shot(page, shots: Path, name: str, panel: str) -> None:
     page.locator(panel).first.screenshot(path=str(shots / name))
 
 
+def _run_notebook(page, url: str, token: str, shots: Path) -> None:
+    """Open notebook 00, run every cell, and check the 3D player drew a molecule."""
+    page.goto(f"{url}/lab/tree/00_lab.ipynb?token={token}", wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    _wait(page, _STATE, lambda s: s["ready"] and s["kernel"] == "idle", 120, "the kernel")
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    time.sleep(1.0)
+    state = _wait(page, _STATE, lambda s: s["busy"] == 0 and s["kernel"] == "idle", 300, "the cells")
+    assert all(pr not in ("[*]:", "[ ]:") for pr in state["prompts"][:2]), state
+    page.wait_for_selector("canvas.llrp-view", state="visible", timeout=60_000)
+    time.sleep(1.0)
+    page.screenshot(path=str(shots / "01-notebook-run.png"), full_page=True)
+    view = page.locator("canvas.llrp-view").first
+    view.scroll_into_view_if_needed()
+    png = view.screenshot(path=str(shots / "lab-player-canvas.png"))
+    variance, colours = _canvas_stats(png)
+    assert variance > 50 and colours > 20, f"the 3D player canvas looks blank: variance {variance}, {colours} colours"
+    _shot(page, shots, "lab_playback.png", ".lam-md-panel .llrp")
+
+
+def _data_tab(page, shots: Path) -> None:
+    """Data: Load, then Compare with a second set (densities, both sets in the legend)."""
+    data = ".lam-data-panel"
+    _tab(page, "Data", data)
+    _click(page, data, "Load")
+    plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: len([q for q in ps if q["points"]]) >= 3, 60, "the Data plots")
+    page.locator(f"{data} input[placeholder^='compare with']").fill("rxn-dft")
+    _click(page, data, "Compare")
+    plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: sum(len(set(q["legend"])) >= 2 for q in ps) >= 3, 60,
+                  "the comparison (coverage bars and both histograms with two sets)")
+    hists = [q for q in plots if q["title"].startswith(("energy per atom", "force magnitude"))]
+    assert len(hists) == 2 and all(len(set(q["legend"])) == 2 for q in hists), hists
+    assert all(any("density" in a for a in q["axes"]) for q in hists), hists
+    _shot(page, shots, "data_panel.png", data)
+
+
+def _train_tab(page, shots: Path) -> None:
+    """Train: Start, live curves, done; the model is offered to the other tabs, not selected."""
+    train = ".lam-train-panel"
+    _tab(page, "Train", train)
+    _click(page, train, "Start")
+    points = _wait(page, _LOSS_POINTS, lambda n: n >= 2, 240, "points on the loss curve")
+    assert points >= 2 and "device:" in page.locator(train).inner_text()
+    _done(page, train, "Start", 240)
+    assert "validating on 3" in page.locator(train).inner_text()  # 8 frames: 5 train, 3 validate
+    _shot(page, shots, "lab-train-tab.png", train)
+
+
+def _finetune_tab(page, shots: Path) -> None:
+    """Fine-tune · Δ: the offer is visible, the choice unchanged; Start draws parity + comparison."""
+    ft = ".lam-finetune-panel"
+    _tab(page, "Fine-tune · Δ", ft)
+    offer = page.locator(f"{ft} .lam-model-offer").first
+    assert offer.is_visible() and "New:" in offer.inner_text() and "from Train" in offer.inner_text()
+    assert "uses lam-chon-small" in page.locator(ft).inner_text()
+    before = [q["title"] for q in _plots(page, ft)]
+    assert sum(t.endswith("(test split)") for t in before) == 2, before  # placeholder axes before Start
+    page.locator(f"{ft} button", has_text="Δ on GFN2-xTB").first.click()
+    _click(page, ft, "Start")
+    _done(page, ft, "Start", 300)
+    plots = _wait(page, lambda_js(_PLOTS, ft), lambda ps: sum("RMSE" in q["title"] and q["points"] > 0 for q in ps) >= 2
+                  and any(q["title"].startswith("Learning") and q["points"] > 0 for q in ps), 60, "parity and comparison")
+    parity = [q for q in plots if "(test split)" in q["title"]]  # GFN2-xTB alone beside the model, in the table too
+    assert len(parity) == 2 and all("GFN2-xTB alone" in " ".join(q["legend"]) for q in parity), parity
+    assert "GFN2-xTB alone" in page.locator(ft).inner_text()
+    for q in plots:  # no figure at plotly's default 700 px in a wider panel, no untitled axis
+        assert q["width"] > (0.9 if "loss" in q["axes"] or q["title"].startswith("Learning") else 0.45), q
+        assert all(q["axes"]), q
+    _shot(page, shots, "lab-finetune-tab.png", ft)
+
+
+def _distill_tab(page, shots: Path) -> None:
+    """Distill: Start; per-round chart and the speed-up."""
+    di = ".lam-distill-panel"
+    _tab(page, "Distill", di)
+    assert "New:" in page.locator(f"{di} .lam-model-offer").first.inner_text()  # Δ (1) offered
+    _click(page, di, "Start")
+    _done(page, di, "Start", 300)
+    _wait(page, lambda_js(_PLOTS, di), lambda ps: any(q["points"] >= 2 for q in ps), 60, "the round chart")
+    assert "faster" in page.locator(di).inner_text()
+    _shot(page, shots, "lab-distill-tab.png", di)
+
+
+def _md_tab(page, shots: Path) -> None:
+    """MD: Run MD; live energy/temperature, the player and the committee's uncertainty."""
+    md = ".lam-md-panel"
+    _tab(page, "MD", md)
+    # the default start (Diels–Alder from its verified GFN2-xTB TS) with the default 300 steps (quick mode: 60,
+    # too short to arrive): the run from the button reacts and the status line says so in words
+    steps = page.locator(f"{md} .widget-inline-hbox").filter(has=page.locator("label", has_text=re.compile("^steps$")))
+    steps.locator("input").first.fill("300")
+    steps.locator("input").first.press("Enter")
+    time.sleep(1.0)
+    _click(page, md, "Run MD")
+    status = _done(page, md, "Run MD", 240)
+    assert status.startswith("done: reached the product") or status.startswith("done: reached the reactant"), status
+    plots = _wait(page, lambda_js(_PLOTS, md), lambda ps: any(q["points"] >= 10 for q in ps), 60, "the live MD plot")
+    assert {"potential energy", "total energy", "temperature"} <= {t for q in plots for t in q["legend"]}
+    text = page.locator(md).inner_text()
+    assert "drift" not in text  # Langevin: no total-energy drift line
+    assert "from the transition state of diels-alder" in text  # the default start: a verified TS
+    _click(page, md, "Uncertainty")  # committee: two heads of the shipped model on the played frames
+    _done(page, md, "Uncertainty", 180)
+    colour = page.locator(f"{md} select.llrp-colorby").first
+    assert colour.is_visible() and colour.input_value() == "values"
+    assert "largest disagreement" in page.locator(md).inner_text()
+    _shot(page, shots, "lab-md-tab.png", md)
+
+
+def _no_widget_errors(page) -> None:
+    """No widget failed to render anywhere on the page."""
+    text = page.inner_text("body")
+    for bad in WIDGET_ERRORS + ("not JSON compliant",):
+        assert bad not in text, f"widget error on the page: {bad!r}"
+    assert page.locator(".jupyter-widgets-error-widget").count() == 0
+
+
 def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
     """Notebook 00 runs; then, with every cell finished, each tab's buttons are clicked and its plots must arrive."""
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -208,106 +325,10 @@ def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
         try:
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.goto(f"{url}/lab/tree/00_lab.ipynb?token={token}", wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            _wait(page, _STATE, lambda s: s["ready"] and s["kernel"] == "idle", 120, "the kernel")
-            page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            time.sleep(1.0)
-            state = _wait(page, _STATE, lambda s: s["busy"] == 0 and s["kernel"] == "idle", 300, "the cells")
-            assert all(pr not in ("[*]:", "[ ]:") for pr in state["prompts"][:2]), state
-            page.wait_for_selector("canvas.llrp-view", state="visible", timeout=60_000)
-            time.sleep(1.0)
-            page.screenshot(path=str(shots / "01-notebook-run.png"), full_page=True)
-            view = page.locator("canvas.llrp-view").first
-            view.scroll_into_view_if_needed()
-            png = view.screenshot(path=str(shots / "lab-player-canvas.png"))
-            variance, colours = _canvas_stats(png)
-            assert variance > 50 and colours > 20, f"the 3D player canvas looks blank: variance {variance}, {colours} colours"
-            _shot(page, shots, "lab_playback.png", ".lam-md-panel .llrp")
-
-            # -- Data: Load, then Compare with a second set (densities, both sets in the legend) --------
-            data = ".lam-data-panel"
-            _tab(page, "Data", data)
-            _click(page, data, "Load")
-            plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: len([q for q in ps if q["points"]]) >= 3, 60, "the Data plots")
-            page.locator(f"{data} input[placeholder^='compare with']").fill("rxn-dft")
-            _click(page, data, "Compare")
-            plots = _wait(page, lambda_js(_PLOTS, data), lambda ps: sum(len(set(q["legend"])) >= 2 for q in ps) >= 3, 60,
-                          "the comparison (coverage bars and both histograms with two sets)")
-            hists = [q for q in plots if q["title"].startswith(("energy per atom", "force magnitude"))]
-            assert len(hists) == 2 and all(len(set(q["legend"])) == 2 for q in hists), hists
-            assert all(any("density" in a for a in q["axes"]) for q in hists), hists
-            _shot(page, shots, "data_panel.png", data)
-
-            # -- Train: Start, live curves, done; the model is offered to the other tabs, not selected ---
-            train = ".lam-train-panel"
-            _tab(page, "Train", train)
-            _click(page, train, "Start")
-            points = _wait(page, _LOSS_POINTS, lambda n: n >= 2, 240, "points on the loss curve")
-            assert points >= 2 and "device:" in page.locator(train).inner_text()
-            _done(page, train, "Start", 240)
-            assert "validating on 3" in page.locator(train).inner_text()  # 8 frames: 5 train, 3 validate
-            _shot(page, shots, "lab-train-tab.png", train)
-
-            # -- Fine-tune · Δ: the offer is visible, the choice unchanged; Start draws parity + comparison
-            ft = ".lam-finetune-panel"
-            _tab(page, "Fine-tune · Δ", ft)
-            offer = page.locator(f"{ft} .lam-model-offer").first
-            assert offer.is_visible() and "New:" in offer.inner_text() and "from Train" in offer.inner_text()
-            assert "uses lam-chon-small" in page.locator(ft).inner_text()
-            before = [q["title"] for q in _plots(page, ft)]
-            assert sum(t.endswith("(test split)") for t in before) == 2, before  # placeholder axes before Start
-            page.locator(f"{ft} button", has_text="Δ on GFN2-xTB").first.click()
-            _click(page, ft, "Start")
-            _done(page, ft, "Start", 300)
-            plots = _wait(page, lambda_js(_PLOTS, ft), lambda ps: sum("RMSE" in q["title"] and q["points"] > 0 for q in ps) >= 2
-                          and any(q["title"].startswith("Learning") and q["points"] > 0 for q in ps), 60, "parity and comparison")
-            parity = [q for q in plots if "(test split)" in q["title"]]  # GFN2-xTB alone beside the model, in the table too
-            assert len(parity) == 2 and all("GFN2-xTB alone" in " ".join(q["legend"]) for q in parity), parity
-            assert "GFN2-xTB alone" in page.locator(ft).inner_text()
-            for q in plots:  # no figure at plotly's default 700 px in a wider panel, no untitled axis
-                assert q["width"] > (0.9 if "loss" in q["axes"] or q["title"].startswith("Learning") else 0.45), q
-                assert all(q["axes"]), q
-            _shot(page, shots, "lab-finetune-tab.png", ft)
-
-            # -- Distill: Start; per-round chart and the speed-up -------------------------------------
-            di = ".lam-distill-panel"
-            _tab(page, "Distill", di)
-            assert "New:" in page.locator(f"{di} .lam-model-offer").first.inner_text()  # Δ (1) offered
-            _click(page, di, "Start")
-            _done(page, di, "Start", 300)
-            _wait(page, lambda_js(_PLOTS, di), lambda ps: any(q["points"] >= 2 for q in ps), 60, "the round chart")
-            assert "faster" in page.locator(di).inner_text()
-            _shot(page, shots, "lab-distill-tab.png", di)
-
-            # -- MD: Run MD; live energy/temperature and the player ------------------------------------
-            md = ".lam-md-panel"
-            _tab(page, "MD", md)
-            # the default start (Diels–Alder from its verified GFN2-xTB TS) with the default 300 steps (quick mode: 60,
-            # too short to arrive): the run from the button reacts and the status line says so in words
-            steps = page.locator(f"{md} .widget-inline-hbox").filter(has=page.locator("label", has_text=re.compile("^steps$")))
-            steps.locator("input").first.fill("300")
-            steps.locator("input").first.press("Enter")
-            time.sleep(1.0)
-            _click(page, md, "Run MD")
-            status = _done(page, md, "Run MD", 240)
-            assert status.startswith("done: reached the product") or status.startswith("done: reached the reactant"), status
-            plots = _wait(page, lambda_js(_PLOTS, md), lambda ps: any(q["points"] >= 10 for q in ps), 60, "the live MD plot")
-            assert {"potential energy", "total energy", "temperature"} <= {t for q in plots for t in q["legend"]}
-            text = page.locator(md).inner_text()
-            assert "drift" not in text  # Langevin: no total-energy drift line
-            assert "from the transition state of diels-alder" in text  # the default start: a verified TS
-            _click(page, md, "Uncertainty")  # committee: two heads of the shipped model on the played frames
-            _done(page, md, "Uncertainty", 180)
-            colour = page.locator(f"{md} select.llrp-colorby").first
-            assert colour.is_visible() and colour.input_value() == "values"
-            assert "largest disagreement" in page.locator(md).inner_text()
-            _shot(page, shots, "lab-md-tab.png", md)
-
-            text = page.inner_text("body")
-            for bad in WIDGET_ERRORS + ("not JSON compliant",):
-                assert bad not in text, f"widget error on the page: {bad!r}"
-            assert page.locator(".jupyter-widgets-error-widget").count() == 0
+            _run_notebook(page, url, token, shots)
+            for tab in (_data_tab, _train_tab, _finetune_tab, _distill_tab, _md_tab):  # in order: each uses the last
+                tab(page, shots)
+            _no_widget_errors(page)
         finally:
             (shots / "console.log").write_text("\n".join(console))
             browser.close()
