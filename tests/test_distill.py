@@ -190,7 +190,7 @@ def test_cli_distill(teacher, tmp_path):
 def test_shipped_distill_configs_parse():
     from pathlib import Path
 
-    from lam_lab.distill_cli import load_spec
+    from lam_lab.cli.distill import load_spec
 
     files = sorted((Path(__file__).resolve().parents[1] / "configs").glob("distill-*.yaml"))
     assert files
