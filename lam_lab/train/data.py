@@ -148,7 +148,8 @@ def resolve_tasks(
         heads = {name: head}
         validation = {name: validation} if isinstance(validation, Dataset) else validation
     if not isinstance(datasets, Mapping) or not datasets:
-        raise DataError("train() needs a Dataset or a non-empty dict of task name -> Dataset")
+        raise DataError("train() needs a Dataset (or a data file path or built-in name) or a non-empty dict of task "
+                        "name -> Dataset")
     names = list(datasets)
     for arg, mapping in (("weights", weights), ("labels", labels), ("heads", heads), ("validation", validation)):
         if mapping is None or isinstance(mapping, str):
@@ -159,8 +160,8 @@ def resolve_tasks(
     tasks = []
     for name, ds in datasets.items():
         if not isinstance(ds, Dataset):
-            raise DataError(f"task {name!r}: expected a lam_lab Dataset, got {type(ds).__name__}",
-                            field=f"datasets.{name}")
+            raise DataError(f"task {name!r}: expected a lam_lab Dataset, file path or built-in name, got "
+                            f"{type(ds).__name__}", field=f"datasets.{name}")
         label = labels if isinstance(labels, str) else (labels or {}).get(name) or ds.default_label()
         if label not in ds.label_sets:
             raise DataError(f"label set {label!r} not in dataset {ds.name!r}" + _suggest(label, ds.label_sets),
