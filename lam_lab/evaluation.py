@@ -208,15 +208,17 @@ def reference(frames: Any, label: str) -> Prediction:
 
 
 def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
-    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and the reactant of the same
-    ``info['reaction']`` (None when either is missing)."""
+    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and a reactant of the same
+    ``info['reaction']``, from the same ``info['source']`` when there is one (a DFT saddle pairs with the DFT
+    minimum, not with the GFN2-xTB minimum labelled at DFT); None when either is missing."""
     ts = next((i for i, f in enumerate(frames) if f.info.get("role") == "ts"), None)
     if ts is None:
         return None
     same = frames[ts].info.get("reaction")
-    r = next((i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same),
-             None)
-    return None if r is None else (r, ts)
+    rs = [i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same]
+    if not rs:
+        return None
+    return next((i for i in rs if frames[i].info.get("source") == frames[ts].info.get("source")), rs[0]), ts
 
 
 def offset_removed(per_atom: np.ndarray, frames: Sequence["Frame"]) -> np.ndarray:
