@@ -57,3 +57,19 @@ def test_delta_model_card_install_load_and_calculator(small_rxn, tmp_path, monke
     bare = ll.evaluation.predict(model, [frame], baseline=None).energy[0]
     assert atoms.get_potential_energy() == pytest.approx(bare + ref.get_potential_energy(), abs=1e-3)
     assert np.isfinite(atoms.get_forces()).all()
+
+
+@pytest.mark.skipif(dm.NAME not in ll.pretrained.available(), reason="shipped Δ model not built")
+def test_shipped_delta_model_is_listed_described_and_beats_nothing_silently():
+    from lam_lab.datasets.rxn_dft import TEST_REACTIONS
+    from lam_lab.delta import delta_spec
+
+    model = ll.pretrained.load(dm.NAME)
+    spec = delta_spec(model)
+    assert spec["baseline"] == "gfn2-xtb" and spec["label"] == dm.HIGH
+    card = ll.pretrained.card(dm.NAME, as_dict=True)
+    # the card names the reactions it never saw and shows GFN2-xTB alone beside every one of them
+    assert set(card["data"]["held_out_reactions"]) == set(TEST_REACTIONS)
+    assert {h["reaction"] for h in card["held_out"]} == set(TEST_REACTIONS)
+    assert all(h["baseline_force_rmse_mev_per_A"] > 0 for h in card["held_out"])
+    assert set(model.type_map) >= {"H", "C", "N", "O"}
