@@ -111,8 +111,8 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from lam_lab import datasets
-    from lam_lab.datasets._stages import BuildContext
     from lam_lab.datasets.reactions import REACTIONS
+    from lam_lab.datasets.rxn_dft import BuildContext
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="HCN⇌HNC at GFN2-xTB only, in a temporary cache")

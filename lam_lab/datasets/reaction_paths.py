@@ -100,15 +100,9 @@ def md_frames(ctx: BuildContext, reaction: Reaction, cfg: PathSampling, neb: lis
 
 def smiles_graphs(reaction: Reaction) -> tuple[frozenset, frozenset]:
     """Bond graphs (pairs i < j, mapped reactant atom order) of the reaction's reactant and product SMILES."""
-    import numpy as np
+    from lam_lab.sampling import mapped_bond_graphs
 
-    from lam_lab.sampling.molecules import _bonds, _keys, _parse
-
-    r, p = _parse(reaction.reactant), _parse(reaction.product)
-    rk, pk = _keys(r, reaction.reactant), _keys(p, reaction.product)
-    where = {k: i for i, k in enumerate(pk)}
-    inv = np.argsort([where[k] for k in rk])  # reactant index of each product atom
-    return frozenset(_bonds(r, np.arange(len(rk)))), frozenset(_bonds(p, inv))
+    return mapped_bond_graphs(reaction.reactant, reaction.product)
 
 
 def ends_mismatch(reaction: Reaction, frames: list[Frame]) -> str | None:
