@@ -16,6 +16,7 @@ import torch
 from lam_lab.config import ConfigError, load_config
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
+from lam_lab.delta import delta_dataset, delta_label, delta_spec
 from lam_lab.potential import ModelConfig, Potential, resolve_head
 from lam_lab.train.config import TrainConfig
 from lam_lab.train.data import GraphCache
@@ -170,7 +171,7 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     train_ds = select_frames(dataset, label, cfg.frames, seed)
     target, spec, val_ds = label, None, validation
     if mode == "delta":
-        from lam_lab.delta import baseline_spec, delta_dataset, delta_label
+        from lam_lab.delta import baseline_spec
 
         spec = baseline_spec(dataset, label, baseline)
         train_ds, target = delta_dataset(train_ds, label, baseline), delta_label(label, baseline)
@@ -195,7 +196,7 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
         info["alpha"] = float(cfg.atomft.alpha)
     extra = {"finetune": info, **({"delta": spec} if spec else {})}
     model.metadata = {"provenance": {}, "source": None, "extra": extra}
-    sets, weights, labels, heads = _tasks(train_ds, target, start.replays, cfg.replay.weight)
+    sets, weights, labels, heads = _tasks(train_ds, target, start.replays, cfg.replay.weight, start.merged)
     fresh = out_dir == "auto"
     if fresh:  # unique even for two runs started in the same second
         out_dir = auto_dir(prefix=f"finetune-{mode}")
@@ -215,13 +216,14 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     return FinetuneResult(res.model, res, mode, HEAD, res.metrics, path, chosen, target, start.zero, start.fate)
 
 
-def _tasks(train_ds: Dataset, target: str, replays: Mapping[str, tuple[Dataset, str]],
-           replay: float) -> tuple[dict[str, Dataset], dict[str, float], dict[str, str], dict[str, str]]:
-    """Training tasks: the downstream head (weight 1) and each replayed head (sharing weight ``replay``)."""
+def _tasks(train_ds: Dataset, target: str, replays: Mapping[str, tuple[Dataset, str]], replay: float,
+           merged: str | None = None) -> tuple[dict[str, Dataset], dict[str, float], dict[str, str], dict[str, str]]:
+    """Training tasks: the downstream head (weight 1) and each replayed head (sharing weight ``replay``); the
+    ``merged`` head's replayed data trains the downstream head itself."""
     sets, weights, labels, heads = {HEAD: train_ds}, {HEAD: 1.0}, {HEAD: target}, {HEAD: HEAD}
     for h, (ds, lab) in replays.items():
         sets[f"replay-{h}"], weights[f"replay-{h}"] = ds, replay / len(replays)
-        labels[f"replay-{h}"], heads[f"replay-{h}"] = lab, h
+        labels[f"replay-{h}"], heads[f"replay-{h}"] = lab, HEAD if h == merged else h
     return sets, weights, labels, heads
 
 
@@ -248,6 +250,7 @@ class _Start:
     replays: dict[str, tuple[Dataset, str]] = field(default_factory=dict)
     fate: dict[str, str] = field(default_factory=dict)
     graphs: GraphCache | None = None  # the downstream frames' graphs, handed on to the trainer
+    merged: str | None = None  # the replayed head that is the downstream head itself (Δ continuation)
 
 
 def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target: str,
@@ -267,7 +270,9 @@ def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target:
     else:
         chosen, zero = choose_branch(base, train_ds, target, allow_fresh=mode != "atomft", graphs=graphs)
     replays = replay_sets(base, replay_data, seed, cfg.replay.frames) if cfg.replay.weight else {}
-    model = keep_heads(base, [(HEAD, chosen)] + [(h, h) for h in replays], seed=seed)
+    # a Δ model kept training with its own data replayed: that data has the downstream target, so one head
+    merged = chosen if chosen in replays and delta_spec(base) is not None else None
+    model = keep_heads(base, [(HEAD, chosen)] + [(h, h) for h in replays if h != merged], seed=seed)
     fate = head_fates(base.heads, chosen, replays, zero, mode)
     if chosen is None:
         model.fit_energy_bias(train_ds, head=HEAD, label=target)
@@ -279,7 +284,7 @@ def _start_from(base: Potential, cfg: FinetuneConfig, train_ds: Dataset, target:
         from lam_lab.atomft import attach_correction
 
         attach_correction(model, HEAD, cfg.atomft.alpha)
-    return _Start(model, chosen, zero, added, hooks, replays, fate, graphs)
+    return _Start(model, chosen, zero, added, hooks, replays, fate, graphs, merged)
 
 
 # -- data -------------------------------------------------------------------------------------------------
@@ -299,8 +304,6 @@ def select_frames(dataset: Dataset, label: str, n: int | None, seed: int = 0) ->
 
 def check_delta_continuation(base: Potential, mode: str, baseline: str) -> None:
     """A Δ model keeps training only as Δ on its own baseline: other modes or baselines are a DataError saying so."""
-    from lam_lab.delta import delta_spec
-
     spec = delta_spec(base)
     if spec is None:
         return
@@ -315,7 +318,9 @@ def check_delta_continuation(base: Potential, mode: str, baseline: str) -> None:
 
 def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, seed: int = 0,
                 max_frames: int = REPLAY_FRAMES) -> dict[str, tuple[Dataset, str]]:
-    """head → (frames, label) of the pre-training data to replay: ``replay_data`` or the model's recipe."""
+    """head → (frames, label) of the pre-training data to replay: ``replay_data`` or the model's recipe.
+
+    For a Δ model, ``replay_data`` holds full labels (e.g. its training set) and is replayed as label − baseline."""
     if replay_data is None:
         name = ((model.metadata or {}).get("extra") or {}).get("recipe")
         if not name:
@@ -328,6 +333,11 @@ def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, see
         pairs = {t: (s.train, s.label) for t, s in sets.items()}
     else:
         pairs = {h: (ds, ds.default_label()) for h, ds in replay_data.items()}
+        spec = delta_spec(model)
+        if spec is not None:  # a Δ model's head learns label − baseline: replay its data as that difference
+            pairs = {h: (delta_dataset(ds, spec["label"], spec["baseline"]), delta_label(spec["label"],
+                                                                                          spec["baseline"]))
+                     for h, (ds, _) in pairs.items()}
     for h in pairs:
         resolve_head(model, h)  # a replayed task trains its own pre-trained head
     out = {}

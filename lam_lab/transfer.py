@@ -134,7 +134,8 @@ def head_fates(heads: Sequence[str], chosen: str | None, replays: Mapping[str, A
     fate = {}
     for h in heads:
         if h == chosen:
-            fate[h] = f"kept: starts the downstream head {HEAD!r}{why(h)}"
+            again = "; its own data replayed against forgetting" if h in replays else ""
+            fate[h] = f"kept: starts the downstream head {HEAD!r}{why(h)}{again}"
         elif h in replays:
             fate[h] = "kept: replayed against forgetting"
         else:

@@ -10,7 +10,7 @@ import lam_lab as ll
 from conftest import tiny_config
 from lam_lab.data.errors import DataError
 from lam_lab.delta import delta_dataset, delta_label
-from lam_lab.finetune import finetune
+from lam_lab.finetune import finetune, replay_sets
 from lam_lab.md import LAMCalculator
 from lam_lab.models import load
 
@@ -93,6 +93,19 @@ def test_keep_training_a_delta_model(frames):
     with pytest.raises(DataError, match="baseline='gfn2-xtb'"):
         finetune(frames, pretrained=first.model, mode="delta", label=HIGH, baseline="gfn1-xtb", steps=1, out_dir=None,
                  progress=False)
+
+
+def test_keep_training_a_delta_model_with_its_data_replayed(frames):
+    first = finetune(frames[:8], pretrained=None, mode="delta", label=HIGH, baseline=BASE, preset=TINY, steps=3,
+                     out_dir=None, progress=False)
+    # few-shot on new frames while the model's own (full-label) data is replayed as DFT − xTB on the same head
+    more = finetune(frames[8:], pretrained=first.model, mode="delta", label=HIGH, baseline=BASE, branch="default",
+                    replay=0.5, replay_data={"default": frames[:8]}, steps=4, out_dir=None, progress=False)
+    assert more.model.heads == ["default"] and "replayed" in more.heads["default"]
+    assert any("replay-default" in (h.get("train_rmse") or {}) for h in more.train.history)
+    delta = delta_label(HIGH, BASE)
+    replayed = replay_sets(first.model, {"default": frames[:8]})["default"]
+    assert replayed[1] == delta and replayed[0].label_sets == [delta]
 
 
 def test_delta_from_a_multi_head_model_says_what_became_of_the_heads(frames):
