@@ -81,14 +81,20 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
 
 def holdout_split(ds: "Dataset", seed: int = 0, max_test: int | None = None) -> tuple["Dataset", "Dataset"]:
     """(pool, test): the frames marked info['split'] == "test" as test if the set has any, else a seeded 80/20
-    split; ``max_test`` caps the test part (a seeded subset, in order)."""
+    split; ``max_test`` caps the test part (a seeded subset, in order, that keeps the first reactant/TS pair
+    of :func:`lam_lab.evaluation.barrier_frames` so a barrier stays measurable)."""
     test = ds.where(split="test")
     if len(test):
         pool = ds[[i for i, f in enumerate(ds) if f.info.get("split") != "test"]]
     else:
         pool, test = ds.split((0.8, 0.2), seed=seed)
     if max_test is not None and len(test) > max_test:
-        test = test.subset(max_test, seed)
+        from lam_lab.evaluation import barrier_frames
+
+        pair = list(barrier_frames(list(test)) or ())
+        rest = [i for i in range(len(test)) if i not in pair]
+        picked = [rest[j] for j in subset_indices(len(rest), max(max_test - len(pair), 0), seed)]
+        test = test[sorted(pair + picked)]
     return pool, test
 
 
