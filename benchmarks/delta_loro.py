@@ -10,8 +10,9 @@ barrier error at the DFT TS (eV). ``--also R1,R2`` additionally holds out traini
 Headlines (mean over held-out reactions of model / xTB): ``force_rmse_over_xtb``, ``barrier_err_over_xtb``
 (targets ≤ 0.5), with the ratio of summed errors beside them (robust where xTB's own error is near zero).
 
-``--model NAME|FILE`` scores a Δ model already trained on the train split with this recipe (the shipped
-``lam-chon-delta`` is, and its card names the same held-out reactions) instead of training one.
+``--model NAME|FILE[,FILE...]`` scores a Δ model already trained on the train split with this recipe (the
+shipped ``lam-chon-delta`` is, and its card names the same held-out reactions) instead of training one; several
+comma-separated models are scored as their ensemble mean (energies and forces averaged).
 
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
     [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta] -> benchmarks/results/delta_loro.json
@@ -54,17 +55,45 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int) -> tuple
     return rows, inside, time.perf_counter() - t0
 
 
-def score_trained(data, model_ref: str, recipe) -> tuple[list[dict], dict, float]:
-    """Rows for the test split and the val row of an already trained Δ model (built-in name or file)."""
+def ensemble_rows(models: list, frames, recipe) -> list[dict]:
+    """reaction_rows for the mean energy and forces of several Δ models (baseline added back)."""
+    import numpy as np
+
+    from lam_lab.evaluation import Prediction, predict, reference, score
+
+    rows = []
+    for name in sorted({f.info.get("reaction", "?") for f in frames}):
+        fr = list(frames.where(reaction=name))
+        ps = [predict(m, fr, baseline=recipe.baseline) for m in models]
+        mean = Prediction(np.mean([p.energy for p in ps], axis=0),
+                          [np.mean([p.forces[i] for p in ps], axis=0) for i in range(len(fr))], [], "ensemble",
+                          recipe.baseline)
+        m, x = score(mean, fr, recipe.label), score(reference(fr, recipe.baseline), fr, recipe.label)
+        rows.append({"reaction": name, "frames": len(fr), "model_force_rmse_mev_per_A": m.force_rmse_mev_per_A,
+                     "baseline_force_rmse_mev_per_A": x.force_rmse_mev_per_A,
+                     "model_energy_rmse_offset_removed_mev_per_atom": m.energy_rmse_offset_removed_mev_per_atom,
+                     "baseline_energy_rmse_offset_removed_mev_per_atom": x.energy_rmse_offset_removed_mev_per_atom,
+                     "barrier_ref_ev": m.barrier_ref_ev, "model_barrier_err_ev": m.barrier_err_ev,
+                     "baseline_barrier_err_ev": x.barrier_err_ev})
+    return rows
+
+
+def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict, float]:
+    """Rows for the test split and the val row of already trained Δ models (built-in names or files): one
+    model, or the ensemble mean of several."""
     import lam_lab as ll
     from lam_lab.pretrained.delta_model import one_group, reaction_rows
 
-    model = ll.pretrained.load(model_ref) if model_ref in ll.pretrained.available() else ll.load(model_ref)
+    models = [ll.pretrained.load(r) if r in ll.pretrained.available() else ll.load(r) for r in model_refs]
     val, test = data.where(split="val"), data.where(split="test")
-    rows = reaction_rows(model, test, recipe.label, recipe.baseline)
+    if len(models) == 1:
+        rows, inside = reaction_rows(models[0], test, recipe.label, recipe.baseline), \
+            reaction_rows(models[0], one_group(val), recipe.label, recipe.baseline)[0]
+    else:
+        rows, inside = ensemble_rows(models, test, recipe), ensemble_rows(models, one_group(val), recipe)[0]
     for r in rows:
-        r.update(n_train=len(data.where(split="train")), model=model_ref)
-    return rows, reaction_rows(model, one_group(val), recipe.label, recipe.baseline)[0], 0.0
+        r.update(n_train=len(data.where(split="train")), model=" + ".join(Path(m).name for m in model_refs))
+    return rows, inside, 0.0
 
 
 def headline(rows: list[dict]) -> dict:
@@ -98,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrained", default="lam-chon-small", help="shipped model, model file, or 'none' (scratch)")
     p.add_argument("--also", default="", help="training reactions to hold out one at a time as well (a model each)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default=None, help="score this trained Δ model (name or file) instead of training")
+    p.add_argument("--model", default=None, help="score this trained Δ model (name or file) instead of training; "
+                   "several, comma-separated: their ensemble mean")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
     data = load_source(args.data)
@@ -106,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                          minutes=None if (args.quick or args.steps) else (args.minutes or DeltaRecipe.minutes),
                          steps=30 if args.quick else args.steps)
     if args.model:
-        rows, inside, seconds = score_trained(data, args.model, recipe)
+        rows, inside, seconds = score_trained(data, args.model.split(","), recipe)
     else:
         rows, inside, seconds = train_and_score(data, recipe, None, args.seed)
     runs = [{"held_out": [r["reaction"] for r in rows], "seconds": seconds, "in_distribution": inside}]
@@ -128,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         **head, "val_force_rmse_mev_per_A": inside["model_force_rmse_mev_per_A"],
         "val_xtb_force_rmse_mev_per_A": inside["baseline_force_rmse_mev_per_A"], "rows": rows, "runs": runs,
         "settings": {"recipe": {**vars(recipe), "preset": str(recipe.preset)}, "seed": args.seed,
-                     "data": args.data, "model": args.model}})
+                     "data": args.data,
+                     "model": args.model and ",".join(Path(m).name for m in args.model.split(","))}})
     return 0
 
 
