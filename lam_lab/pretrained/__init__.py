@@ -16,8 +16,8 @@ DEFAULT = "lam-chon-small"
 
 
 def available() -> list[str]:
-    """Names of the pre-trained models in this installation."""
-    return sorted(p.stem for p in FILES.glob("*.pt"))
+    """Names of the pre-trained models in this installation, the default (``lam-chon-small``) first."""
+    return sorted((p.stem for p in FILES.glob("*.pt")), key=lambda n: (n != DEFAULT, n))
 
 
 def path(name: str = DEFAULT) -> Path:
