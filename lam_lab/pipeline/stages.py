@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass, field
@@ -234,7 +235,8 @@ def distill_inputs(cfg: PipelineConfig) -> tuple[list[Any], list[Any] | None]:
 
 # -- 5. reactive MD ------------------------------------------------------------------------------------
 def stage_md(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
-    """Trajectories from the shipped TS of the reaction with the student; fractions, bond events, one joined path."""
+    """Trajectories from the shipped TS with the student and, on the same starts, its teacher (a Δ teacher with its
+    baseline added back): fractions of both, bond events, one joined path (the student's reactive one if any)."""
     from ase.io import write
 
     from lam_lab.md.calculator import LAMCalculator
@@ -242,19 +244,25 @@ def stage_md(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
 
     spec, d = ctx.cfg.md, ctx.dir("md")
     ts = builtin_ts(spec.reaction)
-    calc = LAMCalculator(str(ctx.path("distill", "student")), device=ctx.cfg.device)
     cfg = ReactiveConfig(n_trajectories=spec.trajectories, steps=spec.steps, temperature=spec.temperature,
                          timestep=spec.timestep, seed=ctx.cfg.seed, output_dir=str(d / "trajectories"))
-    res = run_reactive(ts, calc, cfg)
-    show = max(res.outcomes, key=lambda o: (o.kind == "reactive", len(o.bonds.events) if o.bonds else 0, len(o.frames)))
+    res = run_reactive(ts, LAMCalculator(str(ctx.path("distill", "student")), device=ctx.cfg.device), cfg)
+    teacher = run_reactive(ts, LAMCalculator(str(ctx.path("finetune", "best")), device=ctx.cfg.device),
+                           dataclasses.replace(cfg, output_dir=str(d / "teacher-trajectories")))
+    rank = lambda o: (o.kind == "reactive", len(o.bonds.events) if o.bonds else 0, len(o.frames))  # noqa: E731
+    show, by = max(res.outcomes, key=rank), "student"
+    if show.kind != "reactive" and any(o.kind == "reactive" for o in teacher.outcomes):
+        show, by = max(teacher.outcomes, key=rank), "teacher"  # so the report still shows the reaction
     traj = d / "shown.extxyz"
     write(traj, show.frames, format="extxyz")
     summary = res.to_dict()
-    summary["shown"] = show.index
+    summary.update(shown=show.index, shown_by=by, teacher=teacher.to_dict())
     write_json(d / "reactive.json", summary)
-    ctx.log(f"md: {res.summary()}")
+    ctx.log(f"md: student {res.summary()}")
+    ctx.log(f"md: teacher {teacher.summary()}")
     return ({"trajectory": ctx.rel(traj), "results": ctx.rel(d / "reactive.json")},
-            {"reactive_fraction": res.reactive_fraction, **{f"ends_{k}": v for k, v in res.fractions.items()}})
+            {"reactive_fraction": res.reactive_fraction, "teacher_reactive_fraction": teacher.reactive_fraction,
+             **{f"ends_{k}": v for k, v in res.fractions.items()}})
 
 
 # -- 6. evaluation -------------------------------------------------------------------------------------
