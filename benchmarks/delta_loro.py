@@ -55,29 +55,6 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int) -> tuple
     return rows, inside, time.perf_counter() - t0
 
 
-def ensemble_rows(models: list, frames, recipe) -> list[dict]:
-    """reaction_rows for the mean energy and forces of several Δ models (baseline added back)."""
-    import numpy as np
-
-    from lam_lab.evaluation import Prediction, predict, reference, score
-
-    rows = []
-    for name in sorted({f.info.get("reaction", "?") for f in frames}):
-        fr = list(frames.where(reaction=name))
-        ps = [predict(m, fr, baseline=recipe.baseline) for m in models]
-        mean = Prediction(np.mean([p.energy for p in ps], axis=0),
-                          [np.mean([p.forces[i] for p in ps], axis=0) for i in range(len(fr))], [], "ensemble",
-                          recipe.baseline)
-        m, x = score(mean, fr, recipe.label), score(reference(fr, recipe.baseline), fr, recipe.label)
-        rows.append({"reaction": name, "frames": len(fr), "model_force_rmse_mev_per_A": m.force_rmse_mev_per_A,
-                     "baseline_force_rmse_mev_per_A": x.force_rmse_mev_per_A,
-                     "model_energy_rmse_offset_removed_mev_per_atom": m.energy_rmse_offset_removed_mev_per_atom,
-                     "baseline_energy_rmse_offset_removed_mev_per_atom": x.energy_rmse_offset_removed_mev_per_atom,
-                     "barrier_ref_ev": m.barrier_ref_ev, "model_barrier_err_ev": m.barrier_err_ev,
-                     "baseline_barrier_err_ev": x.barrier_err_ev})
-    return rows
-
-
 def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict, float]:
     """Rows for the test split and the val row of already trained Δ models (built-in names or files): one
     model, or the ensemble mean of several."""
@@ -86,11 +63,9 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
 
     models = [ll.pretrained.load(r) if r in ll.pretrained.available() else ll.load(r) for r in model_refs]
     val, test = data.where(split="val"), data.where(split="test")
-    if len(models) == 1:
-        rows, inside = reaction_rows(models[0], test, recipe.label, recipe.baseline), \
-            reaction_rows(models[0], one_group(val), recipe.label, recipe.baseline)[0]
-    else:
-        rows, inside = ensemble_rows(models, test, recipe), ensemble_rows(models, one_group(val), recipe)[0]
+    scored = models[0] if len(models) == 1 else models  # several: reaction_rows scores their ensemble mean
+    rows = reaction_rows(scored, test, recipe.label, recipe.baseline)
+    inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
     for r in rows:
         r.update(n_train=len(data.where(split="train")), model=" + ".join(Path(m).name for m in model_refs))
     return rows, inside, 0.0
@@ -157,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     write_result(args.out or ("delta_loro-quick" if args.quick else "delta_loro"), {
         **head, "val_force_rmse_mev_per_A": inside["model_force_rmse_mev_per_A"],
         "val_xtb_force_rmse_mev_per_A": inside["baseline_force_rmse_mev_per_A"], "rows": rows, "runs": runs,
-        "settings": {"recipe": {**vars(recipe), "preset": str(recipe.preset)}, "seed": args.seed,
+        "settings": {"recipe": "the scored model's own (its card)" if args.model else
+                     {**vars(recipe), "preset": str(recipe.preset)}, "seed": args.seed,
                      "data": args.data,
                      "model": args.model and ",".join(Path(m).name for m in args.model.split(","))}})
     return 0
