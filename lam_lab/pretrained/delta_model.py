@@ -6,7 +6,7 @@ on the same frames; ``install=True`` writes ``pretrained/files/<name>.pt`` with 
 ``ll.pretrained.load(name)``; ``ll.LAMCalculator(model)`` adds GFN2-xTB back. Energies eV, forces eV/Å,
 errors meV/Å, meV/atom and eV (barriers).
 
-Reproduce the shipped model (two stages on one GPU; a CPU takes roughly 6× as long per step)::
+Reproduce the shipped model (two stages, about 11 minutes on one H200)::
 
     python -m lam_lab.pretrained.delta_model --minutes 6 --batch-atoms 512 --device cuda --out stage1
     python -m lam_lab.pretrained.delta_model --pretrained stage1/finetuned.pt --minutes 5 --batch-atoms 512 \
