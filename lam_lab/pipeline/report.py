@@ -189,6 +189,12 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
             r["energy_rmse_mev_per_atom"] = float("nan")
     out.append(table(rows, [("model", "model"), *E_COLS, ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
                             ("barrier_err_ev", "|Δ barrier| (eV)")]))
+    there = metrics.get("student_vs_teacher_md_reaction") or {}
+    if there.get("rows"):
+        out.append(f"<p>Where the student runs: {html.escape(there['reaction'])}'s {there['frames']} frames that no "
+                   "model trained on (the validation split of the downstream set):</p>")
+        out.append(table(_rows(there["rows"]), [("model", "model"), ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
+                                                ("barrier_err_ev", "|Δ barrier| (eV)")]))
     speed = metrics["speed"]
     out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm "
                "neighbor cache); a Δ teacher also pays its GFN2-xTB baseline at run time, the student does not:</p>"

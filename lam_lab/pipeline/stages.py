@@ -282,16 +282,29 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     student_row = {"model": "student", **score(student, test, spec.label, spec.baseline)}
     base = baseline_score(test, spec.label, spec.baseline)
     rows = [teacher_row, student_row] + ([{"model": f"{spec.baseline} alone", **base}] if base else [])
+    # where the student runs: the MD reaction's frames that no model trained on (its val split)
+    there = datasets.load(spec.dataset).where(reaction=ctx.cfg.md.reaction, split="val")
+    there_base = baseline_score(there, spec.label, spec.baseline) if len(there) else None
+    md_rows = [{"model": "teacher", **score(teacher, there, spec.label, spec.baseline)},
+               {"model": "student", **score(student, there, spec.label, spec.baseline)}] if len(there) else []
+    md_rows += [{"model": f"{spec.baseline} alone", **there_base}] if there_base else []
     speed = md_speed({"teacher": ctx.path("finetune", "best"), "student": ctx.path("distill", "student")},
                      device=ctx.cfg.device)
     zero = zero_shot_rows(load(ctx.path("pretrain", "model")), datasets.load(spec.dataset), spec.label)
     out = {"zero_shot": zero, "finetune": ft["rows"], "baseline": ft.get("baseline"), "student_vs_teacher": rows,
+           "student_vs_teacher_md_reaction": {"reaction": ctx.cfg.md.reaction, "frames": len(there), "rows": md_rows},
            "speed": speed}
     path = write_json(ctx.dir("evaluate") / "metrics.json", out)
     su = speed.get("speedup")
     tf, sf = teacher_row["force_rmse_mev_per_A"], student_row["force_rmse_mev_per_A"]
-    ctx.log(f"evaluate: teacher F {tf:.0f}, student F {sf:.0f} meV/Å; student speed-up {su}")
-    return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": tf, "student_f_rmse": sf, "student_speedup": su}
+    ctx.log(f"evaluate: held-out reactions: teacher F {tf:.0f}, student F {sf:.0f} meV/Å; student speed-up {su}")
+    ratio = md_rows[1]["force_rmse_mev_per_A"] / md_rows[0]["force_rmse_mev_per_A"] if md_rows else float("nan")
+    if md_rows:
+        ctx.log(f"evaluate: {ctx.cfg.md.reaction} (where the student runs, {len(there)} unseen frames): teacher F "
+                f"{md_rows[0]['force_rmse_mev_per_A']:.0f}, student F {md_rows[1]['force_rmse_mev_per_A']:.0f} meV/Å "
+                f"(student/teacher {ratio:.2f})")
+    return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": tf, "student_f_rmse": sf, "student_speedup": su,
+                                        "md_reaction_student_over_teacher": ratio}
 
 
 STAGES: list[tuple[str, Callable[[Context], tuple[dict[str, str], dict[str, Any]]], list[str]]] = [
