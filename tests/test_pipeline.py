@@ -59,11 +59,11 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert [r["model"] for r in metrics["student_vs_teacher"]][-1] == "gfn2-xtb alone"
     reactive = json.loads((tmp_path / res.records["md"].files["results"]).read_text())
     # the teacher runs from the same TS starts, so the report sets the student's fractions beside its teacher's
-    assert len(reactive["teacher"]["outcomes"]) == len(reactive["outcomes"]) and reactive["shown_by"] in ("student",
-                                                                                                          "teacher")
+    assert len(reactive["teacher"]["outcomes"]) == len(reactive["xtb"]["outcomes"]) == len(reactive["outcomes"])
+    assert reactive["shown_by"] in ("student", "teacher", "gfn2-xtb")
     page = res.report.read_text()
     assert "<script" in page and not re.search(r"<(script|link)[^>]+(src|href)=.?https?:", page)  # plotly inlined, offline
-    for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD", "Teacher: ends"):
+    for title in ("Data sets", "Multi-task pre-training", "held-out reaction", "Distillation", "Reactive MD", "Teacher: ends", "GFN2-xTB alone: ends"):
         assert title in page
     assert "tiny</b> settings" in page and page.count("gfn2-xtb alone") >= 3
     assert page.count("gfn2-xtb alone (RMSE") == 1 and "gfn2-xtb alone, offsets removed (RMSE" in page  # parity plots

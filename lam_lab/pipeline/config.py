@@ -67,7 +67,7 @@ class DistillStage:
 
 @dataclass
 class MDStage:
-    """Reactive MD from a built-in reaction's TS with the student (fractions, events, a trajectory to watch)."""
+    """Reactive MD from a built-in reaction's TS: the student, its teacher and GFN2-xTB (fractions, events, a path)."""
 
     reaction: str = "diels-alder"
     trajectories: int = 10

@@ -212,17 +212,20 @@ def section_md(reactive: Mapping[str, Any], trajectory: Path | None) -> str:
     from lam_lab.md.analysis import analyze_bonds
 
     f = reactive["fractions"]
-    out = ["<h2>5. Reactive MD from the transition state (student, and its teacher on the same starts)</h2>",
+    out = ["<h2>5. Reactive MD from the transition state (student; its teacher and GFN2-xTB on the same starts)</h2>",
            f"<p>{html.escape(reactive['name'])}: {len(reactive['outcomes'])} trajectories from the TS "
            f"({html.escape(reactive['ts_method'])}); student: "
            f"ends reactant {f['reactant']:.0%}, product {f['product']:.0%}, other {f['other']:.0%}; "
            f"reactive (R↔P) {reactive['reactive_fraction']:.0%}.</p>"]
+    for key, name in (("teacher", "Teacher"), ("xtb", "GFN2-xTB alone")):
+        if reactive.get(key):
+            t = reactive[key]
+            tf = t["fractions"]
+            out.append(f"<p>{name}: ends reactant {tf['reactant']:.0%}, product {tf['product']:.0%}"
+                       f", other {tf['other']:.0%}; reactive (R↔P) {t['reactive_fraction']:.0%}.</p>")
     if reactive.get("teacher"):
-        t = reactive["teacher"]
-        tf = t["fractions"]
-        out.append(f"<p>Teacher: ends reactant {tf['reactant']:.0%}, product {tf['product']:.0%}"
-                   f", other {tf['other']:.0%}; reactive (R↔P) {t['reactive_fraction']:.0%}. The "
-                   f"trajectory shown below is the {html.escape(reactive.get('shown_by', 'student'))}'s.</p>")
+        out.append(f"<p>The trajectory shown below is the {html.escape(reactive.get('shown_by', 'student'))}'s "
+                   "(the student's when one of its trajectories reacts).</p>")
     out.append(table(reactive["outcomes"], [("index", "trajectory"), ("backward", "−p end"), ("forward", "+p end"),
                                             ("kind", "kind"), ("n_frames", "frames"), ("failure", "stopped by")]))
     if trajectory is None or not Path(trajectory).exists():

@@ -236,7 +236,7 @@ def distill_inputs(cfg: PipelineConfig) -> tuple[list[Any], list[Any] | None]:
 # -- 5. reactive MD ------------------------------------------------------------------------------------
 def stage_md(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     """Trajectories from the shipped TS with the student and, on the same starts, its teacher (a Δ teacher with its
-    baseline added back): fractions of both, bond events, one joined path (the student's reactive one if any)."""
+    baseline added back) and GFN2-xTB alone: fractions of each, bond events, one joined path that reacts."""
     from ase.io import write
 
     from lam_lab.md.calculator import LAMCalculator
@@ -249,20 +249,22 @@ def stage_md(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     res = run_reactive(ts, LAMCalculator(str(ctx.path("distill", "student")), device=ctx.cfg.device), cfg)
     teacher = run_reactive(ts, LAMCalculator(str(ctx.path("finetune", "best")), device=ctx.cfg.device),
                            dataclasses.replace(cfg, output_dir=str(d / "teacher-trajectories")))
+    xtb = run_reactive(ts, "xtb", dataclasses.replace(cfg, output_dir=str(d / "xtb-trajectories")))
     rank = lambda o: (o.kind == "reactive", len(o.bonds.events) if o.bonds else 0, len(o.frames))  # noqa: E731
-    show, by = max(res.outcomes, key=rank), "student"
-    if show.kind != "reactive" and any(o.kind == "reactive" for o in teacher.outcomes):
-        show, by = max(teacher.outcomes, key=rank), "teacher"  # so the report still shows the reaction
+    # the student's path if one reacts, else the teacher's, else GFN2-xTB's: the report always shows a reaction
+    runs = {"student": res, "teacher": teacher, "gfn2-xtb": xtb}
+    by = next((k for k, r in runs.items() if any(o.kind == "reactive" for o in r.outcomes)), "student")
+    show = max(runs[by].outcomes, key=rank)
     traj = d / "shown.extxyz"
     write(traj, show.frames, format="extxyz")
     summary = res.to_dict()
-    summary.update(shown=show.index, shown_by=by, teacher=teacher.to_dict())
+    summary.update(shown=show.index, shown_by=by, teacher=teacher.to_dict(), xtb=xtb.to_dict())
     write_json(d / "reactive.json", summary)
-    ctx.log(f"md: student {res.summary()}")
-    ctx.log(f"md: teacher {teacher.summary()}")
+    for name, r in runs.items():
+        ctx.log(f"md: {name} {r.summary()}")
     return ({"trajectory": ctx.rel(traj), "results": ctx.rel(d / "reactive.json")},
             {"reactive_fraction": res.reactive_fraction, "teacher_reactive_fraction": teacher.reactive_fraction,
-             **{f"ends_{k}": v for k, v in res.fractions.items()}})
+             "xtb_reactive_fraction": xtb.reactive_fraction, **{f"ends_{k}": v for k, v in res.fractions.items()}})
 
 
 # -- 6. evaluation -------------------------------------------------------------------------------------
