@@ -224,7 +224,8 @@ def section_md(reactive: Mapping[str, Any], trajectory: Path | None) -> str:
             out.append(f"<p>{name}: ends reactant {tf['reactant']:.0%}, product {tf['product']:.0%}"
                        f", other {tf['other']:.0%}; reactive (R↔P) {t['reactive_fraction']:.0%}.</p>")
     if reactive.get("teacher"):
-        out.append(f"<p>The trajectory shown below is the {html.escape(reactive.get('shown_by', 'student'))}'s "
+        by = {"gfn2-xtb": "GFN2-xTB run"}.get(reactive.get("shown_by", "student"), reactive.get("shown_by", "student"))
+        out.append(f"<p>The trajectory shown below is the {html.escape(by)}'s "
                    "(the student's when one of its trajectories reacts).</p>")
     out.append(table(reactive["outcomes"], [("index", "trajectory"), ("backward", "−p end"), ("forward", "+p end"),
                                             ("kind", "kind"), ("n_frames", "frames"), ("failure", "stopped by")]))
