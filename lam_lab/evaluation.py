@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from lam_lab.data.errors import DataError
+from lam_lab.data.selection import barrier_frames  # re-exported (in __all__): roles, not scores
 
 if TYPE_CHECKING:
     from lam_lab.data.frame import Frame
@@ -205,20 +206,6 @@ def reference(frames: Any, label: str) -> Prediction:
     labs = [f.labels[label] for f in frame_list]
     return Prediction(np.array([lab.energy for lab in labs], dtype=np.float64), [lab.forces.copy() for lab in labs],
                       [None if lab.virial is None else lab.virial.copy() for lab in labs], label, None)
-
-
-def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
-    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and a reactant of the same
-    ``info['reaction']``, from the same ``info['source']`` when there is one (a DFT saddle pairs with the DFT
-    minimum, not with the GFN2-xTB minimum labelled at DFT); None when either is missing."""
-    ts = next((i for i, f in enumerate(frames) if f.info.get("role") == "ts"), None)
-    if ts is None:
-        return None
-    same = frames[ts].info.get("reaction")
-    rs = [i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same]
-    if not rs:
-        return None
-    return next((i for i in rs if frames[i].info.get("source") == frames[ts].info.get("source")), rs[0]), ts
 
 
 def offset_removed(per_atom: np.ndarray, frames: Sequence["Frame"]) -> np.ndarray:

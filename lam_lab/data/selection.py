@@ -79,18 +79,30 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
     return sorted(chosen)
 
 
+def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
+    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and a reactant of the same
+    ``info['reaction']``, from the same ``info['source']`` when there is one (a DFT saddle pairs with the DFT
+    minimum, not with the GFN2-xTB minimum labelled at DFT); None when either is missing."""
+    ts = next((i for i, f in enumerate(frames) if f.info.get("role") == "ts"), None)
+    if ts is None:
+        return None
+    same = frames[ts].info.get("reaction")
+    rs = [i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same]
+    if not rs:
+        return None
+    return next((i for i in rs if frames[i].info.get("source") == frames[ts].info.get("source")), rs[0]), ts
+
+
 def holdout_split(ds: "Dataset", seed: int = 0, max_test: int | None = None) -> tuple["Dataset", "Dataset"]:
     """(pool, test): the frames marked info['split'] == "test" as test if the set has any, else a seeded 80/20
     split; ``max_test`` caps the test part (a seeded subset, in order, that keeps the first reactant/TS pair
-    of :func:`lam_lab.evaluation.barrier_frames` so a barrier stays measurable)."""
+    of :func:`barrier_frames` so a barrier stays measurable)."""
     test = ds.where(split="test")
     if len(test):
         pool = ds[[i for i, f in enumerate(ds) if f.info.get("split") != "test"]]
     else:
         pool, test = ds.split((0.8, 0.2), seed=seed)
     if max_test is not None and len(test) > max_test:
-        from lam_lab.evaluation import barrier_frames
-
         pair = list(barrier_frames(list(test)) or ())
         rest = [i for i in range(len(test)) if i not in pair]
         picked = [rest[j] for j in subset_indices(len(rest), max(max_test - len(pair), 0), seed)]
