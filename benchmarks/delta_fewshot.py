@@ -1,4 +1,4 @@
-"""Few-shot Δ: fine-tune the shipped Δ model on 10 frames of a reaction it never saw, and measure what it gains.
+"""Few-shot Δ: fine-tune lam-chon-delta-heldout on 10 frames of a reaction it never saw; measure what it gains.
 
 For each held-out reaction of rxn-dft (default three: one pericyclic, one proton transfer, one ring opening),
 10 seeded frames of that reaction (no frame tagged ``ts`` or ``xtb-ts`` among them) continue the Δ model
@@ -9,7 +9,7 @@ GFN2-xTB alone: force RMSE on the reaction's other frames (meV/Å), its barrier 
 the other held-out reactions' force RMSE (forgetting: after / before). Targets (issue): both errors halved,
 others not worse by > 10 %.
 
-Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta] [--reactions claisen,malonaldehyde,oxirane]
+Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta-heldout] [--reactions claisen,malonaldehyde,oxirane]
     [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--quick] -> benchmarks/results/delta_fewshot.json
 """
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     from lam_lab.train.config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="lam-chon-delta", help="shipped Δ model name or a Δ model file")
+    p.add_argument("--model", default="lam-chon-delta-heldout", help="shipped Δ model name or a Δ model file "
+                   "(one that never saw the reactions: lam-chon-delta trained on them)")
     p.add_argument("--data", default="rxn-dft")
     p.add_argument("--reactions", default="claisen,malonaldehyde,oxirane")
     p.add_argument("--shots", type=int, default=10)

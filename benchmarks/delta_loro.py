@@ -11,11 +11,15 @@ Headlines (mean over held-out reactions of model / xTB): ``force_rmse_over_xtb``
 (targets ≤ 0.5), with the ratio of summed errors beside them (robust where xTB's own error is near zero).
 
 ``--model NAME|FILE[,FILE...]`` scores a Δ model already trained on the train split with this recipe (the
-shipped ``lam-chon-delta`` is, and its card names the same held-out reactions) instead of training one; several
+shipped ``lam-chon-delta-heldout`` is, and its card names the same held-out reactions; ``lam-chon-delta`` is
+not: it was trained on every reaction) instead of training one; several
 comma-separated models are scored as their ensemble mean (energies and forces averaged).
 
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
-    [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta] -> benchmarks/results/delta_loro.json
+    [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta-heldout]
+    -> benchmarks/results/delta_loro.json
+       python benchmarks/delta_loro.py --reaction-curve 3,5,10,21 --pretrained none --steps 1500
+           -> benchmarks/results/delta_loro-reaction-curve.json (held-out ratios vs the number of training reactions)
 """
 
 from __future__ import annotations
@@ -32,14 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 
-def train_and_score(data, recipe, held_out: set[str] | None, seed: int) -> tuple[list[dict], dict, float]:
-    """A Δ model trained without ``held_out`` (None: the set's test split); rows per held-out reaction, val row."""
+def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: list[str] | None = None,
+                    ) -> tuple[list[dict], dict, float]:
+    """A Δ model trained without ``held_out`` (None: the set's test split; ``only``: just these training reactions);
+    rows per held-out reaction, val row."""
     import lam_lab as ll
     from lam_lab.pretrained.delta_model import one_group, reaction_rows
     from lam_lab.train.config import TrainConfig
 
     if held_out is None:
         train, val, test = (data.where(split=s) for s in ("train", "val", "test"))
+        if only is not None:
+            train, val = train.where(reaction=only), val.where(reaction=only)
     else:
         keep = sorted({f.info["reaction"] for f in data} - held_out)
         train, val = data.where(split="train", reaction=keep), data.where(split="val", reaction=keep)
@@ -61,6 +69,10 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     import lam_lab as ll
     from lam_lab.pretrained.delta_model import one_group, reaction_rows
 
+    for r in model_refs:  # a shipped model that trained on the test reactions cannot score transfer to them
+        if r in ll.pretrained.available() and not ll.pretrained.card(r, as_dict=True)["data"]["held_out_reactions"]:
+            raise SystemExit(f"{r} was trained on every reaction of {recipe.data}: nothing is held out; score its "
+                             "train-split twin (lam-chon-delta-heldout) instead")
     models = [ll.pretrained.load(r) if r in ll.pretrained.available() else ll.load(r) for r in model_refs]
     val, test = data.where(split="val"), data.where(split="test")
     scored = models[0] if len(models) == 1 else models  # several: reaction_rows scores their ensemble mean
@@ -69,6 +81,25 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     for r in rows:
         r.update(n_train=len(data.where(split="train")), model=" + ".join(Path(m).name for m in model_refs))
     return rows, inside, 0.0
+
+
+def reaction_curve(data, recipe, sizes: list[int], seeds: list[int]) -> list[dict]:
+    """Held-out ratios against the number of training reactions (random subsets of the train split's reactions,
+    one per size and seed; the same held-out reactions throughout): is the number of reactions the limit?"""
+    import random
+
+    names = sorted({str(f.info["reaction"]) for f in data.where(split="train")})
+    out = []
+    for n in sizes:
+        for s in seeds if n < len(names) else seeds[:1]:
+            keep = sorted(random.Random(s).sample(names, min(n, len(names))))
+            rows, inside, seconds = train_and_score(data, recipe, None, 0, only=keep)
+            out.append({"reactions": len(keep), "subset_seed": s, "trained_on": keep, "frames": rows[0]["n_train"],
+                        **headline(rows), "val_force_rmse_mev_per_A": inside["model_force_rmse_mev_per_A"],
+                        "seconds": round(seconds, 1)})
+            print(f"{len(keep):>3} reactions (subset {s}): F ratio {out[-1]['force_rmse_over_xtb']:.3f}, "
+                  f"summed {out[-1]['force_rmse_sum_over_xtb']:.3f}", flush=True)
+    return out
 
 
 def headline(rows: list[dict]) -> dict:
@@ -104,12 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="score this trained Δ model (name or file) instead of training; "
                    "several, comma-separated: their ensemble mean")
+    p.add_argument("--reaction-curve", default="", help="sizes, e.g. 3,5,10,21: train on that many of the train "
+                   "split's reactions (random subsets) and score the same held-out reactions")
+    p.add_argument("--curve-seeds", default="0,1,2", help="subsets per size")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
     data = load_source(args.data)
     recipe = DeltaRecipe(data=args.data, pretrained=None if args.pretrained == "none" else args.pretrained,
                          minutes=None if (args.quick or args.steps) else (args.minutes or DeltaRecipe.minutes),
                          steps=30 if args.quick else args.steps)
+    if args.reaction_curve:
+        curve = reaction_curve(data, recipe, [int(x) for x in args.reaction_curve.split(",")],
+                               [int(x) for x in args.curve_seeds.split(",")])
+        write_result(args.out or "delta_loro-reaction-curve", {"curve": curve, "settings": {
+            **{k: v for k, v in vars(recipe).items() if k != "preset"}, "preset": str(recipe.preset),
+            "held_out": sorted({str(f.info["reaction"]) for f in data.where(split="test")})}})
+        return 0
     if args.model:
         rows, inside, seconds = score_trained(data, args.model.split(","), recipe)
     else:

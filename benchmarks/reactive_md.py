@@ -4,10 +4,12 @@ For each reaction (default Diels–Alder and Claisen) and each method, K two-way
 the shipped DFT-verified TS (``builtin_ts(name, level="dft")``) with Maxwell–Boltzmann momenta; each end is
 classified by its bond graph. Reported per method: fractions of ends that are reactant / product / other and
 the share of trajectories that join reactant and product (target with xTB + Δ: ≥ 6 of 8).
-The Δ model is the shipped ``lam-chon-delta`` (``--delta NAME|FILE``); ``LAMCalculator`` adds GFN2-xTB back.
+The Δ models (``--delta NAME|FILE[,...]``, each its own method) are the shipped ``lam-chon-delta`` (trained on
+every rxn-dft reaction, Claisen included) and its twin ``lam-chon-delta-heldout`` (train split only: Claisen is
+one of its held-out reactions); ``LAMCalculator`` adds GFN2-xTB back.
 
 Usage: python benchmarks/reactive_md.py [--reactions diels-alder,claisen] [--k 8] [--steps 300]
-    [--methods xtb,delta] [--delta lam-chon-delta] -> benchmarks/results/reactive_md.json
+    [--methods xtb,delta] [--delta lam-chon-delta,lam-chon-delta-heldout] -> benchmarks/results/reactive_md.json
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reactions", default="diels-alder,claisen")
     p.add_argument("--methods", default="xtb,delta")
-    p.add_argument("--delta", default="lam-chon-delta")
+    p.add_argument("--delta", default="lam-chon-delta,lam-chon-delta-heldout", help="Δ models, comma-separated")
     p.add_argument("--k", type=int, default=8, help="two-way trajectories per reaction and method")
     p.add_argument("--steps", type=int, default=300, help="MD steps per half (0.5 fs)")
     p.add_argument("--seed", type=int, default=0)
@@ -48,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for name in args.reactions.split(","):
         ts = builtin_ts(name, level="dft")
-        for method in args.methods.split(","):
+        methods = [(m, d) for m in args.methods.split(",") for d in (args.delta.split(",") if m == "delta" else [""])]
+        for method, delta in methods:
             t0 = time.perf_counter()
-            res = run_reactive(ts, calculator(method, args.delta), n_trajectories=args.k, steps=args.steps,
+            res = run_reactive(ts, calculator(method, delta), n_trajectories=args.k, steps=args.steps,
                                seed=args.seed)
-            label = "GFN2-xTB" if method == "xtb" else f"GFN2-xTB + {args.delta}"
+            label = "GFN2-xTB" if method == "xtb" else f"GFN2-xTB + {delta}"
             print(f"{label:<28} {res.summary()}", flush=True)
             d = res.to_dict()
             runs.append({"reaction": name, "method": label, "fractions": d["fractions"],

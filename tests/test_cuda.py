@@ -37,6 +37,16 @@ def test_energy_forces_virial_on_gpu_equal_cpu(mixed):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
 
 
+def test_student_on_gpu_equals_cpu(mixed):
+    # the distillation student (compressed B-spline embedding) has its own kernels: module constants must follow
+    student = ll.build_model("student", mixed.elements, dtype="float64")
+    cpu = predict(student, mixed, baseline=None)
+    gpu = predict(copy.deepcopy(student).to("cuda"), mixed, baseline=None)
+    np.testing.assert_allclose(gpu.energy, cpu.energy, rtol=0, atol=1e-8)
+    for a, b in zip(gpu.forces, cpu.forces):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
+
+
 def test_training_on_gpu_lowers_the_loss_and_saves_a_cpu_loadable_model(mixed, tmp_path):
     model = ll.build_model(tiny_config(), mixed.elements, seed=0)
     res = ll.train(model, mixed.with_label("emt"), steps=60, config=TrainConfig(device="cuda", lr=3e-3, log_every=1),

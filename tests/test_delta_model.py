@@ -60,16 +60,23 @@ def test_delta_model_card_install_load_and_calculator(small_rxn, tmp_path, monke
 
 
 @pytest.mark.skipif(dm.NAME not in ll.pretrained.available(), reason="shipped Δ model not built")
-def test_shipped_delta_model_is_listed_described_and_beats_nothing_silently():
+def test_shipped_delta_models_are_listed_described_and_beat_nothing_silently():
     from lam_lab.datasets.rxn_dft import TEST_REACTIONS
     from lam_lab.delta import delta_spec
 
-    model = ll.pretrained.load(dm.NAME)
-    spec = delta_spec(model)
-    assert spec["baseline"] == "gfn2-xtb" and spec["label"] == dm.HIGH
-    card = ll.pretrained.card(dm.NAME, as_dict=True)
-    # the card names the reactions it never saw and shows GFN2-xTB alone beside every one of them
-    assert set(card["data"]["held_out_reactions"]) == set(TEST_REACTIONS)
-    assert {h["reaction"] for h in card["held_out"]} == set(TEST_REACTIONS)
-    assert all(h["baseline_force_rmse_mev_per_A"] > 0 for h in card["held_out"])
-    assert set(model.type_map) >= {"H", "C", "N", "O"}
+    for name in (dm.NAME, dm.HELDOUT):
+        model = ll.pretrained.load(name)
+        spec = delta_spec(model)
+        assert spec["baseline"] == "gfn2-xtb" and spec["label"] == dm.HIGH
+        assert set(model.type_map) >= {"H", "C", "N", "O"}
+    twin, used = (ll.pretrained.card(n, as_dict=True) for n in (dm.HELDOUT, dm.NAME))
+    # the twin names the reactions it never saw and shows GFN2-xTB alone beside every one of them
+    assert set(twin["data"]["held_out_reactions"]) == set(TEST_REACTIONS)
+    assert {h["reaction"] for h in twin["held_out"]} == set(TEST_REACTIONS)
+    assert all(h["baseline_force_rmse_mev_per_A"] > 0 for h in twin["held_out"])
+    # the model to use trained on every reaction: it claims no held-out reaction of its own, shows its twin's rows
+    # (named) and its in-sample rows apart
+    assert used["data"]["held_out_reactions"] == [] and used["held_out_model"] == dm.HELDOUT
+    assert used["held_out"] == twin["held_out"]
+    assert {h["reaction"] for h in used["test_reactions_trained"]} == set(TEST_REACTIONS)
+    assert f"its twin {dm.HELDOUT}" in ll.pretrained.card(dm.NAME)

@@ -190,7 +190,7 @@ def _bspline_with_slope(r: Tensor, rcut: float, n_basis: int) -> tuple[Tensor, T
     k = x.floor()
     v = x - k
     v2 = v * v
-    both = _SPLINE.to(r.dtype) @ torch.stack([torch.ones_like(v), v, v2, v2 * v])
+    both = _SPLINE.to(device=r.device, dtype=r.dtype) @ torch.stack([torch.ones_like(v), v, v2, v2 * v])
     return both[:4], both[4:] * (1.0 / h), k.long()  # the slope is 0 where x is clamped: there w = 0
 
 
