@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         curve = reaction_curve(data, recipe, [int(x) for x in args.reaction_curve.split(",")],
                                [int(x) for x in args.curve_seeds.split(",")])
         write_result(args.out or "delta_loro-reaction-curve", {"curve": curve, "settings": {
-            **{k: v for k, v in vars(recipe).items() if k != "preset"}, "preset": str(recipe.preset),
+            **{k: v for k, v in vars(recipe).items() if k not in ("preset", "name", "heldout_from")},
+            "preset": str(recipe.preset),
             "held_out": sorted({str(f.info["reaction"]) for f in data.where(split="test")})}})
         return 0
     if args.model:

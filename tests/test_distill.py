@@ -243,9 +243,12 @@ def test_pipeline_distills_where_the_student_is_scored_and_run():
     assert "C6H10" in formulas  # the Diels–Alder TS the MD stage starts from
     test = ll.datasets.load("rxn-dft").where(split="test")
     assert test[0].to_atoms().get_chemical_formula() in formulas  # the held-out reaction's xTB geometries
-    train = ll.datasets.load("rxn-dft").where(split="train")
+    # of the teacher's training frames only the MD reaction's: the student is for where it runs and is scored
+    own = ll.datasets.load("rxn-dft").where(split="train", reaction=[cfg.md.reaction])
     held = cfg.distill.heldout_frames * len({f.info["reaction"] for f in test})  # that many of each held-out reaction
-    assert len(train) + held - 25 <= len(seeds) <= len(train) + held + cfg.distill.md_frames + 1
+    assert len(own) + held - 25 <= len(seeds) <= len(own) + held + cfg.distill.md_frames + 1
+    assert {f.info.get("reaction") for f in seeds if isinstance(f, Frame)} <= {cfg.md.reaction} | {
+        f.info["reaction"] for f in test}
     for f in seeds:  # no seed sits at a test frame's geometry, and none carries a label
         pos = f.positions if isinstance(f, Frame) else f.get_positions()
         assert not any(len(t) == len(pos) and np.allclose(t.positions, pos, atol=1e-3) for t in test)

@@ -64,7 +64,10 @@ class DistillResult:
 
 
 def _train_default() -> TrainConfig:
-    return TrainConfig(batch_atoms=64)
+    # lr 5e-3 (trainer default 2e-3): the student's force error vs a Δ teacher on held-out Diels–Alder frames after
+    # 2.5 min of training on the same teacher-labelled frames 171 → 150 meV/Å, in the loop (6000 + 3×1500 steps)
+    # 188 → 172; its fitting net, embedding width, basis size or a 6 Å cutoff changed nothing (±10 meV/Å)
+    return TrainConfig(batch_atoms=64, lr=5e-3)
 
 
 @dataclass

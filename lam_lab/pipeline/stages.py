@@ -208,7 +208,8 @@ def distill_inputs(cfg: PipelineConfig) -> tuple[list[Any], list[Any] | None]:
 
     Starts: the xTB reactant, highest NEB image and product (rxn-xtb) of each held-out reaction (the test split
     of the downstream set, where the student is scored) and the verified TS of the MD stage's reaction. Seeds
-    (``seed_frames``): the downstream set's train-split geometries (the teacher's own training data, TS-centred),
+    (``seed_frames``): the downstream set's train-split geometries of the MD stage's reaction (the teacher's own
+    training data there, TS-centred),
     ``heldout_frames`` rxn-xtb frames of each held-out reaction and ``md_frames`` of the MD stage's reaction
     (none at the geometry of a downstream frame they would be scored on), and the MD TS.
     """
@@ -229,8 +230,11 @@ def distill_inputs(cfg: PipelineConfig) -> tuple[list[Any], list[Any] | None]:
     held = reaction_frames(held_out, splits=(), xtb_frames=spec.heldout_frames, exclude=list(test))
     held = [f for f in held if f.info.get("role") not in stationary]  # those are the test's own geometries
     md = reaction_frames([cfg.md.reaction], splits=(), xtb_frames=spec.md_frames) if spec.md_frames else []
-    # the starts themselves are not seeds: the held-out reaction's xTB stationary points are test geometries
-    return starts, list(train) + held + md + [starts[-1]]
+    # the starts themselves are not seeds: the held-out reaction's xTB stationary points are test geometries.
+    # Of the teacher's own training frames only the MD reaction's: a student for the job, not for every reaction
+    # (with all 2,176 seeds its first fit saw each frame less than once)
+    own = list(train.where(reaction=[cfg.md.reaction]))
+    return starts, own + held + md + [starts[-1]]
 
 
 # -- 5. reactive MD ------------------------------------------------------------------------------------

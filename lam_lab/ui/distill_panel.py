@@ -156,7 +156,7 @@ class DistillPanel(JobPanel):
         self.add_class("lam-distill-panel")
 
     def _settings(self) -> dict[str, Any]:
-        from lam_lab.train.config import TrainConfig
+        from lam_lab.distill import distill_config
 
         model, head = self.teacher.resolve()
         if isinstance(model, str):
@@ -178,9 +178,9 @@ class DistillPanel(JobPanel):
                     md_steps=max(1, int(self.md_steps.value)), train_steps=steps,
                     student_options=STUDENTS[self.student.value],
                     init_steps=max(1, int(self.init_steps.value)),
-                    # several small molecules per step: the student's step is cheap, a steadier gradient is not
-                    config=TrainConfig(batch_atoms=64, log_every=max(1, steps // 10),
-                                       threads=None if has_gpu() else cpu_threads()))
+                    # the engine's student recipe (batch, lr), with this panel's logging and threads
+                    config=distill_config().train.replace(log_every=max(1, steps // 10),
+                                                          threads=None if has_gpu() else cpu_threads()))
 
     def _prepare(self) -> tuple:
         """The form's settings for :func:`lam_lab.distill`; the chart emptied."""
