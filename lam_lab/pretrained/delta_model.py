@@ -14,8 +14,8 @@ twin's held-out rows, since it has no held-out reaction of its own. Reproduce (a
     python -m lam_lab.pretrained.delta_model --minutes 6 --batch-atoms 512 --device cuda --out stage1
     python -m lam_lab.pretrained.delta_model --pretrained stage1/finetuned.pt --minutes 5 --batch-atoms 512 \
         --lr 1e-3 --device cuda --install
-    python -m lam_lab.pretrained.delta_model --pretrained lam-chon-delta-heldout --splits train,test --minutes 5 \
-        --batch-atoms 512 --lr 1e-3 --device cuda --install
+    python -m lam_lab.pretrained.delta_model --pretrained lam-chon-delta-heldout --splits train,test --minutes 4.5 \
+        --batch-atoms 512 --lr 1e-3 --seed 1 --device cuda --install
 """
 
 from __future__ import annotations
