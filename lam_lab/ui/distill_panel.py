@@ -125,7 +125,7 @@ class DistillPanel(JobPanel):
         #   same, 4000 + 4×1000 steps (these defaults)                                      361: 0.99×  146   93 s
         #   lam-chon-delta as teacher (70 meV/Å), 1000 + 4×300                              236: 3.36×  217   39 s
         #   lam-chon-delta as teacher, 4000 + 4×1000                                        188: 2.68×  173   99 s
-        # a teacher as good as lam-chon-delta needs more than this student learns in two minutes (issue 18 item 6)
+        # a teacher as good as lam-chon-delta needs a student that learns more than this one does in two minutes
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
