@@ -254,3 +254,24 @@ def test_pipeline_distills_where_the_student_is_scored_and_run():
         assert not any(len(t) == len(pos) and np.allclose(t.positions, pos, atol=1e-3) for t in test)
     cfg.distill.seed_frames = False
     assert distill_inputs(cfg)[1] is None
+
+
+def test_monitor_frames_are_set_aside_and_scored_every_round(teacher):
+    rng = np.random.default_rng(2)
+    seeds = []
+    for _ in range(20):
+        m = molecule("C2H4")
+        m.positions += rng.normal(scale=0.05, size=m.positions.shape)
+        seeds.append(Frame(m.numbers, m.positions))
+    res = distill(teacher, [molecule("C2H4")], rounds=1, init_frames=Dataset(seeds), out_dir=None, monitor=4,
+                  **QUICK)
+    # 4 of the 20 seeds never train the student; its error on them is reported after every round
+    assert res.rounds[0].n_train == 16
+    assert all(np.isfinite(r.monitor_f_rmse) and r.monitor_f_rmse > 0 for r in res.rounds)
+    trained = {tuple(np.round(f.positions.ravel(), 6)) for f in res.train_set}
+    assert sum(tuple(np.round(f.positions.ravel(), 6)) in trained for f in seeds) == 16
+    assert "fixed" in res.summary()
+    # too few seeds for a check that leaves enough to train on: none is set aside
+    few = distill(teacher, [molecule("C2H4")], rounds=0, init_frames=Dataset(seeds[:6]), out_dir=None, monitor=4,
+                  **QUICK)
+    assert few.rounds[0].n_train == 6 and not np.isfinite(few.rounds[0].monitor_f_rmse)

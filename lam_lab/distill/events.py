@@ -15,7 +15,9 @@ class DistillRound:
     Round 0 is the initial fit on the seed frames (all of them "selected"). ``max_dev_mean``/
     ``max_dev_max`` are the mean/largest per-frame max force deviation student vs teacher (eV/Å),
     ``student_f_rmse`` the student's force RMSE against the teacher on the round's frames (meV/Å),
-    measured before the round's retraining (round 0: after it, on the seed frames).
+    measured before the round's retraining (round 0: after it, on the seed frames); ``monitor_f_rmse`` the
+    same after the round, on the fixed teacher-labelled frames set aside from the seeds and never trained on
+    (meV/Å; NaN without them): the curve that says whether the student is learning.
     """
 
     round: int
@@ -36,6 +38,7 @@ class DistillRound:
     elapsed_s: float = 0.0
     timing: dict[str, float] = field(default_factory=dict)  # explore_s, deviation_s, train_s
     message: str = ""
+    monitor_f_rmse: float = float("nan")
 
     def fraction(self, n: int) -> float:
         """``n`` as a fraction of the frames of this round (NaN without frames)."""
@@ -72,6 +75,7 @@ class RoundEvent:
     converged: bool = False
     stopped: bool = False
     path: str | None = None  # the student file written after this round
+    monitor_f_rmse: float = float("nan")  # vs the teacher on the fixed frames never trained on (meV/Å)
 
     @classmethod
     def from_round(cls, r: DistillRound, total_rounds: int, path: str | None = None) -> "RoundEvent":
@@ -80,7 +84,7 @@ class RoundEvent:
                    selected=r.fraction(r.n_selected), failed=r.fraction(r.n_failed), max_dev_mean=r.max_dev_mean,
                    student_f_rmse=r.student_f_rmse, n_train=r.n_train, elapsed_s=r.elapsed_s, message=r.message,
                    total_rounds=total_rounds, n_frames=r.n_frames, n_selected=r.n_selected, converged=r.converged,
-                   stopped=r.stopped, path=path)
+                   stopped=r.stopped, path=path, monitor_f_rmse=r.monitor_f_rmse)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (NaN/inf become None)."""

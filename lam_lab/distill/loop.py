@@ -53,13 +53,15 @@ class DistillResult:
     def summary(self) -> str:
         """One line per round: frames, accurate/candidate/failed fractions, selected, RMSE vs teacher."""
         lines = [f"{'round':>5}{'frames':>8}{'accurate':>10}{'candid.':>9}{'failed':>8}{'added':>7}"
-                 f"{'max dev':>9}{'F RMSE':>9}{'n_train':>9}"]
+                 f"{'max dev':>9}{'F RMSE':>9}{'n_train':>9}{'fixed':>8}"]
         for r in self.rounds:
             f = lambda n, r=r: f"{100 * r.fraction(n):.1f}%" if r.n_frames else "-"  # noqa: E731
             lines.append(f"{r.round:>5}{r.n_frames:>8}{f(r.n_accurate):>10}{f(r.n_candidates):>9}{f(r.n_failed):>8}"
-                         f"{r.n_selected:>7}{r.max_dev_mean:>9.3f}{r.student_f_rmse:>9.1f}{r.n_train:>9}")
+                         f"{r.n_selected:>7}{r.max_dev_mean:>9.3f}{r.student_f_rmse:>9.1f}{r.n_train:>9}"
+                         f"{r.monitor_f_rmse:>8.1f}")
         state = "converged" if self.converged else ("stopped" if self.stopped else "round limit reached")
-        lines.append(f"({state}; max dev eV/Å, F RMSE vs teacher meV/Å; {self.wall_time_s:.1f} s)")
+        lines.append(f"({state}; max dev eV/Å, F RMSE vs teacher meV/Å: on the round's new MD frames, and after the "
+                     f"round on the fixed frames never trained on; {self.wall_time_s:.1f} s)")
         return "\n".join(lines)
 
 
@@ -79,8 +81,10 @@ class DistillConfig:
     Langevin exploration ``md``; per round ``md_steps`` per start and temperature, a frame every
     ``sample_every`` steps, at most ``max_new`` frames added and ``train_steps`` of retraining
     (``init_steps`` for round 0, default ``train_steps``); it stops when a fraction ≥ ``converge`` of a
-    round's frames is below lo. ``train``: the trainer's recipe (several small molecules per step buy a
-    steadier gradient for the cheap student). ``device`` is accepted as an override of ``train.device``.
+    round's frames is below lo. ``monitor`` teacher-labelled seed frames (at most a quarter of them) are set
+    aside, never trained on, and scored after every round (``monitor_f_rmse``). ``train``: the trainer's
+    recipe (several small molecules per step buy a steadier gradient for the cheap student). ``device`` is
+    accepted as an override of ``train.device``.
     """
 
     ALIASES: ClassVar[dict[str, str]] = {"device": "train.device", "config": "train"}
@@ -98,6 +102,7 @@ class DistillConfig:
     init_steps: int | None = None
     converge: float = 0.99
     seed: int = 0
+    monitor: int = 16  # seed frames set aside (never trained on): the student's error on them after every round
     train: TrainConfig = field(default_factory=_train_default)
     md: MDConfig = field(default_factory=default_md_config)
 
@@ -108,7 +113,7 @@ class DistillConfig:
         self.train.check(source)
         if len(self.trust) != 2:
             raise ConfigError(f"trust must be [lo, hi] in eV/Å, got {self.trust}", source=source, field="trust")
-        least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1}
+        least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1, "monitor": 0}
         for name, value in least.items():
             if getattr(self, name) < value:
                 raise ConfigError(f"must be >= {value}, got {getattr(self, name)}", source=source, field=name)
@@ -177,7 +182,7 @@ def distill(teacher: "Potential | str | os.PathLike", systems: Sequence[Atoms] |
     converged = False
     try:
         train_ds, stopped = _first_round(run, explorer, t_model, seeds_in, max(cfg.md_steps // 2, cfg.sample_every),
-                                         cfg.init_steps or cfg.train_steps)
+                                         cfg.init_steps or cfg.train_steps, cfg.monitor)
         # -- rounds 1..N: explore, judge, label, retrain -------------------------------------------
         for k in range(1, cfg.rounds + 1):
             if stopped or _is_set(stop_event):
@@ -186,6 +191,7 @@ def distill(teacher: "Potential | str | os.PathLike", systems: Sequence[Atoms] |
             rec, train_ds = _round(k, explorer, stud, train_ds, (lo, hi), cfg.md_steps, cfg.max_new, cfg.converge,
                                    seed, stop_event, run.fit, t_model, head, source, cfg.train_steps)
             converged, stopped = rec.converged, rec.stopped
+            rec.monitor_f_rmse = run.monitor_rmse()
             run.finish_round(rec, train_ds if rec.n_selected else None)
             if rec.converged or rec.stopped:
                 break
@@ -230,6 +236,13 @@ class _Session:
     progress: bool
     t_start: float
     records: list[DistillRound] = field(default_factory=list)
+    monitor: Dataset | None = None  # teacher-labelled frames never trained on
+
+    def monitor_rmse(self) -> float:
+        """The student's force RMSE vs the teacher on the monitor frames (meV/Å; NaN without them)."""
+        if not self.monitor:
+            return float("nan")
+        return force_rmse(predict(self.stud, list(self.monitor)).forces, [f.labels[LABEL].forces for f in self.monitor])
 
     @property
     def student_path(self) -> Path | None:
@@ -271,7 +284,7 @@ class _Session:
 
 
 def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_in: Sequence | None,
-                 boot_steps: int, steps: int) -> tuple[Dataset, bool]:
+                 boot_steps: int, steps: int, n_monitor: int = 0) -> tuple[Dataset, bool]:
     """Round 0: teacher-labelled seed frames (``seeds_in``, or the starts and ``boot_steps`` of teacher MD) and the
     first fit of ``steps`` steps; the training set and whether a stop was asked for."""
     source, head = run.meta["source"], run.meta["head"]
@@ -283,6 +296,11 @@ def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_
         seed_frames, guard_stops, md_runs = seeds_in, 0, 0
     train_ds = label_frames(t_model, head, seed_frames, "distill-train", source, info={"distill_round": 0})
     train_ds.provenance = teacher_provenance(source, head)
+    if 0 < n_monitor <= len(train_ds) // 4:  # a fixed check the student never trains on
+        order = np.random.default_rng(run.meta["seed"]).permutation(len(train_ds))
+        run.monitor = Dataset([train_ds[int(i)] for i in order[:n_monitor]], name="distill-monitor")
+        train_ds = Dataset([train_ds[int(i)] for i in sorted(order[n_monitor:])], name=train_ds.name,
+                           provenance=train_ds.provenance)
     explore_s = time.perf_counter() - t0
     train_s, stopped = (0.0, True) if _is_set(run.stop_event) else run.fit(train_ds, steps, 0, False)
     e_rmse = force_rmse(predict(run.stud, list(train_ds)).forces, [f.labels[LABEL].forces for f in train_ds])
@@ -291,7 +309,7 @@ def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_
                                   0 if stopped and train_s == 0 else steps, md_runs, guard_stops,
                                   stopped=stopped, timing={"explore_s": explore_s, "train_s": train_s},
                                   message=f"initial fit on {n0} teacher-labelled frames"
-                                  + (" (stopped)" if stopped else "")),
+                                  + (" (stopped)" if stopped else ""), monitor_f_rmse=run.monitor_rmse()),
                      train_ds)
     return train_ds, stopped
 
