@@ -388,9 +388,10 @@ def _print_round(event: Any) -> None:
     if getattr(event, "kind", None) != "round":
         return
     pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"  # noqa: E731
+    fixed = f" ({event.monitor_f_rmse:.1f} on the fixed frames)" if event.monitor_f_rmse == event.monitor_f_rmse else ""
     print(f"distill round {event.round}/{event.total_rounds}: {event.n_frames} frames, accurate {pct(event.accurate)}, "
           f"candidates {pct(event.candidates)}, failed {pct(event.failed)}, added {event.n_selected}, "
-          f"F RMSE vs teacher {event.student_f_rmse:.1f} meV/Å, train set {event.n_train} — {event.message}",
+          f"F RMSE vs teacher {event.student_f_rmse:.1f} meV/Å{fixed}, train set {event.n_train} — {event.message}",
           file=sys.stderr)
 
 
