@@ -18,7 +18,7 @@ comma-separated models are scored as their ensemble mean (energies and forces av
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
     [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta-heldout]
     -> benchmarks/results/delta_loro.json
-       python benchmarks/delta_loro.py --reaction-curve 3,5,10,21 --pretrained none --steps 1500
+       python benchmarks/delta_loro.py --reaction-curve 3,5,10,15,17 --pretrained none --steps 1500
            -> benchmarks/results/delta_loro-reaction-curve.json (held-out ratios vs the number of training reactions)
 """
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="score this trained Δ model (name or file) instead of training; "
                    "several, comma-separated: their ensemble mean")
-    p.add_argument("--reaction-curve", default="", help="sizes, e.g. 3,5,10,21: train on that many of the train "
+    p.add_argument("--reaction-curve", default="", help="sizes, e.g. 3,5,10,15,17: train on that many of the train "
                    "split's reactions (random subsets) and score the same held-out reactions")
     p.add_argument("--curve-seeds", default="0,1,2", help="subsets per size")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")

@@ -157,13 +157,19 @@ def test_bad_inputs_name_what_is_wrong(teacher, tmp_path):
         distill(teacher, [molecule("C2H4")], trust=(0.3, 0.1), out_dir=None, **QUICK)
 
 
-def test_init_frames_are_relabelled_by_the_teacher(teacher):
-    rng = np.random.default_rng(1)
-    seeds = []
-    for _ in range(3):
+def rattled_ethylene(n: int, seed: int, labels: dict | None = None) -> list[Frame]:
+    """``n`` ethylene geometries rattled by 0.05 Å (seeded), with the given labels or none."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
         m = molecule("C2H4")
         m.positions += rng.normal(scale=0.05, size=m.positions.shape)
-        seeds.append(Frame(m.numbers, m.positions, labels={"dft": Labels(1.0, np.zeros((6, 3)))}))
+        frames.append(Frame(m.numbers, m.positions, labels=dict(labels or {})))
+    return frames
+
+
+def test_init_frames_are_relabelled_by_the_teacher(teacher):
+    seeds = rattled_ethylene(3, 1, {"dft": Labels(1.0, np.zeros((6, 3)))})
     res = distill(teacher, [molecule("C2H4")], rounds=0, init_frames=Dataset(seeds), out_dir=None, **QUICK)
     assert [r.round for r in res.rounds] == [0] and len(res.train_set) == 3
     assert res.train_set.label_sets == [LABEL]
@@ -257,12 +263,7 @@ def test_pipeline_distills_where_the_student_is_scored_and_run():
 
 
 def test_monitor_frames_are_set_aside_and_scored_every_round(teacher):
-    rng = np.random.default_rng(2)
-    seeds = []
-    for _ in range(20):
-        m = molecule("C2H4")
-        m.positions += rng.normal(scale=0.05, size=m.positions.shape)
-        seeds.append(Frame(m.numbers, m.positions))
+    seeds = rattled_ethylene(20, 2)
     res = distill(teacher, [molecule("C2H4")], rounds=1, init_frames=Dataset(seeds), out_dir=None, monitor=4,
                   **QUICK)
     # 4 of the 20 seeds never train the student; its error on them is reported after every round

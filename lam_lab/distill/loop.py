@@ -58,7 +58,7 @@ class DistillResult:
             f = lambda n, r=r: f"{100 * r.fraction(n):.1f}%" if r.n_frames else "-"  # noqa: E731
             lines.append(f"{r.round:>5}{r.n_frames:>8}{f(r.n_accurate):>10}{f(r.n_candidates):>9}{f(r.n_failed):>8}"
                          f"{r.n_selected:>7}{r.max_dev_mean:>9.3f}{r.student_f_rmse:>9.1f}{r.n_train:>9}"
-                         f"{r.monitor_f_rmse:>8.1f}")
+                         + (f"{r.monitor_f_rmse:>8.1f}" if r.monitor_f_rmse == r.monitor_f_rmse else f"{'n/a':>8}"))
         state = "converged" if self.converged else ("stopped" if self.stopped else "round limit reached")
         lines.append(f"({state}; max dev eV/Å, F RMSE vs teacher meV/Å: on the round's new MD frames, and after the "
                      f"round on the fixed frames never trained on; {self.wall_time_s:.1f} s)")
