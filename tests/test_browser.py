@@ -60,9 +60,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyter(tmp_path):
-    """JupyterLab on 127.0.0.1 (free port, random token) serving a copy of notebook 00; yields (url, token, dir)."""
+@pytest.fixture(params=["lab", "notebook"], ids=["jupyterlab4", "notebook7"])
+def jupyter(request, tmp_path):
+    """JupyterLab 4 or Notebook 7 on 127.0.0.1 (free port, random token) serving a copy of notebook 00.
+
+    Yields (url, token, dir, path): ``path`` is where that front end opens a notebook (``lab/tree`` or ``notebooks``).
+    """
+    lab = request.param == "lab"
     work = tmp_path / "nb"
     work.mkdir()
     shutil.copy(ROOT / "notebooks" / "00_lab.ipynb", work / "00_lab.ipynb")
@@ -77,10 +81,12 @@ def jupyter(tmp_path):
         f.write_text(json.dumps(value))
     env.pop("JUPYTER_TOKEN", None)
     port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+    app = "LabApp" if lab else "JupyterNotebookApp"
+    cmd = [sys.executable, "-m", "jupyterlab" if lab else "notebook", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           f"--FileCheckpoints.checkpoint_dir={tmp_path / 'checkpoints'}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.news_url="]
+           f"--FileCheckpoints.checkpoint_dir={tmp_path / 'checkpoints'}", f"--{app}.expose_app_in_browser=True"]
+    if lab:
+        cmd.append("--LabApp.news_url=")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--ServerApp.allow_root=True")
     log = (tmp_path / "server.log").open("w")
@@ -96,7 +102,7 @@ def jupyter(tmp_path):
             except OSError:
                 assert time.time() < deadline, "JupyterLab did not answer:\n" + (tmp_path / "server.log").read_text()[-3000:]
                 time.sleep(0.5)
-        yield url, token, work
+        yield url, token, work, "lab/tree" if lab else "notebooks"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # the server shuts its kernels down
@@ -193,9 +199,9 @@ def _shot(page, shots: Path, name: str, panel: str) -> None:
     page.locator(panel).first.screenshot(path=str(shots / name))
 
 
-def _run_notebook(page, url: str, token: str, shots: Path) -> None:
+def _run_notebook(page, url: str, token: str, path: str, shots: Path) -> None:
     """Open notebook 00, run every cell, and check the 3D player drew a molecule."""
-    page.goto(f"{url}/lab/tree/00_lab.ipynb?token={token}", wait_until="domcontentloaded", timeout=120_000)
+    page.goto(f"{url}/{path}/00_lab.ipynb?token={token}", wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     _wait(page, _STATE, lambda s: s["ready"] and s["kernel"] == "idle", 120, "the kernel")
     page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
@@ -302,6 +308,25 @@ def _md_tab(page, shots: Path) -> None:
     _shot(page, shots, "lab-md-tab.png", md)
 
 
+def _label_frames(page, shots: Path) -> None:
+    """MD · Uncertainty: *Label these frames* sends the most uncertain frame to DFT (PySCF) and GFN2-xTB; the Δ set
+    it grows is offered to Fine-tune · Δ (not selected there)."""
+    md, ft = ".lam-md-panel", ".lam-finetune-panel"
+    k = page.locator(f"{md} .widget-inline-hbox").filter(has=page.locator("label", has_text=re.compile("^frames$")))
+    k.locator("input").first.fill("1")
+    k.locator("input").first.press("Enter")
+    time.sleep(1.0)
+    _click(page, md, "Label these frames")
+    _done(page, md, "Label these frames", 600)
+    assert "1 of 1 frames labelled with wb97x/6-31g* and GFN2-xTB" in page.locator(md).inner_text()
+    _tab(page, "Fine-tune · Δ", ft)
+    down = page.locator(f"{ft} .widget-inline-hbox").filter(has=page.locator("label", has_text=re.compile("^downstream$")))
+    options = down.locator("select").first.evaluate("e => [...e.options].map(o => o.text.replace(/\\u00a0/g, ' '))")
+    assert "rxn-dft + uncertain frames (1)" in options, options  # joined to the built-in Δ set
+    assert down.locator("select").first.evaluate("e => e.options[e.selectedIndex].text") == "rxn-dft"
+    assert "New data set: rxn-dft + uncertain frames (1)" in page.locator(ft).inner_text()
+
+
 def _no_widget_errors(page) -> None:
     """No widget failed to render anywhere on the page."""
     text = page.inner_text("body")
@@ -314,8 +339,10 @@ def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
     """Notebook 00 runs; then, with every cell finished, each tab's buttons are clicked and its plots must arrive."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = _chromium()
-    url, token, _ = jupyter
+    url, token, _, path = jupyter
     shots = Path(os.environ.get("LAM_LAB_SHOTS", tmp_path / "screenshots"))
+    if path != "lab/tree":  # the README's screenshots are JupyterLab's; Notebook 7's go beside them
+        shots = shots / "notebook7"
     shots.mkdir(parents=True, exist_ok=True)
     console: list[str] = []
     with sync_api.sync_playwright() as p:
@@ -325,8 +352,11 @@ def test_lab_tabs_run_from_their_buttons_and_draw(jupyter, tmp_path):
         try:
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            _run_notebook(page, url, token, shots)
-            for tab in (_data_tab, _train_tab, _finetune_tab, _distill_tab, _md_tab):  # in order: each uses the last
+            _run_notebook(page, url, token, path, shots)
+            steps = [_data_tab, _train_tab, _finetune_tab, _distill_tab, _md_tab]  # in order: each uses the last
+            if path == "lab/tree":  # DFT on one frame: once, in JupyterLab
+                steps.append(_label_frames)
+            for tab in steps:
                 tab(page, shots)
             _no_widget_errors(page)
         finally:
