@@ -57,7 +57,7 @@ def summary_html(s: Summary) -> str:
         cols = ["frames", "E/atom mean", "E/atom std", "|F| mean", "|F| max", "F rms"]
         keys = ["frames", "e_per_atom_mean", "e_per_atom_std", "f_norm_mean", "f_norm_max", "f_rms"]
         body = "".join(
-            f"<tr><td style='padding:1px 5px 1px 0'>{e(name)}</td>"
+            f"<tr><td style='padding:1px 5px 1px 0;white-space:nowrap'>{e(name)}</td>"
             + "".join(f"<td style='text-align:right;padding:1px 5px'>{_fmt(st[k], k)}</td>" for k in keys) + "</tr>"
             for name, st in s.label_sets.items()
         )
@@ -116,7 +116,7 @@ class DataPanel(w.VBox):
         cmp_b.on_click(lambda _: self._guard(self.compare, self.compare_source.value))
         clear_b.on_click(lambda _: self.clear_compare())
         self.message = w.HTML("")
-        self.summary = w.HBox([])
+        self.summary = w.HBox([], layout=w.Layout(flex_flow="row wrap"))  # two sets: side by side when they fit
         self.coverage_out, self.compare_out = figure_output(), figure_output()
         self.energy_out, self.force_out = figure_output(), figure_output()
         for out in (self.coverage_out, self.compare_out, self.energy_out, self.force_out):
@@ -189,7 +189,7 @@ class DataPanel(w.VBox):
         if not sets:
             return
         summaries = {name: ds.summary() for name, ds in sets.items()}
-        self.summary.children = [w.HTML(summary_html(s), layout=w.Layout(margin="0 24px 0 0"))
+        self.summary.children = [w.HTML(summary_html(s), layout=w.Layout(margin="0 24px 8px 0", flex="0 0 auto"))
                                  for s in summaries.values()]
         counts = {name: s.elements for name, s in summaries.items()}
         first = next(iter(sets))

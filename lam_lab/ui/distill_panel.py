@@ -195,6 +195,7 @@ class DistillPanel(JobPanel):
         with self.chart.batch_update():
             for tr in self.chart.data:
                 tr.x, tr.y = [], []
+        self._draw()  # empty, with the round axis of this run
         seeds = (f"; first fit on {len(s['init_frames'])} frames of the reaction's data, labelled by the teacher"
                  if s["init_frames"] else "")
         self.message.value = message_html(f"distilling {self.teacher.label} into {self.student.value}: the teacher "
@@ -263,7 +264,8 @@ class DistillPanel(JobPanel):
             fixed = [v if _finite(v) else None for v in fixed]
             self.chart.data[4].x, self.chart.data[4].y = r, rmse
             self.chart.data[5].x, self.chart.data[5].y = r, fixed
-            self.chart.layout.xaxis.range = self.chart.layout.xaxis2.range = [-0.5, max(r + [3]) + 0.5]
+            planned = max(0, int(self.n_rounds.value))  # the axes span the rounds asked for, not a fixed 0-3
+            self.chart.layout.xaxis.range = self.chart.layout.xaxis2.range = [-0.5, max(r + [planned, 1]) + 0.5]
             finite = [v for v in dev + rmse + fixed if v]
             if finite:
                 self.chart.layout.yaxis2.range = [np.log10(min(finite)) - 0.2, np.log10(max(finite)) + 0.2]
