@@ -3,14 +3,17 @@
 For each held-out reaction of rxn-dft (default three: one pericyclic, one proton transfer, one ring opening),
 10 seeded frames of that reaction (no frame tagged ``ts`` or ``xtb-ts`` among them) continue the Δ model
 (``ll.finetune(..., pretrained=<Δ model>, mode="delta")``) with each setting of the grid: learning rate,
-steps, and replay of the model's own training data (rxn-dft's train split, replayed as DFT − xTB on the same
-head) against forgetting. Scored against ωB97X/6-31G(d) with GFN2-xTB added back, before and after, next to
-GFN2-xTB alone: force RMSE on the reaction's other frames (meV/Å), its barrier error at the DFT TS (eV), and
-the other held-out reactions' force RMSE (forgetting: after / before). Targets (issue): both errors halved,
-others not worse by > 10 %.
+steps, replay of the model's own training data (rxn-dft's train split, replayed as DFT − xTB on the same
+head) against forgetting, and the weight of energies in the loss (a multiple of the trainer's energy prefactors:
+ten shots carry 10 energies beside hundreds of force components, and the barrier is an energy).
+Scored against ωB97X/6-31G(d) with GFN2-xTB added back, before and after, next to GFN2-xTB alone: force
+RMSE on the reaction's other frames (meV/Å), its barrier error at the DFT TS (eV), and the other held-out
+reactions' force RMSE (forgetting: after / before). Targets (issue): both errors halved, others not worse
+by > 10 %.
 
 Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta-heldout] [--reactions claisen,malonaldehyde,oxirane]
-    [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--quick] -> benchmarks/results/delta_fewshot.json
+    [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--energy-weight 1,10] [--quick]
+    -> benchmarks/results/delta_fewshot.json
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="100,300")
     p.add_argument("--replay", default="0,0.5", help="replay weights of the model's train data (0: none)")
     p.add_argument("--replay-frames", type=int, default=200)
+    p.add_argument("--energy-weight", default="1", help="multiples of the trainer's energy prefactors (1: default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="one reaction, one setting, 5 steps")
     p.add_argument("--out", default=None)
@@ -80,39 +84,46 @@ def main(argv: list[str] | None = None) -> int:
     test, train = data.where(split="test"), data.where(split="train")
     base = ll.pretrained.load(a.model) if a.model in ll.pretrained.available() else ll.load(a.model)
     reactions = a.reactions.split(",")[:1] if a.quick else a.reactions.split(",")
-    grid = list(itertools.product([float(x) for x in a.lr.split(",")], [int(x) for x in a.steps.split(",")],
-                                  [float(x) for x in a.replay.split(",")]))
-    grid = [(1e-3, 5, 0.5)] if a.quick else grid
+    def floats(text: str) -> list[float]:
+        return [float(x) for x in text.split(",")]
+
+    grid = list(itertools.product(floats(a.lr), [int(x) for x in a.steps.split(",")], floats(a.replay),
+                                  floats(a.energy_weight)))
+    grid = [(1e-3, 5, 0.5, 1.0)] if a.quick else grid
+    loss = TrainConfig().loss
     replay_data = {"default": train.subset(min(a.replay_frames, len(train)), a.seed)}
     rows = []
     for name in reactions:
         shots, rest, others = split_reaction(test, name, a.shots, a.seed)
         before = summary(base, rest, others)
-        for lr, steps, replay in grid:
+        for lr, steps, replay, ew in grid:
             t0 = time.perf_counter()
+            config = TrainConfig(lr=lr, batch_size=min(4, a.shots)).replace(
+                loss={"pf_e_start": ew * loss.pf_e_start, "pf_e_limit": ew * loss.pf_e_limit})
             ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, branch="default",
-                             steps=steps, config=TrainConfig(lr=lr, batch_size=min(4, a.shots)), replay=replay,
+                             steps=steps, config=config, replay=replay,
                              replay_data=replay_data if replay else None, out_dir=None, progress=False, seed=a.seed)
             after = summary(ft.model, rest, others)
             forget = [after["others_force_rmse_mev_per_A"][k] / v for k, v in
                       before["others_force_rmse_mev_per_A"].items()]
-            row = {"reaction": name, "lr": lr, "steps": steps, "replay": replay, "shots": len(shots),
-                   "eval_frames": len(rest), "before": before, "after": after,
+            row = {"reaction": name, "lr": lr, "steps": steps, "replay": replay, "energy_weight": ew,
+                   "shots": len(shots), "eval_frames": len(rest), "before": before, "after": after,
                    "force_after_over_before": after["force_rmse_mev_per_A"] / before["force_rmse_mev_per_A"],
                    "barrier_after_over_before": after["barrier_err_ev"] / before["barrier_err_ev"],
                    "others_worst_after_over_before": float(np.max(forget)), "seconds": time.perf_counter() - t0}
             row["targets_met"] = bool(row["force_after_over_before"] <= 0.5 and row["barrier_after_over_before"] <= 0.5
                                       and row["others_worst_after_over_before"] <= 1.1)
             rows.append(row)
-            print(f"{name:<14} lr {lr:g} steps {steps:4d} replay {replay:g}: F {before['force_rmse_mev_per_A']:.0f}"
+            print(f"{name:<14} lr {lr:g} steps {steps:4d} replay {replay:g} E×{ew:g}: "
+                  f"F {before['force_rmse_mev_per_A']:.0f}"
                   f"→{after['force_rmse_mev_per_A']:.0f} (xTB {before['xtb_force_rmse_mev_per_A']:.0f}) meV/Å, "
                   f"|Δ barrier| {before['barrier_err_ev']:.3f}→{after['barrier_err_ev']:.3f} (xTB "
                   f"{before['xtb_barrier_err_ev']:.3f}) eV, others worst ×{row['others_worst_after_over_before']:.2f}",
                   flush=True)
     by_setting = {}
-    for lr, steps, replay in grid:
-        sel = [r for r in rows if (r["lr"], r["steps"], r["replay"]) == (lr, steps, replay)]
-        by_setting[f"lr={lr:g},steps={steps},replay={replay:g}"] = {
+    for lr, steps, replay, ew in grid:
+        sel = [r for r in rows if (r["lr"], r["steps"], r["replay"], r["energy_weight"]) == (lr, steps, replay, ew)]
+        by_setting[f"lr={lr:g},steps={steps},replay={replay:g},energy_weight={ew:g}"] = {
             "mean_force_after_over_before": float(np.mean([r["force_after_over_before"] for r in sel])),
             "mean_barrier_after_over_before": float(np.nanmean([r["barrier_after_over_before"] for r in sel])),
             "worst_others_after_over_before": float(np.max([r["others_worst_after_over_before"] for r in sel])),

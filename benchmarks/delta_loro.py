@@ -16,7 +16,8 @@ not: it was trained on every reaction) instead of training one; several
 comma-separated models are scored as their ensemble mean (energies and forces averaged).
 
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
-    [--pretrained lam-chon-small|none] [--also a,b] [--model lam-chon-delta-heldout]
+    [--pretrained lam-chon-small|none] [--also a,b] [--exclude c,d] [--energy-weight 10]
+    [--model lam-chon-delta-heldout]
     -> benchmarks/results/delta_loro.json
        python benchmarks/delta_loro.py --reaction-curve 3,5,10,15,17 --pretrained none --steps 1500
            -> benchmarks/results/delta_loro-reaction-curve.json (held-out ratios vs the number of training reactions)
@@ -138,12 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reaction-curve", default="", help="sizes, e.g. 3,5,10,15,17: train on that many of the train "
                    "split's reactions (random subsets) and score the same held-out reactions")
     p.add_argument("--curve-seeds", default="0,1,2", help="subsets per size")
+    p.add_argument("--energy-weight", type=float, default=1.0, help="multiple of the trainer's energy prefactors "
+                   "(1: the default, force-heavy loss; barriers are energy differences)")
+    p.add_argument("--exclude", default="", help="training reactions left out of training (not scored), e.g. the kin "
+                   "of a held-out reaction: does transfer come from a close relative?")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
     data = load_source(args.data)
     recipe = DeltaRecipe(data=args.data, pretrained=None if args.pretrained == "none" else args.pretrained,
                          minutes=None if (args.quick or args.steps) else (args.minutes or DeltaRecipe.minutes),
                          steps=30 if args.quick else args.steps)
+    if args.energy_weight != 1.0:
+        from lam_lab.train.config import LossConfig
+
+        loss = LossConfig()
+        recipe.train = {**recipe.train, "loss": {"pf_e_start": args.energy_weight * loss.pf_e_start,
+                                                 "pf_e_limit": args.energy_weight * loss.pf_e_limit}}
     if args.reaction_curve:
         curve = reaction_curve(data, recipe, [int(x) for x in args.reaction_curve.split(",")],
                                [int(x) for x in args.curve_seeds.split(",")])
@@ -155,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         rows, inside, seconds = score_trained(data, args.model.split(","), recipe)
     else:
-        rows, inside, seconds = train_and_score(data, recipe, None, args.seed)
+        excluded = {n for n in args.exclude.split(",") if n}
+        only = sorted({str(f.info["reaction"]) for f in data.where(split="train")} - excluded) if excluded else None
+        rows, inside, seconds = train_and_score(data, recipe, None, args.seed, only=only)
     runs = [{"held_out": [r["reaction"] for r in rows], "seconds": seconds, "in_distribution": inside}]
     for name in [n for n in args.also.split(",") if n]:
         more, more_inside, s = train_and_score(data, recipe, {name}, args.seed)
@@ -176,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         "val_xtb_force_rmse_mev_per_A": inside["baseline_force_rmse_mev_per_A"], "rows": rows, "runs": runs,
         "settings": {"recipe": "the scored model's own (its card)" if args.model else
                      {**vars(recipe), "preset": str(recipe.preset)}, "seed": args.seed,
-                     "data": args.data,
+                     "data": args.data, "excluded_from_training": args.exclude or None,
+                     "training_reactions": sorted({str(f.info["reaction"]) for f in data.where(split="train")}
+                                                  - set(args.exclude.split(","))),
                      "model": args.model and ",".join(Path(m).name for m in args.model.split(","))}})
     return 0
 

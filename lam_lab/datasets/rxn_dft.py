@@ -104,15 +104,19 @@ def frames(ctx: BuildContext) -> list[Frame]:
     return out
 
 
-def dft_stationary(ctx: BuildContext) -> list[Frame]:
-    """ωB97X/6-31G(d) minima and TS of each verified reaction whose DFT stage has run (label-free frames).
+def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
+    """ωB97X/6-31G(d) minima and TS of each verified reaction (label-free frames); the DFT TS stage runs where it
+    has not, unless ``cached_only`` (then reactions whose stage has not run yet have none).
 
     Their DFT energies and forces, computed by the TS stage with the same labeler, go into the label cache
     (:func:`_cache_stationary_labels`) so they are not computed twice.
     """
     out = []
     for name, low in verified_reactions(ctx).items():
-        res = low if name in DFT_FIRST else dft_ts(ctx, get_reaction(name), low)
+        res = low if name in DFT_FIRST else dft_ts(ctx, get_reaction(name), low, cached_only=cached_only)
+        if res is None:
+            ctx.say(f"{name}: DFT TS stage not run yet; no DFT stationary points in this interim set")
+            continue
         _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), int(low.ts.info.get("charge", 0)))
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
@@ -203,7 +207,7 @@ def build(ctx: BuildContext, cached_only: bool = False) -> Dataset:
 
     ``cached_only``: only the frames labelled so far (an interim set for experiments; never shipped).
     """
-    todo = frames(ctx) + ([] if ctx.quick else dft_stationary(ctx))
+    todo = frames(ctx) + ([] if ctx.quick else dft_stationary(ctx, cached_only))
     assign_splits(todo, ctx.seed)
     if cached_only:
         todo = labelled_so_far(ctx, todo)

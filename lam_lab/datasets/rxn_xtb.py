@@ -1,6 +1,6 @@
 """rxn-xtb: GFN2-xTB pre-training frames of C/H/N/O chemistry, centred on verified transition states.
 
-Every built-in reaction (:mod:`lam_lab.datasets.reactions`, 24) is one of two kinds:
+Every built-in reaction (:mod:`lam_lab.datasets.reactions`, 45) is one of two kinds:
 
 * TS-centred (each reaction whose GFN2-xTB saddle verified: one imaginary mode, IRC to both minima):
   the xTB reactant, TS and product, IRC frames, thermal normal-mode displacements of the TS, MD
@@ -41,8 +41,8 @@ from lam_lab.datasets.ts_sampling import DFT_FIRST, TSSampling, TSSearchFailed, 
 from lam_lab.sampling.select import select_fps
 
 NAME = "rxn-xtb"
-DESCRIPTION = ("8,440 GFN2-xTB frames of C/H/N/O: IRC, TS normal modes, MD from the TS and near-minimum frames "
-               "around the 19 verified GFN2-xTB saddles of the 24 built-in reactions (the only frames tagged ts), "
+DESCRIPTION = ("14,320 GFN2-xTB frames of C/H/N/O: IRC, TS normal modes, MD from the TS and near-minimum frames "
+               "around the 40 verified GFN2-xTB saddles of the 45 built-in reactions (the only frames tagged ts), "
                "CI-NEB path + MD of 4 without one (formic-acid-dimer left out: its path is another structure), "
                "and MD of 32 small molecules at 300-1000 K")
 SHARED = "rxn-dft"  # whose cached xTB TS searches and candidate pools are read (never written)
