@@ -199,7 +199,7 @@ def test_every_verb_answers_bad_files_with_one_line_and_status_2(argv, kind, suf
 @pytest.mark.parametrize("argv,message", [
     (["train", "x.yaml", "--steps", "abc"], r"lam-lab train: error: argument --steps: invalid int value: 'abc'"),
     (["data", "build", "nope"], r"unknown built-in data set 'nope'"),
-    (["md", "emt", "nope.xyz"], r"'nope.xyz' is not a reaction .* an existing file, or a SMILES"),
+    (["md", "emt", "nope.xyz"], r"'nope.xyz' is not a reaction, an existing file, or a SMILES"),
     (["nonsense-verb"], r"lam-lab: error: argument verb: invalid choice: 'nonsense-verb'"),
 ])
 def test_mistyped_arguments(argv, message, capsys):

@@ -69,8 +69,13 @@ def resolve_system(system: str, args: argparse.Namespace) -> Any:
     try:
         return smiles_to_atoms(system, seed=args.seed)[0]
     except DataError:
-        raise DataError(f"{system!r} is not a reaction ({', '.join(_reaction_names())}), an existing file, "
-                        f"or a SMILES RDKit can parse", field="system") from None
+        import difflib
+
+        names = _reaction_names()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"{system!r} is not a reaction, an existing file, or a SMILES RDKit can parse{hint} "
+                        f"(the {len(names)} reactions: {', '.join(names)})", field="system") from None
     finally:
         RDLogger.EnableLog("rdApp.*")
 
