@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from lam_lab.data.errors import DataError
-from lam_lab.data.selection import barrier_frames  # re-exported (in __all__): roles, not scores
+from lam_lab.data.selection import barrier_frames, barrier_pairs  # re-exported (in __all__): roles, not scores
 
 if TYPE_CHECKING:
     from lam_lab.data.frame import Frame
@@ -67,9 +67,11 @@ class Scores:
     energy_std_mev_per_atom: float
     force_std_mev_per_A: float
     virial_rmse_mev_per_atom: float = float("nan")
+    # the barrier (E_TS − E_reactant) of each reaction with both frames; several reactions: means over them
     barrier_ref_ev: float = float("nan")
     barrier_pred_ev: float = float("nan")
-    barrier_err_ev: float = float("nan")  # |predicted − reference|
+    barrier_err_ev: float = float("nan")  # |predicted − reference| (mean over reactions)
+    barrier_reactions: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict of every field."""
@@ -241,7 +243,8 @@ def score(prediction: Prediction, frames: Any, label: str | None = None,
     """Errors of ``prediction`` against label set ``label`` of the same ``frames`` (default: their only label set).
 
     Frames whose label lacks energies (forces) are left out of the energy (force) errors. ``barrier``:
-    (reactant, ts) indices, ``"auto"`` from ``info['role']``, or None.
+    (reactant, ts) indices, ``"auto"`` (every reaction's pair from ``info['role']``; the barrier fields are then
+    means over those reactions, counted in ``barrier_reactions``), or None.
     """
     frame_list = _frames(frames)
     if len(frame_list) != len(prediction):
@@ -262,13 +265,13 @@ def score(prediction: Prediction, frames: Any, label: str | None = None,
     out = Scores(label, len(frame_list), int(n.sum()), _rms(de), _mae(de),
                  _rms(offset_removed(de, [f for f, ok in zip(frame_list, has_e) if ok])), _rms(df_all), _mae(df_all),
                  e_std, f_std, _rms(np.concatenate(dv)) if dv else float("nan"))
-    pair = barrier_frames(frame_list) if barrier == AUTO else barrier
-    if pair is not None:
-        r, ts = pair
-        if has_e[r] and has_e[ts]:
-            out.barrier_ref_ev = float(e_ref[ts] - e_ref[r])
-            out.barrier_pred_ev = float(prediction.energy[ts] - prediction.energy[r])
-            out.barrier_err_ev = abs(out.barrier_pred_ev - out.barrier_ref_ev)
+    pairs = barrier_pairs(frame_list) if barrier == AUTO else [barrier] if barrier is not None else []
+    pairs = [(r, ts) for r, ts in pairs if has_e[r] and has_e[ts]]
+    if pairs:  # one reaction: its barrier; several: each reaction's, averaged (not the first one's)
+        ref = np.array([e_ref[ts] - e_ref[r] for r, ts in pairs])
+        pred = np.array([prediction.energy[ts] - prediction.energy[r] for r, ts in pairs])
+        out.barrier_ref_ev, out.barrier_pred_ev = float(ref.mean()), float(pred.mean())
+        out.barrier_err_ev, out.barrier_reactions = float(np.mean(np.abs(pred - ref))), len(pairs)
     return out
 
 
@@ -298,5 +301,5 @@ def parity(prediction: Prediction, frames: Any, label: str, max_forces: int | No
             "e_pred": prediction.energy[keep] / n, "f_ref": f_ref, "f_pred": f_pred}
 
 
-__all__ = ["Prediction", "Scores", "predict", "reference", "score", "parity", "barrier_frames", "label_spread",
-           "offset_removed", "resolve_baseline", "resolve_head"]
+__all__ = ["Prediction", "Scores", "predict", "reference", "score", "parity", "barrier_frames", "barrier_pairs",
+           "label_spread", "offset_removed", "resolve_baseline", "resolve_head"]

@@ -11,7 +11,7 @@ import torch
 import lam_lab as ll
 from conftest import tiny_config
 from lam_lab.data.errors import DataError
-from lam_lab.evaluation import Scores, barrier_frames, label_spread, parity, predict, reference, score
+from lam_lab.evaluation import Scores, barrier_frames, barrier_pairs, label_spread, parity, predict, reference, score
 from lam_lab.finetune import finetune
 
 HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
@@ -56,6 +56,17 @@ def test_score_matches_a_hand_computation(rxn):
     assert s.barrier_err_ev == pytest.approx(abs((e(ts, BASE) - e(r, BASE)) - (e(ts, HIGH) - e(r, HIGH))))
     assert 0.5 < s.barrier_ref_ev < 5  # eV, not meV
     assert set(s.to_dict()) == {f.name for f in dataclasses.fields(Scores)}
+
+
+def test_barrier_of_several_reactions_is_the_mean_of_each_reactions(rxn):
+    test = rxn.where(split="test")  # five held-out reactions, each with its DFT saddle and minimum
+    s = score(reference(test, BASE), test, HIGH)
+    names = sorted({f.info["reaction"] for f in test})
+    assert s.barrier_reactions == len(barrier_pairs(list(test))) == len(names) > 1
+    each = [score(reference(test.where(reaction=n), BASE), test.where(reaction=n), HIGH) for n in names]
+    assert all(e.barrier_reactions == 1 for e in each)
+    assert s.barrier_err_ev == pytest.approx(np.mean([e.barrier_err_ev for e in each]))
+    assert s.barrier_ref_ev == pytest.approx(np.mean([e.barrier_ref_ev for e in each]))
 
 
 def test_label_spread_removes_per_element_offsets(rxn):

@@ -79,18 +79,26 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
     return sorted(chosen)
 
 
+def barrier_pairs(frames: Sequence["Frame"]) -> list[tuple[int, int]]:
+    """(reactant, ts) indices of every reaction in ``frames``, in the order of their ``ts`` frames: each reaction's
+    first ``ts`` and a reactant of the same ``info['reaction']``, from the same ``info['source']`` when there is one
+    (a DFT saddle pairs with the DFT minimum, not with the GFN2-xTB minimum labelled at DFT)."""
+    out, seen = [], set()
+    for ts, f in enumerate(frames):
+        name = f.info.get("reaction")
+        if f.info.get("role") != "ts" or name in seen:
+            continue
+        seen.add(name)
+        rs = [i for i, g in enumerate(frames) if g.info.get("role") == "reactant" and g.info.get("reaction") == name]
+        if rs:
+            out.append((next((i for i in rs if frames[i].info.get("source") == f.info.get("source")), rs[0]), ts))
+    return out
+
+
 def barrier_frames(frames: Sequence["Frame"]) -> tuple[int, int] | None:
-    """Indices (reactant, ts) from ``info['role']``: the first ``ts`` and a reactant of the same
-    ``info['reaction']``, from the same ``info['source']`` when there is one (a DFT saddle pairs with the DFT
-    minimum, not with the GFN2-xTB minimum labelled at DFT); None when either is missing."""
-    ts = next((i for i, f in enumerate(frames) if f.info.get("role") == "ts"), None)
-    if ts is None:
-        return None
-    same = frames[ts].info.get("reaction")
-    rs = [i for i, f in enumerate(frames) if f.info.get("role") == "reactant" and f.info.get("reaction") == same]
-    if not rs:
-        return None
-    return next((i for i in rs if frames[i].info.get("source") == frames[ts].info.get("source")), rs[0]), ts
+    """Indices (reactant, ts) of the first reaction of :func:`barrier_pairs`; None when no reaction has both."""
+    pairs = barrier_pairs(frames)
+    return pairs[0] if pairs else None
 
 
 def holdout_split(ds: "Dataset", seed: int = 0, max_test: int | None = None) -> tuple["Dataset", "Dataset"]:

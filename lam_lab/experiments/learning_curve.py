@@ -118,8 +118,8 @@ class LearningCurve:
             e_raw = "-" if r is self.baseline else f"{r.e_rmse:.2f}"
             lines.append(f"{r.method:<16}{size:>6}{e_raw:>10}{r.energy_rmse_offset_removed_mev_per_atom:>10.2f}"
                          f"{r.f_rmse:>10.1f}{r.barrier_err_ev:>13.3f}{r.train_s:>9.1f}")
-        lines.append("(test: held-out reaction; energy meV/atom, E RMSE*: per-element offsets fitted on the test "
-                     "frames removed, force meV/Å, barrier eV)")
+        lines.append("(test: held-out reactions; energy meV/atom, E RMSE*: per-element offsets fitted on the test "
+                     "frames removed, force meV/Å, barrier eV, the mean over the test reactions with a TS)")
         ratio = self.best_at_50_over_scratch_at_all
         if ratio is not None:
             lines.append(f"best method at N=50 / scratch at all frames (force RMSE): {ratio:.3f}")

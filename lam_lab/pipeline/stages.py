@@ -163,7 +163,7 @@ def stage_finetune(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
             row = {"method": mode, "n": min(n, len(train_all)), **score(res.model, test, spec.label, spec.baseline)}
             rows.append(row)
             ctx.log(f"finetune: {tag}: F RMSE {row['force_rmse_mev_per_A']:.0f} meV/Å, "
-                    f"barrier error {row['barrier_err_ev']:.3f} eV")
+                    f"barrier error {row['barrier_err_ev']:.3f} eV (mean over {row['barrier_reactions']} reactions)")
     best = min(rows, key=lambda r: r["force_rmse_mev_per_A"])
     files["best"] = files[f"model:{best['method']}-n{best['n']}"]
     base = baseline_score(test, spec.label, spec.baseline)
