@@ -106,7 +106,7 @@ def comparison_html(rows: Sequence[tuple[str, Any]], caption: str, label: str) -
         style = " style='color:#b35900'" if name == BASELINE_NAME else ""
         body += f"<tr{style}><td style='{cell};text-align:left'>{html.escape(name)}</td>{''.join(tds)}</tr>"
     n = max((getattr(s, "barrier_reactions", 0) for _, s in rows), default=0)
-    barrier = f"|Δ barrier|: mean over the {n} reactions with a TS and reactant frame" if n > 1 else "barrier"
+    barrier = f"barrier eV (the mean over the {n} reactions with a TS and a reactant frame)" if n > 1 else "barrier eV"
     return (f"<div><b>{html.escape(caption)}</b><table>{head}{body}</table><span style='color:#666'>errors against "
             f"{html.escape(label)} on the same frames; energy meV/atom (E RMSE*: per-element offsets removed), force "
-            f"meV/Å, {barrier} eV</span></div>")
+            f"meV/Å, {barrier}</span></div>")

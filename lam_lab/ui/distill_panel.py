@@ -192,10 +192,7 @@ class DistillPanel(JobPanel):
 
         s = self._settings()
         self.result_html.value, self.rounds, self.result = "", [], None
-        with self.chart.batch_update():
-            for tr in self.chart.data:
-                tr.x, tr.y = [], []
-        self._draw()  # empty, with the round axis of this run
+        self._draw()  # emptied, with the round axis of this run
         seeds = (f"; first fit on {len(s['init_frames'])} frames of the reaction's data, labelled by the teacher"
                  if s["init_frames"] else "")
         self.message.value = message_html(f"distilling {self.teacher.label} into {self.student.value}: the teacher "
