@@ -1,7 +1,8 @@
 """Few-shot Δ: fine-tune lam-chon-delta-heldout on 10 frames of a reaction it never saw; measure what it gains.
 
 For each held-out reaction of rxn-dft (default three: one pericyclic, one proton transfer, one ring opening),
-10 seeded frames of that reaction (no frame tagged ``ts`` or ``xtb-ts`` among them) continue the Δ model
+10 frames of that reaction (seeded at random, or diverse by farthest-point sampling; no frame tagged ``ts`` or
+``xtb-ts`` among them) continue the Δ model
 (``ll.finetune(..., pretrained=<Δ model>, mode="delta")``) with each setting of the grid: learning rate,
 steps, replay of the model's own training data (rxn-dft's train split, replayed as DFT − xTB on the same
 head) against forgetting, and the weight of energies in the loss (a multiple of the trainer's energy prefactors:
@@ -12,7 +13,8 @@ reactions' force RMSE (forgetting: after / before). Targets (issue): both errors
 by > 10 %.
 
 Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta-heldout] [--reactions claisen,malonaldehyde,oxirane]
-    [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--energy-weight 1,10] [--quick]
+    [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--energy-weight 1,10] [--pick random,diverse]
+    [--defaults] [--quick]
     -> benchmarks/results/delta_fewshot.json
 """
 
@@ -34,11 +36,12 @@ HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
 TS_ROLES = ("ts", "xtb-ts", "dft-saddle-unverified")
 
 
-def split_reaction(test, name: str, shots: int, seed: int):
-    """(the few shots, the reaction's other frames, the other held-out reactions' frames)."""
+def split_reaction(test, name: str, shots: int, seed: int, pick: str = "random"):
+    """(the few shots, the reaction's other frames, the other held-out reactions' frames); ``pick``: "random"
+    (a seeded subset) or "diverse" (farthest-point sampling on a structural fingerprint)."""
     own = test.where(reaction=name)
     pool = own[[i for i, f in enumerate(own) if f.info.get("role") not in TS_ROLES]]
-    picked = pool.subset(shots, seed)
+    picked = pool.select_fps(shots, seed) if pick == "diverse" else pool.subset(shots, seed)
     keys = {f.positions.tobytes() for f in picked}
     rest = own[[i for i, f in enumerate(own) if f.positions.tobytes() not in keys]]
     others = test[[i for i, f in enumerate(test) if f.info.get("reaction") != name]]
@@ -76,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", default="0,0.5", help="replay weights of the model's train data (0: none)")
     p.add_argument("--replay-frames", type=int, default=200)
     p.add_argument("--energy-weight", default="1", help="multiples of the trainer's energy prefactors (1: default)")
+    p.add_argument("--pick", default="random", help="how the shots are chosen: random, diverse (farthest-point)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="one reaction, one setting, 5 steps")
+    p.add_argument("--defaults", action="store_true", help="one setting: ll.finetune with no training options (its "
+                   "Δ-continuation defaults)")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     data = load_source(a.data)
@@ -90,23 +96,31 @@ def main(argv: list[str] | None = None) -> int:
     grid = list(itertools.product(floats(a.lr), [int(x) for x in a.steps.split(",")], floats(a.replay),
                                   floats(a.energy_weight)))
     grid = [(1e-3, 5, 0.5, 1.0)] if a.quick else grid
+    if a.defaults:
+        from lam_lab import continuation as rec
+
+        grid = [(rec.LR, rec.STEPS, rec.REPLAY, rec.ENERGY_WEIGHT)]
     loss = TrainConfig().loss
     replay_data = {"default": train.subset(min(a.replay_frames, len(train)), a.seed)}
     rows = []
-    for name in reactions:
-        shots, rest, others = split_reaction(test, name, a.shots, a.seed)
+    for name, pick in itertools.product(reactions, a.pick.split(",")):
+        shots, rest, others = split_reaction(test, name, a.shots, a.seed, pick)
         before = summary(base, rest, others)
         for lr, steps, replay, ew in grid:
             t0 = time.perf_counter()
-            config = TrainConfig(lr=lr, batch_size=min(4, a.shots)).replace(
-                loss={"pf_e_start": ew * loss.pf_e_start, "pf_e_limit": ew * loss.pf_e_limit})
-            ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, branch="default",
-                             steps=steps, config=config, replay=replay,
-                             replay_data=replay_data if replay else None, out_dir=None, progress=False, seed=a.seed)
+            if a.defaults:  # the plain call: ll.finetune's Δ-continuation defaults (lam_lab.continuation)
+                ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, out_dir=None,
+                                 progress=False, seed=a.seed)
+            else:
+                config = TrainConfig(lr=lr, batch_size=min(4, a.shots)).replace(
+                    loss={"pf_e_start": ew * loss.pf_e_start, "pf_e_limit": ew * loss.pf_e_limit})
+                ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, branch="default",
+                                 steps=steps, config=config, replay=replay,
+                                 replay_data=replay_data if replay else None, out_dir=None, progress=False, seed=a.seed)
             after = summary(ft.model, rest, others)
             forget = [after["others_force_rmse_mev_per_A"][k] / v for k, v in
                       before["others_force_rmse_mev_per_A"].items()]
-            row = {"reaction": name, "lr": lr, "steps": steps, "replay": replay, "energy_weight": ew,
+            row = {"reaction": name, "pick": pick, "lr": lr, "steps": steps, "replay": replay, "energy_weight": ew,
                    "shots": len(shots), "eval_frames": len(rest), "before": before, "after": after,
                    "force_after_over_before": after["force_rmse_mev_per_A"] / before["force_rmse_mev_per_A"],
                    "barrier_after_over_before": after["barrier_err_ev"] / before["barrier_err_ev"],
@@ -114,16 +128,19 @@ def main(argv: list[str] | None = None) -> int:
             row["targets_met"] = bool(row["force_after_over_before"] <= 0.5 and row["barrier_after_over_before"] <= 0.5
                                       and row["others_worst_after_over_before"] <= 1.1)
             rows.append(row)
-            print(f"{name:<14} lr {lr:g} steps {steps:4d} replay {replay:g} E×{ew:g}: "
+            print(f"{name:<14} {pick} lr {lr:g} steps {steps:4d} replay {replay:g} E×{ew:g}: "
                   f"F {before['force_rmse_mev_per_A']:.0f}"
                   f"→{after['force_rmse_mev_per_A']:.0f} (xTB {before['xtb_force_rmse_mev_per_A']:.0f}) meV/Å, "
                   f"|Δ barrier| {before['barrier_err_ev']:.3f}→{after['barrier_err_ev']:.3f} (xTB "
                   f"{before['xtb_barrier_err_ev']:.3f}) eV, others worst ×{row['others_worst_after_over_before']:.2f}",
                   flush=True)
     by_setting = {}
-    for lr, steps, replay, ew in grid:
-        sel = [r for r in rows if (r["lr"], r["steps"], r["replay"], r["energy_weight"]) == (lr, steps, replay, ew)]
-        by_setting[f"lr={lr:g},steps={steps},replay={replay:g},energy_weight={ew:g}"] = {
+    for pick, (lr, steps, replay, ew) in itertools.product(a.pick.split(","), grid):
+        sel = [r for r in rows if (r["pick"], r["lr"], r["steps"], r["replay"], r["energy_weight"]) ==
+               (pick, lr, steps, replay, ew)]
+        key = f"lr={lr:g},steps={steps},replay={replay:g},energy_weight={ew:g}" + ("" if pick == "random" else
+                                                                                 f",pick={pick}")
+        by_setting[key] = {
             "mean_force_after_over_before": float(np.mean([r["force_after_over_before"] for r in sel])),
             "mean_barrier_after_over_before": float(np.nanmean([r["barrier_after_over_before"] for r in sel])),
             "worst_others_after_over_before": float(np.max([r["others_worst_after_over_before"] for r in sel])),

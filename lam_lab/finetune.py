@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping
 import torch
 
 from lam_lab.config import ConfigError, load_config
+from lam_lab.continuation import check_delta_continuation
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.delta import delta_dataset, delta_label, delta_spec
@@ -149,7 +150,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     ``mode="atomft"`` freezes the base head ``branch`` and trains only α·Σ tanh(O_i). A replay weight > 0
     adds the pre-training tasks (the model's recipe, or ``replay_data`` head → Dataset) with that total
     weight against 1 for the downstream task. With ``freeze`` and ``new_elements="init"`` the new elements'
-    embedding still trains.
+    embedding still trains. A Δ model kept training in Δ mode takes the measured few-shot recipe
+    (:mod:`lam_lab.continuation`) for what ``overrides`` and a TrainConfig ``config`` leave unset.
     """
     from lam_lab.train.trainer import train
 
@@ -164,10 +166,15 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
         raise ConfigError("mode 'atomft' needs a pre-trained base model", field="pretrained")
     label = cfg.label or dataset.default_label()
     baseline = cfg.delta.baseline
-    scratch = mode == "scratch" or (mode == "delta" and pretrained is None)
+    scratch, recipe = mode == "scratch" or (mode == "delta" and pretrained is None), ""
     if not scratch:
         base, source = resolve_pretrained(pretrained)
         check_delta_continuation(base, mode, baseline)
+        if (config is None or isinstance(config, TrainConfig)) and mode == "delta" and delta_spec(base) is not None:
+            from lam_lab.continuation import continuation_config
+
+            given = {**overrides, **({"config": config} if config is not None else {})}
+            cfg, replay_data, recipe = continuation_config(base, source, given, replay_data)
     train_ds = select_frames(dataset, label, cfg.frames, seed)
     target, spec, val_ds = label, None, validation
     if mode == "delta":
@@ -191,7 +198,7 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     model, chosen = start.model, start.chosen
     info = {"mode": mode, "pretrained": source, "branch": chosen, "label": label, "frames": len(train_ds),
             "freeze": str(cfg.freeze), "replay": float(cfg.replay.weight), "new_elements": start.added, "seed": seed,
-            "heads": start.fate}
+            "heads": start.fate, **({"defaults": recipe} if recipe else {})}
     if mode == "atomft":
         info["alpha"] = float(cfg.atomft.alpha)
     extra = {"finetune": info, **({"delta": spec} if spec else {})}
@@ -302,20 +309,6 @@ def select_frames(dataset: Dataset, label: str, n: int | None, seed: int = 0) ->
     return ds.subset(n, seed)
 
 
-def check_delta_continuation(base: Potential, mode: str, baseline: str) -> None:
-    """A Δ model keeps training only as Δ on its own baseline: other modes or baselines are a DataError saying so."""
-    spec = delta_spec(base)
-    if spec is None:
-        return
-    if mode != "delta":
-        raise DataError(f"the pre-trained model is a Δ model (it predicts label − {spec['baseline']}); mode={mode!r} "
-                        f"would train its head on full labels and drop the baseline. Keep training it with "
-                        f"mode='delta', baseline={spec['baseline']!r}", field="mode")
-    if spec.get("baseline") != baseline:
-        raise DataError(f"the pre-trained Δ model learned label − {spec['baseline']!r}, not − {baseline!r}; pass "
-                        f"baseline={spec['baseline']!r}", field="baseline")
-
-
 def replay_sets(model: Potential, replay_data: Mapping[str, Dataset] | None, seed: int = 0,
                 max_frames: int = REPLAY_FRAMES) -> dict[str, tuple[Dataset, str]]:
     """head → (frames, label) of the pre-training data to replay: ``replay_data`` or the model's recipe.
@@ -393,6 +386,6 @@ def ff_pretrain_finetune(dataset: Dataset, pretrain_data: Dataset | str = "water
 __all__ = ["finetune", "FinetuneConfig", "DeltaConfig", "ReplayConfig", "AtomFTConfig", "finetune_config",
            "FinetuneResult", "MODES", "HEAD", "REPLAY_FRAMES", "ZERO_SHOT_FRAMES", "select_frames",
            "replay_sets", "check_delta_continuation", "ff_pretrain_finetune", "FFPretrainResult",
-           # re-exported from lam_lab.transfer, where they live
+           # re-exported from lam_lab.transfer and lam_lab.continuation, where they live
            "resolve_pretrained", "missing_elements", "extend_type_map", "zero_shot", "choose_branch", "head_fates",
            "keep_heads", "refit_energy_bias", "freeze_descriptor", "train_new_types"]

@@ -239,6 +239,23 @@ def test_reaction_seed_frames_are_train_geometries_without_labels():
     assert not reaction_frames(["diels-alder"], splits=("val",), exclude=list(held_out))
 
 
+def test_reference_check_scores_student_and_teacher_on_the_frames_no_seed_came_from(teacher):
+    from lam_lab.distill import reference_check
+    from lam_lab.distill.seeds import heldout_frames, reaction_frames
+
+    held = heldout_frames(["diels-alder"])
+    assert held and all(f.info["split"] != "train" and "wb97x/6-31g*" in f.labels for f in held)
+    seeds = reaction_frames(["diels-alder"], xtb_frames=20)
+    assert not any(np.allclose(s.positions, h.positions) for s in seeds for h in held if len(s) == len(h))
+    student = ll.build_model("student", ["H", "C", "O"], **TINY_STUDENT)
+    check = reference_check(student, teacher, held, "wb97x/6-31g*")
+    assert check.n_frames == len(held) and check.label == "wb97x/6-31g*"
+    f_student, f_teacher = check.student.force_rmse_mev_per_A, check.teacher.force_rmse_mev_per_A
+    assert np.isfinite(f_student) and np.isfinite(f_teacher)
+    assert check.student_over_teacher == pytest.approx(f_student / f_teacher)
+    assert reference_check(student, teacher, held, "no-such-label") is None
+
+
 def test_pipeline_distills_where_the_student_is_scored_and_run():
     from lam_lab.pipeline.config import quick
     from lam_lab.pipeline.stages import distill_inputs

@@ -211,6 +211,26 @@ def test_distill_panel_rounds_chart_and_speedup(tmp_path):
     assert panel.message.value.count("Done") == 1 and "force error vs the teacher" in panel.message.value
     words = round_status(panel.rounds[1], 1)
     assert words.startswith("round 1 of 1: checked") and "already good" in words and "too far off" in words
+    assert panel.check is None  # a SMILES: no DFT frames to check against
+
+
+def test_distill_panel_checks_student_teacher_and_xtb_against_dft_on_a_reaction(tmp_path):
+    """For a built-in reaction the result names the student's force error vs ωB97X on the reaction's unseen frames,
+    beside the teacher's and GFN2-xTB alone's on the same frames."""
+    from lam_lab.ui.distill_panel import DistillPanel
+
+    teacher = ll.build_model("dpa2-small", ["H", "C", "O"], **TINY)
+    panel = DistillPanel(teacher=teacher, systems="diels-alder", rounds=1, out_root=tmp_path)
+    panel.student.value, panel.md_steps.value, panel.train_steps.value, panel.init_steps.value = "student-tiny", 10, 5, 5
+    assert panel.start() is True
+    panel.wait(300)
+    assert panel.job.state == "done", panel.job.error
+    check = panel.check
+    unseen = ll.datasets.load("rxn-dft").where(reaction="diels-alder")
+    assert check.n_frames == sum(f.info["split"] != "train" for f in unseen)
+    text = panel.result_html.value
+    assert "student / teacher force RMSE" in text and "GFN2-xTB alone" in text and "wb97x/6-31g*" in text
+    assert f"{check.student_over_teacher:.2f}×" in text
 
 
 def test_lab_has_five_working_tabs_and_hands_models_between_them(mixed_ds, tiny_pretrained):

@@ -4,6 +4,7 @@
     res.student            # the student Potential; res.path: student.pt under out_dir
 """
 
+from lam_lab.distill.check import ReferenceCheck, reference_check
 from lam_lab.distill.events import DistillRound, RoundEvent
 from lam_lab.distill.explore import Exploration, Explorer
 from lam_lab.distill.loop import DistillConfig, DistillResult, distill, distill_config
@@ -12,4 +13,4 @@ from lam_lab.distill.teacher import LABEL
 
 __all__ = ["distill", "DistillConfig", "distill_config",
            "DistillResult", "DistillRound", "RoundEvent", "Selection", "trust_select", "max_force_deviation",
-           "force_rmse", "predict", "Explorer", "Exploration", "LABEL"]
+           "force_rmse", "predict", "Explorer", "Exploration", "LABEL", "ReferenceCheck", "reference_check"]

@@ -43,7 +43,7 @@ def reaction_frames(reactions: Sequence[str], splits: Sequence[str] = ("train",)
 
     want, keep = set(reactions), set(splits)
     dft = [f for f in datasets.load(SEED_SET) if f.info.get("reaction") in want]
-    held = [f for f in dft if f.info.get("split") not in keep] + list(exclude)
+    held = heldout_frames(reactions, splits) + list(exclude)
     out = [_bare(f) for f in dft if f.info.get("split") in keep and not _among(f, held)]
     if xtb_frames > 0:
         xtb = [f for f in datasets.load(XTB_SET) if f.info.get("reaction") in want]
@@ -51,6 +51,15 @@ def reaction_frames(reactions: Sequence[str], splits: Sequence[str] = ("train",)
             pool = [f for f in xtb if f.info.get("reaction") == name and not _among(f, held)]
             out += [_bare(f) for f in pool[:: max(1, len(pool) // xtb_frames)][:xtb_frames]]
     return out
+
+
+def heldout_frames(reactions: Sequence[str], splits: Sequence[str] = ("train",)) -> list[Frame]:
+    """The ``SEED_SET`` frames of ``reactions`` outside ``splits``, labels kept: the frames :func:`reaction_frames`
+    never seeds a student with, on which it is checked against DFT."""
+    from lam_lab import datasets
+
+    want, keep = set(reactions), set(splits)
+    return [f for f in datasets.load(SEED_SET) if f.info.get("reaction") in want and f.info.get("split") not in keep]
 
 
 def _bare(f: Frame) -> Frame:
@@ -61,4 +70,4 @@ def _among(frame: Frame, others: Sequence[Frame]) -> bool:
     return any(len(o) == len(frame) and np.allclose(o.positions, frame.positions, atol=1e-3) for o in others)
 
 
-__all__ = ["SEED_SET", "XTB_SET", "reaction_names", "known_reactions", "reaction_frames"]
+__all__ = ["SEED_SET", "XTB_SET", "reaction_names", "known_reactions", "reaction_frames", "heldout_frames"]

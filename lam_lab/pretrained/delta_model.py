@@ -104,7 +104,7 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     train, val, test = data.where(split=list(r.splits)), data.where(split="val"), data.where(split="test")
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
-                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps,
+                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=0.0,
                      config=TrainConfig().replace(**r.train), out_dir=out_dir, progress=progress, seed=r.seed)
     card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
     path = install_model(ft.model, card) if install else None

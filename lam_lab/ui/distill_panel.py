@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lam_lab.data.errors import DataError
+from lam_lab.ui._baseline import BASELINE_NAME, baseline_alone, comparison_html
 from lam_lab.ui._figures import fit_width, fmt
 from lam_lab.ui._jobs import JobContext, JobPanel, JobStopped
 from lam_lab.ui._live import fmt_duration, message_html
@@ -113,6 +114,7 @@ class DistillPanel(JobPanel):
         gpu = has_gpu()
         self.rounds: list[Any] = []  # RoundEvent records
         self.summary: dict[str, float] = {}
+        self.check: Any = None  # student and teacher vs DFT on the reaction's unseen frames (ReferenceCheck)
         self.teacher = ModelPicker("teacher", default_head="rxn-xtb")
         if teacher is not None:
             self.teacher.add(teacher, "given model")
@@ -170,13 +172,14 @@ class DistillPanel(JobPanel):
             raise DataError(f"trust window needs 0 ≤ lo < hi, got ({lo}, {hi})", field="trust")
         steps = max(1, int(self.train_steps.value))
         systems = resolve_systems(self.systems.value)
-        seeds = None
-        if self.seed_frames.value:
-            from lam_lab.distill.seeds import reaction_frames, reaction_names
+        from lam_lab.distill.seeds import reaction_frames, reaction_names
 
-            frames = reaction_frames(reaction_names(self.systems.value), xtb_frames=SEED_XTB_FRAMES)
+        reactions, seeds = reaction_names(self.systems.value), None
+        if self.seed_frames.value:
+            frames = reaction_frames(reactions, xtb_frames=SEED_XTB_FRAMES)
             seeds = frames + list(systems) if frames else None  # the starts too: round 0 then needs no MD
-        return dict(teacher=model, head=head, systems=systems, init_frames=seeds, trust=(lo, hi),
+        return dict(teacher=model, head=head, teacher_label=self.teacher.label, systems=systems, reactions=reactions,
+                    init_frames=seeds, trust=(lo, hi),
                     temperatures=parse_floats(self.temperatures.value, "temperatures"),
                     rounds=max(0, int(self.n_rounds.value)),
                     md_steps=max(1, int(self.md_steps.value)), train_steps=steps,
@@ -224,6 +227,7 @@ class DistillPanel(JobPanel):
         self.result = res
         ctx.progress(1.0, "timing one force call of the teacher and of the student…")
         self._score(res, s)
+        self._check_against_dft(res, s)
         if res.stopped:
             raise JobStopped(res)
         return res
@@ -248,6 +252,35 @@ class DistillPanel(JobPanel):
             f"force RMSE vs teacher {fmt(sm['student_f_rmse'], '.0f', 'meV/Å')}, {fmt(100 * sm['accurate'], '.0f')} % "
             f"of the last round's frames below the trust window; {sm['n_train']} training frames."
             + (f" Saved {html.escape(str(res.path))}." if res.path else "") + "</div>")
+
+    def _check_against_dft(self, res: Any, s: dict[str, Any]) -> None:
+        """Student, teacher and GFN2-xTB alone against DFT on the built-in reactions' frames no seed came from."""
+        from lam_lab import datasets
+        from lam_lab.distill.check import reference_check
+        from lam_lab.distill.seeds import SEED_SET, heldout_frames
+
+        self.check = None
+        if not s["reactions"]:
+            return
+        label, frames = datasets.load(SEED_SET).default_label(), heldout_frames(s["reactions"])
+        self.check = check = reference_check(res.student, s["teacher"], frames, label, head=res.head or s["head"])
+        if check is None:
+            return
+        base = baseline_alone(frames, label)
+        rows = [("student", check.student), (f"teacher ({s['teacher_label']})", check.teacher)]
+        rows += [(BASELINE_NAME, base.scores)] if base is not None else []
+        words = [f"student / teacher force RMSE: <b>{fmt(check.student_over_teacher, '.2f')}×</b> (≤ 1.3: the student "
+                 f"keeps the teacher's accuracy)"]
+        f_base = base.scores.force_rmse_mev_per_A if base is not None else float("nan")
+        worse = [f"{who} ({f:.0f} meV/Å)" for who, f in (("the teacher", check.teacher.force_rmse_mev_per_A),
+                                                          ("the student", check.student.force_rmse_mev_per_A))
+                 if f >= f_base]
+        if worse:
+            words.append(f"but {' and '.join(worse)} {'is' if len(worse) == 1 else 'are'} no better than "
+                         f"{BASELINE_NAME} on these frames ({f_base:.0f} meV/Å)")
+        caption = (f"against {label} on the {check.n_frames} frames of {', '.join(s['reactions'])} that no seed came "
+                   f"from ({SEED_SET} outside its train split)")
+        self.result_html.value += comparison_html(rows, caption, label) + f"<div>{'; '.join(words)}.</div>"
 
     def _draw(self) -> None:
         r = [e.round for e in self.rounds]

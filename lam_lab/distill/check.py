@@ -1,0 +1,44 @@
+"""A distilled student against the reference label on frames it never saw, beside its teacher on the same frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from lam_lab.data.frame import Frame
+    from lam_lab.evaluation import Scores
+    from lam_lab.potential import Potential
+
+
+@dataclass
+class ReferenceCheck:
+    """Student and teacher scored against ``label`` on the same unseen frames (meV/Å, meV/atom, eV)."""
+
+    label: str
+    n_frames: int
+    student: "Scores"
+    teacher: "Scores"
+
+    @property
+    def student_over_teacher(self) -> float:
+        """Student's force RMSE over the teacher's (DPA-2's distillation target: ≤ 1.3)."""
+        return self.student.force_rmse_mev_per_A / self.teacher.force_rmse_mev_per_A
+
+
+def reference_check(student: "Potential", teacher: "Potential", frames: Sequence["Frame"], label: str,
+                    head: str | None = None) -> ReferenceCheck | None:
+    """Student and teacher (its ``head``; a Δ teacher with its baseline added back) against label set ``label`` on
+    the ``frames`` that carry its forces; None when none does."""
+    from lam_lab.data.dataset import Dataset
+    from lam_lab.evaluation import predict, score
+
+    keep = [f for f in frames if label in f.labels and f.labels[label].forces is not None]
+    if not keep:
+        return None
+    ds = Dataset(keep, name="unseen")
+    return ReferenceCheck(label, len(ds), score(predict(student, ds), ds, label),
+                          score(predict(teacher, ds, head), ds, label))
+
+
+__all__ = ["ReferenceCheck", "reference_check"]
