@@ -91,14 +91,16 @@ COLUMNS = [("frames", "n_frames", "d"), ("E RMSE", "energy_rmse_mev_per_atom", "
            ("F MAE", "force_mae_mev_per_A", ".1f"), ("|Δ barrier|", "barrier_err_ev", ".3f")]
 
 
-def comparison_html(rows: Sequence[tuple[str, Any]], caption: str, label: str) -> str:
-    """(name, Scores) rows as an HTML table; the baseline's raw E RMSE is "—" (its energies have another zero)."""
+def comparison_html(rows: Sequence[tuple[str, Any]], caption: str, label: str, raw_energy: bool = True) -> str:
+    """(name, Scores) rows as an HTML table; the baseline's raw E RMSE is "—" (its energies have another zero), and
+    without ``raw_energy`` that column is left out (models whose energy zero is not the label's)."""
     cell = "padding:1px 8px;text-align:right"
-    head = f"<th style='{cell}'>method</th>" + "".join(f"<th style='{cell}'>{c}</th>" for c, _, _ in COLUMNS)
+    columns = [c for c in COLUMNS if raw_energy or c[1] != "energy_rmse_mev_per_atom"]
+    head = f"<th style='{cell}'>method</th>" + "".join(f"<th style='{cell}'>{c}</th>" for c, _, _ in columns)
     body = ""
     for name, s in rows:
         tds = []
-        for _, key, spec in COLUMNS:
+        for _, key, spec in columns:
             v = getattr(s, key)
             text = "—" if name == BASELINE_NAME and key == "energy_rmse_mev_per_atom" else (
                 str(v) if spec == "d" else fmt(v, spec))
