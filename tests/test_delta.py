@@ -163,3 +163,14 @@ def test_few_shot_on_a_shipped_delta_model_takes_the_measured_recipe(frames):
                     label=HIGH, baseline=BASE, replay=0, out_dir=None, progress=False)
     assert mine.model.metadata["extra"]["finetune"]["replay"] == 0.0 and "defaults" not in \
         mine.model.metadata["extra"]["finetune"]
+
+
+def test_cli_continues_a_shipped_delta_model_with_the_same_recipe(tmp_path, capsys):
+    from lam_lab.cli import main
+
+    rc = main(["finetune", "rxn-dft", "--pretrained", "lam-chon-delta-heldout", "--mode", "delta", "--label", HIGH,
+               "--info-split", "--frames", "4", "--steps", "2", "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Δ continuation defaults: lr=0.001" in out and "steps=" not in out.split("\n")[0]
+    info = ll.load(tmp_path / "finetuned.pt").metadata["extra"]["finetune"]
+    assert info["replay"] == 0.5 and "delta: 2 steps" in out

@@ -92,6 +92,9 @@ def _splits(spec: Any, source: str | None):
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune from a pre-trained model (or FF pre-train first) and print the validation table."""
     spec = load_spec(args.config, args)
+    replay_data = None
+    if args.config is None and spec.mode == "delta" and spec.pretrained and spec.pretrain is None:
+        spec, replay_data = _delta_continuation(spec, args)
     train_ds, val = _splits(spec, args.config)
     out: str | Path = spec.out_dir
     fresh = out == "auto"
@@ -100,7 +103,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         out = auto_dir(prefix="finetune")
     try:
-        res = _run(spec, train_ds, val, out, not args.quiet)
+        res = _run(spec, train_ds, val, out, not args.quiet, replay_data)
     except BaseException:
         if fresh:  # a run that failed before writing anything leaves no empty folder behind
             from lam_lab.train.rundir import discard_if_empty
@@ -116,13 +119,31 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(spec: Any, train_ds: Any, val: Any, out: str | Path, progress: bool) -> Any:
+def _delta_continuation(spec: Any, args: argparse.Namespace) -> tuple[Any, Any]:
+    """A Δ model continued from the command line alone: the API's few-shot recipe (:mod:`lam_lab.continuation`) for
+    the flags not given, and the data it replays; other models: the spec unchanged."""
+    from lam_lab.continuation import continuation_defaults, describe, own_data, shipped_name
+    from lam_lab.delta import delta_spec
+    from lam_lab.transfer import resolve_pretrained
+
+    base, source = resolve_pretrained(spec.pretrained)
+    if delta_spec(base) is None:
+        return spec, None
+    given, name = overrides(args, FLAGS, nullable=("pretrained",)), shipped_name(base, source)
+    data = own_data(name)
+    defaults = continuation_defaults(given, data is not None)
+    if defaults:
+        print(describe(defaults, name))
+    return load_run(None, {**defaults, **given}), data
+
+
+def _run(spec: Any, train_ds: Any, val: Any, out: str | Path, progress: bool, replay_data: Any = None) -> Any:
     """``finetune`` (after force-field pre-training when the spec asks for it); its FinetuneResult."""
     from lam_lab.finetune import ff_pretrain_finetune, finetune, finetune_config
 
     config = finetune_config(spec)
     if spec.pretrain is None:
-        return finetune(train_ds, config, validation=val, out_dir=out, progress=progress)
+        return finetune(train_ds, config, validation=val, out_dir=out, progress=progress, replay_data=replay_data)
     p = spec.pretrain
     both = ff_pretrain_finetune(train_ds, pretrain_data=p.data, pretrain_label=p.label, preset=p.preset,
                                 pretrain_frames=p.frames, pretrain_config=p.train, out_dir=out, seed=spec.seed,
