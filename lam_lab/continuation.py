@@ -1,11 +1,11 @@
 """Keeping a Δ model training on a new reaction (few-shot): the measured recipe as :func:`lam_lab.finetune`'s defaults.
 
 ``benchmarks/delta_fewshot.py`` (10 frames of a reaction ``lam-chon-delta-heldout`` never saw, eight settings on three
-reactions) chose them: lr 1e-3 for 200 steps of 4 frames, the model's own Δ training data (200 frames of it)
-replayed with weight 0.5 (without it
-the other held-out reactions got up to 1.8× worse) and ten times the trainer's energy prefactors (ten frames carry
-ten energies beside hundreds of force components; a barrier is an energy difference: mean barrier error after /
-before 0.31 against 1.15 with ×1). A caller's own values win, key by key; a config object or file is taken whole.
+reactions) chose them: lr 1e-3 for 200 steps of 4 frames, 200 frames of the model's own Δ training data replayed
+with weight 0.5 (without it the other held-out reactions got up to 1.8× worse) and ten times the trainer's energy
+prefactors (ten frames carry ten energies beside hundreds of force components, and a barrier is an energy
+difference: mean barrier error after / before 0.31 against 1.15 with ×1). A caller's own values win, key by key;
+a TrainConfig is taken whole for the training keys; a FinetuneConfig or run file gets no recipe at all.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def continuation_defaults(overrides: Mapping[str, Any], replay_known: bool) -> d
                               "replay.weight": REPLAY if replay_known else 0.0, "replay.frames": REPLAY_FRAMES,
                               "train.loss.pf_e_start": ENERGY_WEIGHT * loss.pf_e_start,
                               "train.loss.pf_e_limit": ENERGY_WEIGHT * loss.pf_e_limit}
+    overrides = {k: v for k, v in overrides.items() if v is not None}  # steps=None etc.: not given
     out = {k: v for k, v in recipe.items() if k not in overrides and not any(s in overrides for s in _SETS[k])}
     if not overrides.get("replay", overrides.get("replay.weight", out.get("replay.weight"))):
         out.pop("replay.frames", None)  # nothing replayed
