@@ -1,11 +1,11 @@
 """The Lab's Distill tab on its CPU defaults, driven as a user drives it, for each kind of teacher.
 
 Teachers: ``lab-delta`` (what the Lab itself makes: Fine-tune · Δ on its defaults, from ``lam-chon-small``, N = 50
-frames of rxn-dft, then handed to Distill), ``lam-chon-delta`` (the shipped Δ model) and ``lam-chon-small`` (the
-tab's default teacher, rxn-xtb head). For each: the panel's own check against ωB97X/6-31G(d) on the reaction's
-frames no seed came from (student, teacher, GFN2-xTB alone; the issue's target: student ≤ 1.3× the teacher), and
-reactive MD from the verified DFT saddle with teacher and student on the same starts (reactant/product fractions;
-target: within 1 of 8 trajectories).
+frames of rxn-dft, then handed to Distill), ``lam-chon-delta`` (the shipped Δ model, the tab's default teacher) and
+``lam-chon-small`` (its rxn-xtb head, an xTB-level model). For each: the panel's own check against ωB97X/6-31G(d)
+on the reaction's frames no seed came from (student, teacher, GFN2-xTB alone; the issue's target: student ≤ 1.3× the
+teacher), and reactive MD from the verified DFT saddle with teacher and student on the same starts (reactant/product
+fractions; target: within 1 of 8 trajectories).
 
 Usage: python benchmarks/lab_distill.py [--teachers lab-delta,lam-chon-delta,lam-chon-small] [--reaction diels-alder]
     [--trajectories 8] -> benchmarks/results/lab_distill.json
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         teacher = None
         if name == "lab-delta":
             teacher, recipe = lab_delta_teacher(a.out_root)
-        elif name != "lam-chon-small":  # the panel's default teacher is lam-chon-small's rxn-xtb head
+        else:  # a shipped model (lam-chon-small: its rxn-xtb head, the panel's default head)
             teacher = ll.pretrained.load(name)
         panel = DistillPanel(teacher=teacher, systems=a.reaction, out_root=a.out_root)
         settings = {k: getattr(panel, k).value for k in ("n_rounds", "md_steps", "init_steps", "train_steps",

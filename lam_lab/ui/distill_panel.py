@@ -17,13 +17,16 @@ from lam_lab.ui._baseline import BASELINE_NAME, baseline_alone, comparison_html
 from lam_lab.ui._figures import fit_width, fmt
 from lam_lab.ui._jobs import JobContext, JobPanel, JobStopped
 from lam_lab.ui._live import fmt_duration, message_html
-from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems
+from lam_lab.ui._sources import ModelPicker, parse_floats, resolve_systems, shipped_models
 from lam_lab.ui.train_panel import cpu_threads, has_gpu
 
 STUDENTS: dict[str, dict[str, Any]] = {
     "student": {},
     "student-tiny": {"repinit_neuron": (8,), "repinit_axis": 4, "fitting_neuron": (16, 16), "student_basis": 8},
 }
+# the teacher a chemist distils: lam-chon-small's rxn-xtb head (365 meV/Å vs ωB97X on the unseen Diels–Alder frames)
+# is worse there than GFN2-xTB alone (261); lam-chon-delta is at 70, and its student (190) beats xTB alone
+DEFAULT_TEACHER = "lam-chon-delta"
 SEED_XTB_FRAMES = 100  # rxn-xtb frames per built-in reaction in the first fit (with its rxn-dft train frames)
 # (RoundEvent field, legend name, colour): how the explored frames fell against the trust window
 FRACTIONS = (("accurate", "already good (below the window)", "#2ca02c"),
@@ -118,6 +121,8 @@ class DistillPanel(JobPanel):
         self.teacher = ModelPicker("teacher", default_head="rxn-xtb")
         if teacher is not None:
             self.teacher.add(teacher, "given model")
+        elif DEFAULT_TEACHER in shipped_models():  # a DFT-level teacher: GFN2-xTB + the shipped Δ model
+            self.teacher.select(DEFAULT_TEACHER)
         self.systems = w.Text(value=systems, description="systems", layout=w.Layout(width="420px"),
                               tooltip="comma-separated: reaction names (reactant + TS), SMILES, structure files")
         self.student = w.Dropdown(options=list(STUDENTS), value="student",
@@ -129,14 +134,13 @@ class DistillPanel(JobPanel):
                                    layout=w.Layout(width="200px"))
         # CPU defaults measured on Diels-Alder at 300 K (4 rounds × 80 MD steps; student lr 5e-3, the engine's): force
         # RMSE vs ωB97X on the 17 unseen Diels–Alder frames of rxn-dft, student / teacher, and the student vs the
-        # teacher there (two runs sharing 2 cores):
-        #   shipped teacher (lam-chon-small, rxn-xtb head: 365 meV/Å), 1000 + 4×300 steps    377: 1.03×  186   36 s
-        #   same, 4000 + 4×1000 steps (these defaults; 16 seeds set aside as the fixed check)  359: 0.98×  145   91 s
-        #   lam-chon-delta as teacher (70 meV/Å), 1000 + 4×300                              236: 3.36×  217   39 s
-        #   lam-chon-delta as teacher, 4000 + 4×1000                                        188: 2.68×  173   99 s
-        #   the Lab's own Δ teacher (Fine-tune · Δ defaults, 205 meV/Å), 4000 + 4×1000       250: 1.22×        142 s
-        # (benchmarks/lab_distill.py); a teacher as good as lam-chon-delta needs a student that learns more than this
-        # one does in two minutes
+        # teacher there (two runs sharing 2 cores; benchmarks/lab_distill.py for the last three rows):
+        #   lam-chon-small, rxn-xtb head (365 meV/Å), 1000 + 4×300 steps                     377: 1.03×  186   36 s
+        #   lam-chon-delta (70 meV/Å), 1000 + 4×300                                          236: 3.36×  217   39 s
+        #   lam-chon-delta, 4000 + 4×1000 (these defaults; 16 seeds set aside as the check)  190: 2.70×       173 s
+        #   lam-chon-small, rxn-xtb head, 4000 + 4×1000                                      359: 0.98×  145  171 s
+        #   the Lab's own Δ teacher (Fine-tune · Δ defaults, 205 meV/Å), 4000 + 4×1000        250: 1.22×       142 s
+        # a teacher as good as lam-chon-delta needs a student that learns more than this one does in two minutes
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
