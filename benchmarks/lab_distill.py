@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in a.teachers.split(","):
         recipe: dict = {}
-        teacher = None
         if name == "lab-delta":
             teacher, recipe = lab_delta_teacher(a.out_root)
         else:  # a shipped model (lam-chon-small: its rxn-xtb head, the panel's default head)

@@ -22,7 +22,7 @@ class ReferenceCheck:
 
     @property
     def student_over_teacher(self) -> float:
-        """Student's force RMSE over the teacher's (DPA-2's distillation target: ≤ 1.3)."""
+        """Student's force RMSE over the teacher's (within 1.3× the student keeps its teacher's accuracy)."""
         return self.student.force_rmse_mev_per_A / self.teacher.force_rmse_mev_per_A
 
 
