@@ -13,6 +13,7 @@ from ase.calculators.emt import EMT
 
 import lam_lab as ll
 from conftest import TINY_DPA2
+from lam_lab.config import ConfigError
 from lam_lab.data import DataError, Dataset, Frame, Labels, read
 from lam_lab.distill import LABEL, RoundEvent, distill, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.train.events import Event
@@ -293,3 +294,23 @@ def test_monitor_frames_are_set_aside_and_scored_every_round(teacher):
     few = distill(teacher, [molecule("C2H4")], rounds=0, init_frames=Dataset(seeds[:6]), out_dir=None, monitor=4,
                   **QUICK)
     assert few.rounds[0].n_train == 6 and not np.isfinite(few.rounds[0].monitor_f_rmse)
+
+
+def test_rattled_copies_of_the_trained_seeds_join_the_first_fit(teacher):
+    seeds = rattled_ethylene(20, 2)
+    res = distill(teacher, [molecule("C2H4")], rounds=0, init_frames=Dataset(seeds), out_dir=None, monitor=4,
+                  rattle_copies=2, rattle_sigma=0.03, **QUICK)
+    trained = [f for f in res.train_set if "rattled" not in f.info]
+    copies = [f for f in res.train_set if "rattled" in f.info]
+    assert len(trained) == 16 and len(copies) == 32 and res.rounds[0].n_train == 48
+    assert "32 of them rattled copies" in res.rounds[0].message
+    # each copy sits 0.03 Å (rms) from a trained seed, never near a monitor frame, and carries the teacher's label
+    shift = [min(np.sqrt(np.mean((c.positions - f.positions) ** 2)) for f in trained) for c in copies]
+    assert 0.01 < float(np.mean(shift)) < 0.05
+    monitor = [f for f in seeds if not any(np.allclose(f.positions, t.positions) for t in trained)]
+    assert len(monitor) == 4
+    assert all(min(np.abs(c.positions - m.positions).max() for c in copies) > 1e-3 for m in monitor)
+    e = predict(teacher, copies[:1]).energy[0]
+    assert copies[0].labels[LABEL].energy == pytest.approx(float(e), abs=1e-4)
+    with pytest.raises(ConfigError, match="rattle_copies"):
+        distill(teacher, [molecule("C2H4")], rounds=0, out_dir=None, rattle_copies=-1, **QUICK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -91,4 +92,16 @@ class RoundEvent:
         return json_safe(asdict(self))
 
 
-__all__ = ["DistillRound", "RoundEvent"]
+def print_round(event: Any) -> None:
+    """Progress line per round on stderr (other events are the trainer's bar's business)."""
+    if getattr(event, "kind", None) != "round":
+        return
+    pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"  # noqa: E731
+    fixed = f" ({event.monitor_f_rmse:.1f} on the fixed frames)" if event.monitor_f_rmse == event.monitor_f_rmse else ""
+    print(f"distill round {event.round}/{event.total_rounds}: {event.n_frames} frames, accurate {pct(event.accurate)}, "
+          f"candidates {pct(event.candidates)}, failed {pct(event.failed)}, added {event.n_selected}, "
+          f"F RMSE vs teacher {event.student_f_rmse:.1f} meV/Å{fixed}, train set {event.n_train} — {event.message}",
+          file=sys.stderr)
+
+
+__all__ = ["DistillRound", "RoundEvent", "print_round"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, fields
@@ -15,8 +14,9 @@ from ase import Atoms
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
-from lam_lab.distill.events import DistillRound, RoundEvent
+from lam_lab.distill.events import DistillRound, RoundEvent, print_round
 from lam_lab.distill.explore import Explorer, default_md_config
+from lam_lab.distill.seeds import rattled_copies
 from lam_lab.distill.select import check_trust, force_rmse, max_force_deviation, predict, trust_select
 from lam_lab.distill.teacher import (
     LABEL,
@@ -82,9 +82,10 @@ class DistillConfig:
     ``sample_every`` steps, at most ``max_new`` frames added and ``train_steps`` of retraining
     (``init_steps`` for round 0, default ``train_steps``); it stops when a fraction ≥ ``converge`` of a
     round's frames is below lo. ``monitor`` teacher-labelled seed frames (at most a quarter of them) are set
-    aside, never trained on, and scored after every round (``monitor_f_rmse``). ``train``: the trainer's
-    recipe (several small molecules per step buy a steadier gradient for the cheap student). ``device`` is
-    accepted as an override of ``train.device``.
+    aside, never trained on, and scored after every round (``monitor_f_rmse``); the other seeds join round 0 with
+    ``rattle_copies`` teacher-labelled copies each, every coordinate displaced by N(0, ``rattle_sigma`` Å).
+    ``train``: the trainer's recipe (several small molecules per step buy a steadier gradient for the cheap
+    student). ``device`` is accepted as an override of ``train.device``.
     """
 
     ALIASES: ClassVar[dict[str, str]] = {"device": "train.device", "config": "train"}
@@ -103,6 +104,8 @@ class DistillConfig:
     converge: float = 0.99
     seed: int = 0
     monitor: int = 16  # seed frames set aside (never trained on): the student's error on them after every round
+    rattle_copies: int = 0  # teacher-labelled copies of each training seed, displaced by rattle_sigma Å
+    rattle_sigma: float = 0.05
     train: TrainConfig = field(default_factory=_train_default)
     md: MDConfig = field(default_factory=default_md_config)
 
@@ -113,7 +116,8 @@ class DistillConfig:
         self.train.check(source)
         if len(self.trust) != 2:
             raise ConfigError(f"trust must be [lo, hi] in eV/Å, got {self.trust}", source=source, field="trust")
-        least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1, "monitor": 0}
+        least = {"rounds": 0, "md_steps": 1, "sample_every": 1, "max_new": 0, "train_steps": 1, "monitor": 0,
+                 "rattle_copies": 0, "rattle_sigma": 0}
         for name, value in least.items():
             if getattr(self, name) < value:
                 raise ConfigError(f"must be >= {value}, got {getattr(self, name)}", source=source, field=name)
@@ -173,7 +177,7 @@ def distill(teacher: "Potential | str | os.PathLike", systems: Sequence[Atoms] |
     stud = _student_model(student or cfg.student, cfg.student_options, t_model.type_map, starts, seeds_in)
     dev = default_device(cfg.train.device)
     out = _out_dir(out_dir)
-    run = _Session(stud, cfg.train, dev, out, EventBus(list(callbacks) + ([_print_round] if progress else [])),
+    run = _Session(stud, cfg.train, dev, out, EventBus(list(callbacks) + ([print_round] if progress else [])),
                    JSONLLogger(out / "rounds.jsonl") if out is not None else None,
                    dict(source=source, head=head, lo=lo, hi=hi, temperatures=temperatures, seed=seed),
                    cfg.rounds, stop_event, progress, t_start)
@@ -182,7 +186,8 @@ def distill(teacher: "Potential | str | os.PathLike", systems: Sequence[Atoms] |
     converged = False
     try:
         train_ds, stopped = _first_round(run, explorer, t_model, seeds_in, max(cfg.md_steps // 2, cfg.sample_every),
-                                         cfg.init_steps or cfg.train_steps, cfg.monitor)
+                                         cfg.init_steps or cfg.train_steps, cfg.monitor,
+                                         (cfg.rattle_copies, cfg.rattle_sigma))
         # -- rounds 1..N: explore, judge, label, retrain -------------------------------------------
         for k in range(1, cfg.rounds + 1):
             if stopped or _is_set(stop_event):
@@ -284,9 +289,11 @@ class _Session:
 
 
 def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_in: Sequence | None,
-                 boot_steps: int, steps: int, n_monitor: int = 0) -> tuple[Dataset, bool]:
-    """Round 0: teacher-labelled seed frames (``seeds_in``, or the starts and ``boot_steps`` of teacher MD) and the
-    first fit of ``steps`` steps; the training set and whether a stop was asked for."""
+                 boot_steps: int, steps: int, n_monitor: int = 0, rattle: tuple[int, float] = (0, 0.0)
+                 ) -> tuple[Dataset, bool]:
+    """Round 0: teacher-labelled seed frames (``seeds_in``, or the starts and ``boot_steps`` of teacher MD) with
+    ``rattle`` = (copies, Å) rattled copies of the trained ones, and the first fit of ``steps`` steps; the training
+    set and whether a stop was asked for."""
     source, head = run.meta["source"], run.meta["head"]
     t0 = time.perf_counter()
     if seeds_in is None:
@@ -301,6 +308,10 @@ def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_
         run.monitor = Dataset([train_ds[int(i)] for i in order[:n_monitor]], name="distill-monitor")
         train_ds = Dataset([train_ds[int(i)] for i in sorted(order[n_monitor:])], name=train_ds.name,
                            provenance=train_ds.provenance)
+    n_seed = len(train_ds)
+    if rattle[0] > 0:  # monitor frames stay out: their copies would leak them into training
+        copies = rattled_copies(list(train_ds), rattle[0], rattle[1], run.meta["seed"])
+        train_ds = train_ds + label_frames(t_model, head, copies, train_ds.name, source, info={"distill_round": 0})
     explore_s = time.perf_counter() - t0
     train_s, stopped = (0.0, True) if _is_set(run.stop_event) else run.fit(train_ds, steps, 0, False)
     e_rmse = force_rmse(predict(run.stud, list(train_ds)).forces, [f.labels[LABEL].forces for f in train_ds])
@@ -309,6 +320,7 @@ def _first_round(run: _Session, explorer: Explorer, t_model: "Potential", seeds_
                                   0 if stopped and train_s == 0 else steps, md_runs, guard_stops,
                                   stopped=stopped, timing={"explore_s": explore_s, "train_s": train_s},
                                   message=f"initial fit on {n0} teacher-labelled frames"
+                                  + (f" ({n0 - n_seed} of them rattled copies)" if n0 > n_seed else "")
                                   + (" (stopped)" if stopped else ""), monitor_f_rmse=run.monitor_rmse()),
                      train_ds)
     return train_ds, stopped
@@ -381,18 +393,6 @@ def _meta(source: str, head: str, lo: float, hi: float, rec: DistillRound, tempe
     return {"teacher": source, "teacher_head": head, "trust": [lo, hi],
             "temperatures": [float(t) for t in temperatures], "round": rec.round, "n_train": rec.n_train,
             "converged": rec.converged, "seed": seed, "student_f_rmse_vs_teacher": rec.student_f_rmse}
-
-
-def _print_round(event: Any) -> None:
-    """Progress line per round on stderr (other events are the trainer's bar's business)."""
-    if getattr(event, "kind", None) != "round":
-        return
-    pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"  # noqa: E731
-    fixed = f" ({event.monitor_f_rmse:.1f} on the fixed frames)" if event.monitor_f_rmse == event.monitor_f_rmse else ""
-    print(f"distill round {event.round}/{event.total_rounds}: {event.n_frames} frames, accurate {pct(event.accurate)}, "
-          f"candidates {pct(event.candidates)}, failed {pct(event.failed)}, added {event.n_selected}, "
-          f"F RMSE vs teacher {event.student_f_rmse:.1f} meV/Å{fixed}, train set {event.n_train} — {event.message}",
-          file=sys.stderr)
 
 
 __all__ = ["distill", "DistillConfig", "distill_config", "DistillResult"]

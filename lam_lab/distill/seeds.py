@@ -62,6 +62,17 @@ def heldout_frames(reactions: Sequence[str], splits: Sequence[str] = ("train",))
     return [f for f in datasets.load(SEED_SET) if f.info.get("reaction") in want and f.info.get("split") not in keep]
 
 
+def rattled_copies(frames: Sequence[Frame], copies: int, sigma: float, seed: int = 0) -> list[Frame]:
+    """``copies`` copies of each frame, every coordinate displaced by a normal deviate of ``sigma`` Å (labels dropped).
+
+    The teacher labels them for almost nothing (one force call each), and a student fitted to a few hundred
+    geometries learns each of them, not the surface between them: on Diels–Alder its force error vs the teacher
+    on frames it never saw fell from 163 to 111 meV/Å with nine copies at 0.05 Å (same steps)."""
+    rng = np.random.default_rng(seed)
+    return [Frame(f.numbers.copy(), f.positions + rng.normal(0.0, sigma, f.positions.shape), f.cell.copy(),
+                  f.pbc.copy(), info={**f.info, "rattled": float(sigma)}) for _ in range(copies) for f in frames]
+
+
 def _bare(f: Frame) -> Frame:
     return Frame(f.numbers.copy(), f.positions.copy(), f.cell.copy(), f.pbc.copy(), info=dict(f.info))
 
@@ -70,4 +81,5 @@ def _among(frame: Frame, others: Sequence[Frame]) -> bool:
     return any(len(o) == len(frame) and np.allclose(o.positions, frame.positions, atol=1e-3) for o in others)
 
 
-__all__ = ["SEED_SET", "XTB_SET", "reaction_names", "known_reactions", "reaction_frames", "heldout_frames"]
+__all__ = ["SEED_SET", "XTB_SET", "reaction_names", "known_reactions", "reaction_frames", "heldout_frames",
+           "rattled_copies"]
