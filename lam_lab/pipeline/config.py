@@ -110,7 +110,7 @@ def quick() -> PipelineConfig:
         #   same seeds, student lr 5e-3, 8000 + 3×1500 steps                                   257: 1.48× 1002 s
         #   seeds of the scored reactions only (775), lr 5e-3, 6000 + 3×1200 (these defaults)  225: 1.30×  344 s
         distill=DistillStage(rounds=3, md_steps=100, train_steps=1200, init_steps=6000, max_new=60),
-        md=MDStage(trajectories=6, steps=300),
+        md=MDStage(trajectories=8, steps=300),  # teacher and student fractions compared in 8ths
         scale="quick",
     )
 
