@@ -12,6 +12,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WATER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "water-deepmd"
+WATER_NAME = "../shared/data/water-deepmd"  # how results name it: relative to the repository, no machine path
 
 
 def machine() -> dict[str, Any]:

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(reactant {row['md_teacher']['fractions']['reactant']:.0%}), student "
               f"{row['md_student']['reactive']}/{a.trajectories} (reactant "
               f"{row['md_student']['fractions']['reactant']:.0%})", flush=True)
-    write_result(a.out, {"rows": rows, "settings": vars(a)})
+    write_result(a.out, {"rows": rows, "settings": {k: v for k, v in vars(a).items() if k != "out_root"}})
     return 0
 
 

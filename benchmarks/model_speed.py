@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import WATER, water_box, write_result  # noqa: E402
+from _common import WATER, WATER_NAME, water_box, write_result  # noqa: E402
 from _deepmd_side import count_flops  # noqa: E402  (the same FLOP count on both sides)
 
 HERE = Path(__file__).resolve().parent
@@ -66,7 +66,7 @@ def structures() -> dict[str, dict[str, Any]]:
         ds = read(water_dir)
         f0 = ds[0] if hasattr(ds, "__getitem__") else ds.frames[0]
         water = Frame(numbers=f0.numbers, positions=f0.positions, cell=f0.cell, pbc=f0.pbc)
-        note = f"{water_dir} frame 0"
+        note = f"{WATER_NAME}/data_0 frame 0"
     except Exception as err:  # noqa: BLE001 - fall back to a generated box, and say so
         a = water_box(64)
         water = Frame(numbers=a.numbers, positions=a.positions, cell=a.cell.array, pbc=a.pbc)

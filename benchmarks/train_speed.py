@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import WATER, deepmd_thread_env, write_result  # noqa: E402
+from _common import WATER, WATER_NAME, deepmd_thread_env, write_result  # noqa: E402
 from model_speed import deepmd_params  # noqa: E402  (one mapping of our preset onto DeePMD-kit's DPA-2)
 
 from lam_lab.datasets.rxn_dft import TEST_REACTIONS  # noqa: E402  (held out of lam-chon-small's pre-training too)
@@ -87,7 +87,7 @@ def load_cases(names: list[str], quick: bool, tmp: Path) -> list[Case]:
                 WATER / "data_2", format="deepmd")
             test = read(WATER / "data_3", format="deepmd")
             case = Case(name, train, test[:8] if quick else test, train.default_label(),
-                        f"{WATER} data_0..2 train, data_3 test")
+                        f"{WATER_NAME} data_0..2 train, data_3 test")
         else:
             raise SystemExit(f"unknown case {name!r} (rxn-xtb, water)")
         case.train_dir, case.test_dir = tmp / name / "train", tmp / name / "test"
