@@ -1,7 +1,7 @@
 """Few-shot Δ: fine-tune lam-chon-delta-heldout on 10 frames of a reaction it never saw; measure what it gains.
 
-For each held-out reaction of rxn-dft (default three: one pericyclic, one proton transfer, one ring opening),
-10 frames of that reaction (seeded at random, or diverse by farthest-point sampling; no frame tagged ``ts`` or
+For each held-out reaction of rxn-dft (default all five: two pericyclic, a proton transfer, a retro-ene, a ring
+opening), 10 frames of that reaction (seeded at random, or diverse by farthest-point sampling; no frame tagged ``ts`` or
 ``xtb-ts`` among them) continue the Δ model
 (``ll.finetune(..., pretrained=<Δ model>, mode="delta")``) with each setting of the grid: learning rate,
 steps, replay of the model's own training data (rxn-dft's train split, replayed as DFT − xTB on the same
@@ -12,10 +12,10 @@ RMSE on the reaction's other frames (meV/Å), its barrier error at the DFT TS (e
 reactions' force RMSE (forgetting: after / before). Targets (issue): both errors halved, others not worse
 by > 10 %.
 
-Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta-heldout] [--reactions claisen,malonaldehyde,oxirane]
+Usage: python benchmarks/delta_fewshot.py [--model lam-chon-delta-heldout] [--reactions claisen,malonaldehyde,...]
     [--lr 3e-4,1e-3] [--steps 100,300] [--replay 0,0.5] [--energy-weight 1,10] [--pick random,diverse]
-    [--defaults] [--quick]
-    -> benchmarks/results/delta_fewshot.json
+    [--replay-frames 200] [--freeze none|descriptor] [--batch 4] [--seed 0] [--defaults] [--quick]
+    [--shots 10] -> benchmarks/results/delta_fewshot.json (--defaults: delta_fewshot-defaults.json)
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="lam-chon-delta-heldout", help="shipped Δ model name or a Δ model file "
                    "(one that never saw the reactions: lam-chon-delta trained on them)")
     p.add_argument("--data", default="rxn-dft")
-    p.add_argument("--reactions", default="claisen,malonaldehyde,oxirane")
+    p.add_argument("--reactions", default="claisen,hexatriene,malonaldehyde,retro-ene,oxirane")
     p.add_argument("--shots", type=int, default=10)
     p.add_argument("--lr", default="3e-4,1e-3")
     p.add_argument("--steps", default="100,300")
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay-frames", type=int, default=200)
     p.add_argument("--energy-weight", default="1", help="multiples of the trainer's energy prefactors (1: default)")
     p.add_argument("--pick", default="random", help="how the shots are chosen: random, diverse (farthest-point)")
+    p.add_argument("--freeze", default="none", help="what stays fixed: none, descriptor (FinetuneConfig.freeze)")
+    p.add_argument("--batch", type=int, default=4, help="frames per step (at most --shots)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="one reaction, one setting, 5 steps")
     p.add_argument("--defaults", action="store_true", help="one setting: ll.finetune with no training options (its "
@@ -112,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                 ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, out_dir=None,
                                  progress=False, seed=a.seed)
             else:
-                config = TrainConfig(lr=lr, batch_size=min(4, a.shots)).replace(
+                config = TrainConfig(lr=lr, batch_size=min(a.batch, a.shots)).replace(
                     loss={"pf_e_start": ew * loss.pf_e_start, "pf_e_limit": ew * loss.pf_e_limit})
                 ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, branch="default",
-                                 steps=steps, config=config, replay=replay,
+                                 steps=steps, config=config, replay=replay, freeze=a.freeze,
                                  replay_data=replay_data if replay else None, out_dir=None, progress=False, seed=a.seed)
             after = summary(ft.model, rest, others)
             forget = [after["others_force_rmse_mev_per_A"][k] / v for k, v in
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             "reactions_meeting_all_targets": sum(r["targets_met"] for r in sel)}
     for k, v in by_setting.items():
         print(k, {kk: round(vv, 3) if isinstance(vv, float) else vv for kk, vv in v.items()})
-    write_result(a.out or ("delta_fewshot-quick" if a.quick else "delta_fewshot"),
+    write_result(a.out or ("delta_fewshot-quick" if a.quick else "delta_fewshot-defaults" if a.defaults
+                           else "delta_fewshot"),
                  {"by_setting": by_setting, "rows": rows, "settings": vars(a)})
     return 0
 
