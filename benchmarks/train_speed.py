@@ -157,7 +157,7 @@ def deepmd_train(case: Case, steps: int, disp: int, threads: int, seed: int, wor
             proc.wait()
     text = log.read_text()
     windows = [(int(b), float(w)) for b, w in re.findall(r"Batch\s+(\d+): total wall time = ([\d.]+) s", text)]
-    row = {"side": "deepmd-kit", "exit": proc.returncode, "process_wall_s": time.perf_counter() - t0, "log": str(log),
+    row = {"side": "deepmd-kit", "exit": proc.returncode, "process_wall_s": time.perf_counter() - t0, "log": log.name,
            "steps": windows[-1][0] if windows else 0, "train_wall_s": sum(w for _, w in windows)}
     if len(windows) >= 2:
         timed = windows[-1][0] - windows[0][0]
@@ -167,7 +167,7 @@ def deepmd_train(case: Case, steps: int, disp: int, threads: int, seed: int, wor
     if proc.returncode != 0 and not windows:
         row["error"] = " | ".join(text.strip().splitlines()[-6:])
     ckpts = sorted(work.glob("model.ckpt-*.pt"), key=lambda p: int(re.findall(r"-(\d+)\.pt", p.name)[0]))
-    row["checkpoint"] = str(ckpts[-1]) if ckpts else None
+    row["checkpoint"] = str(ckpts[-1]) if ckpts else None  # scored, then named without its temporary folder
     return row
 
 
@@ -214,6 +214,9 @@ def run_case(case: Case, args, tmp: Path) -> dict[str, Any]:
         out["equal_time"]["deepmd-kit"] = th
         _say(case.name, "equal-time", th, _mean_atoms(case.train))
     th = out["equal_time"].get("deepmd-kit", {})
+    for row in (theirs or {}, th):  # scored: named without the temporary folder, which is gone once the run ends
+        if row.get("checkpoint"):
+            row["checkpoint"] = Path(row["checkpoint"]).name
     out["equal_time_force_rmse_ratio"] = ours_eq["f_rmse"] / th["f_rmse"] if th.get("f_rmse") else None
     return out
 
