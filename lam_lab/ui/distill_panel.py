@@ -35,9 +35,10 @@ RATTLE_COPIES, RATTLE_SIGMA = 9, 0.05
 # Adam lr of the student in 2000 steps on those seeds (meV/Å vs the teacher on unseen frames): 5e-3 218, 1e-2 202,
 # 2e-2 176, 5e-2 168
 STUDENT_LR = 2e-2
-# atoms per step of the first fit (12000 steps, nine copies at 0.05 Å; meV/Å vs ωB97X on the 17 unseen frames, teacher
-# 70): 64 atoms 130, 256 atoms 114 (1.6× the time), 512 atoms 116; with 64 atoms 36000 steps give 117, a wider
-# student (basis 40, width 128) 137, 300 xTB seed frames 112, copies at 0.025 Å 126, light energy weight 118
+# atoms per training step, every round; measured on the first fit (12000 steps, nine copies at 0.05 Å; meV/Å vs
+# ωB97X on 17 unseen frames, teacher 70): 64 atoms 130, 256 atoms 114 (1.6× the time), 512 atoms 116; with 64 atoms
+# 36000 steps give 117, a wider student (basis 40, width 128) 137, 300 xTB seed frames 112, copies at 0.025 Å 126,
+# a light energy weight 118
 STUDENT_BATCH_ATOMS = 256
 # (RoundEvent field, legend name, colour): how the explored frames fell against the trust window
 FRACTIONS = (("accurate", "already good (below the window)", "#2ca02c"),
