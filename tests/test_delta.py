@@ -108,6 +108,18 @@ def test_keep_training_a_delta_model_with_its_data_replayed(frames):
     assert replayed[1] == delta and replayed[0].label_sets == [delta]
 
 
+def test_a_delta_model_kept_training_keeps_its_head_even_where_it_is_worse_than_zero(frames):
+    first = finetune(frames, pretrained=None, mode="delta", label=HIGH, baseline=BASE, preset=TINY, steps=1,
+                     out_dir=None, progress=False)
+    with torch.no_grad():  # a head far off on these frames: a fresh one would start closer, and forget everything
+        for p in first.model.fittings.parameters():
+            p.mul_(30.0)
+    more = finetune(frames, pretrained=first.model, mode="delta", label=HIGH, baseline=BASE, steps=1, out_dir=None,
+                    progress=False)
+    assert more.branch == "default" and more.heads["default"].startswith("kept")
+    assert "zero-shot F RMSE" in more.heads["default"]
+
+
 def test_delta_from_a_multi_head_model_says_what_became_of_the_heads(frames):
     pre = ll.build_model(TINY, ["H", "C", "N", "O"], heads=["rxn-xtb", "water-ff"])
     with torch.no_grad():  # heads far from the Δ labels, as total-energy heads are
