@@ -151,7 +151,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     adds the pre-training tasks (the model's recipe, or ``replay_data`` head → Dataset) with that total
     weight against 1 for the downstream task. With ``freeze`` and ``new_elements="init"`` the new elements'
     embedding still trains. A Δ model kept training in Δ mode takes the measured few-shot recipe
-    (:mod:`lam_lab.continuation`) for what ``overrides`` and a TrainConfig ``config`` leave unset.
+    (:mod:`lam_lab.continuation`) for what ``overrides`` and a TrainConfig ``config`` leave unset, and keeps its
+    head (``branch`` None: the best of its heads, never a fresh one).
     """
     from lam_lab.train.trainer import train
 
