@@ -25,7 +25,7 @@ STUDENTS: dict[str, dict[str, Any]] = {
     "student-tiny": {"repinit_neuron": (8,), "repinit_axis": 4, "fitting_neuron": (16, 16), "student_basis": 8},
 }
 # the teacher a chemist distils: lam-chon-small's rxn-xtb head (365 meV/Å vs ωB97X on the unseen Diels–Alder frames)
-# is worse there than GFN2-xTB alone (261); lam-chon-delta is at 70, and its student (136) beats xTB alone
+# is worse there than GFN2-xTB alone (261); lam-chon-delta is at 70, and its student (112) beats xTB alone
 DEFAULT_TEACHER = "lam-chon-delta"
 SEED_XTB_FRAMES = 100  # rxn-xtb frames per built-in reaction in the first fit (with its rxn-dft train frames)
 # the student's first fit on 213 Diels–Alder seeds (lam-chon-delta's labels, 20000 steps at lr 2e-2) learnt the
@@ -149,10 +149,14 @@ class DistillPanel(JobPanel):
         #   lam-chon-delta (70 meV/Å), 4000 + 4×1000 steps at lr 5e-3                           190: 2.70×  173 s
         #   lam-chon-small, rxn-xtb head (365 meV/Å), the same                                   359: 0.98×  171 s
         #   the Lab's own Δ teacher (Fine-tune · Δ defaults, 205 meV/Å), the same                250: 1.22×  142 s
-        # and with nine rattled copies per seed, 12000 + 4×1500 steps at lr 2e-2 (these defaults):
+        # with nine rattled copies per seed, 12000 + 4×1500 steps of 64 atoms at lr 2e-2:
         #   lam-chon-delta                                                                         136: 1.93×  484 s
         #   lam-chon-small, rxn-xtb head                                                           355: 0.97×  334 s
         #   the Lab's own Δ teacher                                                                220: 1.07×  447 s
+        # and the same with 256-atom steps (these defaults):
+        #   lam-chon-delta                                                                         112: 1.59×  299 s
+        #   lam-chon-small, rxn-xtb head                                                           365: 1.00×  294 s
+        #   the Lab's own Δ teacher                                                                212: 1.04×  305 s
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
