@@ -47,6 +47,8 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for rec in res.records.values():
         for path in rec.files.values():
             assert (tmp_path / path).exists(), path
+    rounds = json.loads((tmp_path / res.records["distill"].files["rounds"]).read_text())
+    assert "rattled copies" in rounds[0]["message"]  # the stage's rattle_copies reach the engine
     metrics = json.loads((tmp_path / res.records["evaluate"].files["metrics"]).read_text())
     assert {"zero_shot", "finetune", "student_vs_teacher", "speed"} <= set(metrics)
     there = metrics["student_vs_teacher_md_reaction"]  # scored where the student runs, on frames nobody trained on

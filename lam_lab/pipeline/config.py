@@ -55,6 +55,10 @@ class DistillStage:
     trust_hi: float = 1.5
     init_steps: int = 4000
     max_new: int = 100
+    lr: float | None = None  # the student's Adam lr (None: the engine's)
+    batch_atoms: int | None = None  # atoms per training step (None: the engine's)
+    rattle_copies: int = 0  # teacher-labelled copies of each seed, rattled by rattle_sigma Å (DistillConfig)
+    rattle_sigma: float = 0.05
     # where the student runs: the teacher's MD starts at the held-out reaction's xTB stationary points (rxn-xtb)
     # and at the verified TS of the MD stage's reaction; round 0 fits the teacher's relabelling of its own DFT
     # training geometries (rxn-dft train split), of ``heldout_frames`` xTB frames of the held-out reaction (none
@@ -108,8 +112,11 @@ def quick() -> PipelineConfig:
         # the student runs), student there / teacher:
         #   all 2,176 seeds (every training reaction), 2000 + 3×600 steps at lr 2e-3           315: 1.81×  273 s
         #   same seeds, student lr 5e-3, 8000 + 3×1500 steps                                   257: 1.48× 1002 s
-        #   seeds of the scored reactions only (775), lr 5e-3, 6000 + 3×1200 (these defaults)  225: 1.30×  344 s
-        distill=DistillStage(rounds=3, md_steps=100, train_steps=1200, init_steps=6000, max_new=60),
+        #   seeds of the scored reactions only (775), lr 5e-3, 6000 + 3×1200                   225: 1.30×  344 s
+        #   + nine copies of each seed rattled by 0.05 Å, 256-atom steps at lr 2e-2, 8000 + 3×1200 (these defaults;
+        #     the Lab's Distill tab: 136 → 112 meV/Å against lam-chon-delta's 70 with these)
+        distill=DistillStage(rounds=3, md_steps=100, train_steps=1200, init_steps=8000, max_new=60, lr=2e-2,
+                             batch_atoms=256, rattle_copies=9),
         md=MDStage(trajectories=8, steps=300),  # teacher and student fractions compared in 8ths
         scale="quick",
     )
@@ -121,7 +128,7 @@ def tiny() -> PipelineConfig:
         data=DataStage(sets=["rxn-dft", "metals-emt"]),
         finetune=FinetuneStage(sizes=[20], modes=["scratch", "finetune", "delta-finetune"], steps=20),
         distill=DistillStage(rounds=1, md_steps=20, train_steps=20, init_steps=20, max_new=8, temperatures=[300.0],
-                             heldout_frames=8, md_frames=4),
+                             heldout_frames=8, md_frames=4, rattle_copies=1),
         md=MDStage(trajectories=1, steps=20),
         scale="tiny",
     )

@@ -184,7 +184,9 @@ def stage_distill(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     spec, d = ctx.cfg.distill, ctx.dir("distill")
     cfg = distill_config(student=spec.student, trust=(spec.trust_lo, spec.trust_hi), temperatures=spec.temperatures,
                          rounds=spec.rounds, md_steps=spec.md_steps, max_new=spec.max_new, train_steps=spec.train_steps,
-                         init_steps=spec.init_steps, device=ctx.cfg.device, seed=ctx.cfg.seed)
+                         init_steps=spec.init_steps, rattle_copies=spec.rattle_copies, rattle_sigma=spec.rattle_sigma,
+                         device=ctx.cfg.device, seed=ctx.cfg.seed,
+                         **{f"train.{k}": v for k in ("lr", "batch_atoms") if (v := getattr(spec, k)) is not None})
     starts, seeds = distill_inputs(ctx.cfg)
     ctx.log(f"distill: teacher MD from {len(starts)} structure(s); first fit on "
             f"{len(seeds) if seeds is not None else 'MD'} frames relabelled by the teacher")
