@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lam_lab.config import ConfigError, Overrides, load_config
+from lam_lab.distill.seeds import SEEDED_FIT
 
 
 @dataclass
@@ -113,10 +114,11 @@ def quick() -> PipelineConfig:
         #   all 2,176 seeds (every training reaction), 2000 + 3×600 steps at lr 2e-3           315: 1.81×  273 s
         #   same seeds, student lr 5e-3, 8000 + 3×1500 steps                                   257: 1.48× 1002 s
         #   seeds of the scored reactions only (775), lr 5e-3, 6000 + 3×1200                   225: 1.30×  344 s
-        #   + nine copies of each trained seed rattled by 0.05 Å, 256-atom steps at lr 2e-2,
+        #   + the Lab's SEEDED_FIT (nine copies of each trained seed rattled by 0.05 Å, 256-atom steps at lr 2e-2),
         #     8000 + 3×1200 (these defaults; held-out reactions 435 → 386 meV/Å)                193: 1.11×  341 s
-        distill=DistillStage(rounds=3, md_steps=100, train_steps=1200, init_steps=8000, max_new=60, lr=2e-2,
-                             batch_atoms=256, rattle_copies=9),
+        distill=DistillStage(rounds=3, md_steps=100, train_steps=1200, init_steps=8000, max_new=60,
+                             lr=SEEDED_FIT.lr, batch_atoms=SEEDED_FIT.batch_atoms,
+                             rattle_copies=SEEDED_FIT.rattle_copies, rattle_sigma=SEEDED_FIT.rattle_sigma),
         md=MDStage(trajectories=8, steps=300),  # teacher and student fractions compared in 8ths
         scale="quick",
     )

@@ -28,18 +28,6 @@ STUDENTS: dict[str, dict[str, Any]] = {
 # is worse there than GFN2-xTB alone (261); lam-chon-delta is at 70, and its student (112) beats xTB alone
 DEFAULT_TEACHER = "lam-chon-delta"
 SEED_XTB_FRAMES = 100  # rxn-xtb frames per built-in reaction in the first fit (with its rxn-dft train frames)
-# the student's first fit on 213 Diels–Alder seeds (lam-chon-delta's labels, 20000 steps at lr 2e-2) learnt the
-# seeds (72 meV/Å) but not the surface between them (163 on frames it never saw); nine teacher-labelled copies of
-# each seed rattled by 0.05 Å brought that to 111 (thirty copies: 110; 0.1 Å: 142), for 14 s of teacher calls
-RATTLE_COPIES, RATTLE_SIGMA = 9, 0.05
-# Adam lr of the student in 2000 steps on those seeds (meV/Å vs the teacher on unseen frames): 5e-3 218, 1e-2 202,
-# 2e-2 176, 5e-2 168
-STUDENT_LR = 2e-2
-# atoms per training step, every round; measured on the first fit (12000 steps, nine copies at 0.05 Å; meV/Å vs
-# ωB97X on 17 unseen frames, teacher 70): 64 atoms 130, 256 atoms 114 (1.6× the time), 512 atoms 116; with 64 atoms
-# 36000 steps give 117, a wider student (basis 40, width 128) 137, 300 xTB seed frames 112, copies at 0.025 Å 126,
-# a light energy weight 118
-STUDENT_BATCH_ATOMS = 256
 # (RoundEvent field, legend name, colour): how the explored frames fell against the trust window
 FRACTIONS = (("accurate", "already good (below the window)", "#2ca02c"),
              ("candidates", "learn from these (inside)", "#ff7f0e"),
@@ -194,7 +182,7 @@ class DistillPanel(JobPanel):
             raise DataError(f"trust window needs 0 ≤ lo < hi, got ({lo}, {hi})", field="trust")
         steps = max(1, int(self.train_steps.value))
         systems = resolve_systems(self.systems.value)
-        from lam_lab.distill.seeds import reaction_frames, reaction_names
+        from lam_lab.distill.seeds import SEEDED_FIT, reaction_frames, reaction_names
 
         reactions, seeds = reaction_names(self.systems.value), None
         if self.seed_frames.value:
@@ -207,8 +195,10 @@ class DistillPanel(JobPanel):
                     md_steps=max(1, int(self.md_steps.value)), train_steps=steps,
                     student_options=STUDENTS[self.student.value],
                     init_steps=max(1, int(self.init_steps.value)),
-                    # the engine's student recipe at this panel's lr, batch, logging and threads
-                    config=distill_config().train.replace(lr=STUDENT_LR, batch_atoms=STUDENT_BATCH_ATOMS,
+                    rattle=(SEEDED_FIT.rattle_copies, SEEDED_FIT.rattle_sigma),
+                    # the engine's student recipe with the measured seeded-fit lr and batch, this panel's logging
+                    # and threads
+                    config=distill_config().train.replace(lr=SEEDED_FIT.lr, batch_atoms=SEEDED_FIT.batch_atoms,
                                                           log_every=max(1, steps // 10),
                                                           threads=None if has_gpu() else cpu_threads()))
 
@@ -246,8 +236,8 @@ class DistillPanel(JobPanel):
                       sample_every=max(1, s["md_steps"] // 10), train_steps=s["train_steps"],
                       init_steps=s["init_steps"], init_frames=s["init_frames"],
                       config=s["config"], out_dir=self.out_dir, callbacks=[on_event], stop_event=ctx.stop_event,
-                      progress=False, student_options=s["student_options"], rattle_copies=RATTLE_COPIES,
-                      rattle_sigma=RATTLE_SIGMA)
+                      progress=False, student_options=s["student_options"], rattle_copies=s["rattle"][0],
+                      rattle_sigma=s["rattle"][1])
         self.result = res
         ctx.progress(1.0, "timing one force call of the teacher and of the student…")
         self._score(res, s)
