@@ -17,6 +17,7 @@ comma-separated models are scored as their ensemble mean (energies and forces av
 
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
     [--pretrained lam-chon-small|none] [--also a,b] [--exclude c,d] [--energy-weight 10]
+    [--pretrained none --arch repinit_rcut=4,repformer_layers=1]
     [--model lam-chon-delta-heldout]
     -> benchmarks/results/delta_loro.json
        python benchmarks/delta_loro.py --reaction-curve 3,5,10,15,17 --pretrained none --steps 1500
@@ -103,6 +104,19 @@ def reaction_curve(data, recipe, sizes: list[int], seeds: list[int]) -> list[dic
     return out
 
 
+def arch_config(spec: str):
+    """dpa2-small's ModelConfig with ``key=value`` fields changed (numbers parsed as int or float)."""
+    import dataclasses
+
+    from lam_lab.models import PRESETS
+
+    changes = {}
+    for item in (x for x in spec.split(",") if x):
+        key, value = item.split("=")
+        changes[key.strip()] = float(value) if "." in value else int(value)
+    return dataclasses.replace(PRESETS["dpa2-small"], **changes)
+
+
 def headline(rows: list[dict]) -> dict:
     """Mean per-reaction ratios model/xTB and ratios of summed errors (forces, barriers, energies)."""
     import numpy as np
@@ -143,12 +157,18 @@ def main(argv: list[str] | None = None) -> int:
                    "(1: the default, force-heavy loss; barriers are energy differences)")
     p.add_argument("--exclude", default="", help="training reactions left out of training (not scored), e.g. the kin "
                    "of a held-out reaction: does transfer come from a close relative?")
+    p.add_argument("--arch", default="", help="with --pretrained none: dpa2-small with these ModelConfig fields, e.g. "
+                   "repinit_rcut=4,repformer_layers=1 (does a more local Δ model transfer better?)")
     p.add_argument("--out", default=None, help="result name (default delta_loro[-quick])")
     args = p.parse_args(argv)
     data = load_source(args.data)
     recipe = DeltaRecipe(data=args.data, pretrained=None if args.pretrained == "none" else args.pretrained,
                          minutes=None if (args.quick or args.steps) else (args.minutes or DeltaRecipe.minutes),
                          steps=30 if args.quick else args.steps)
+    if args.arch:
+        if recipe.pretrained is not None:
+            raise SystemExit("--arch builds a new model: use it with --pretrained none")
+        recipe.preset = arch_config(args.arch)
     if args.energy_weight != 1.0:
         from lam_lab.train.config import LossConfig
 

@@ -139,15 +139,15 @@ def test_continuation_defaults_fill_only_what_the_caller_left_unset():
     from lam_lab.continuation import continuation_defaults, own_data, shipped_name
 
     full = continuation_defaults({}, replay_known=True)
-    assert full == {"train.lr": 1e-3, "train.steps": 200, "train.batch_size": 4, "replay.weight": 0.5,
-                    "replay.frames": 200, "train.loss.pf_e_start": 10.0, "train.loss.pf_e_limit": 1000.0}
+    assert full == {"train.lr": 1e-3, "train.steps": 200, "train.batch_size": 4, "replay.weight": 2.0,
+                    "replay.frames": 1000, "train.loss.pf_e_start": 10.0, "train.loss.pf_e_limit": 1000.0}
     assert continuation_defaults({}, replay_known=False)["replay.weight"] == 0.0  # nothing known to replay
     assert "replay.frames" not in continuation_defaults({}, replay_known=False)
     assert set(continuation_defaults({"steps": 50, "replay": 0}, True)) == set(full) - {"train.steps", "replay.weight",
                                                                                       "replay.frames"}
     assert set(continuation_defaults({"minutes": 1.0}, True)) == set(full) - {"train.steps"}
     taken_whole = continuation_defaults({"config": object()}, True)  # a TrainConfig is taken whole
-    assert taken_whole == {"replay.weight": 0.5, "replay.frames": 200}
+    assert taken_whole == {"replay.weight": 2.0, "replay.frames": 1000}
     twin = ll.pretrained.load("lam-chon-delta-heldout")
     assert shipped_name(twin, "model object") == "lam-chon-delta-heldout"
     assert shipped_name(twin, "lam-chon-delta-heldout") == "lam-chon-delta-heldout"
@@ -158,18 +158,18 @@ def test_continuation_defaults_fill_only_what_the_caller_left_unset():
 
 def test_few_shot_on_a_shipped_delta_model_takes_the_measured_recipe(frames):
     """``ll.finetune(frames, pretrained=<shipped Δ model>, mode="delta")``: lr 1e-3, energies ×10 and the model's own
-    data replayed with weight 0.5 unless the caller says otherwise; the model records what it used."""
+    data replayed with weight 2 unless the caller says otherwise; the model records what it used."""
     res = finetune(frames[:4], pretrained="lam-chon-delta-heldout", mode="delta", label=HIGH, baseline=BASE, steps=2,
                    out_dir=None, progress=False)
     info = res.model.metadata["extra"]["finetune"]
-    assert info["replay"] == 0.5 and "replayed" in res.heads["default"]
+    assert info["replay"] == 2.0 and "replayed" in res.heads["default"]
     assert "lr=0.001" in info["defaults"] and "pf_e_limit=1000" in info["defaults"]
     assert "steps" not in info["defaults"] and "lam-chon-delta-heldout's own training data" in info["defaults"]
     assert res.train.steps == 2
     own = finetune(frames[:4], ll.TrainConfig(lr=3e-4, steps=1), pretrained="lam-chon-delta-heldout", mode="delta",
                    label=HIGH, baseline=BASE, out_dir=None, progress=False)
     info = own.model.metadata["extra"]["finetune"]
-    assert info["replay"] == 0.5 and info["defaults"].startswith("Δ continuation defaults: weight=0.5, frames=200")
+    assert info["replay"] == 2.0 and info["defaults"].startswith("Δ continuation defaults: weight=2.0, frames=1000")
     assert "lr=" not in info["defaults"]  # a TrainConfig is taken whole: only the replay default is added
     mine = finetune(frames[:4], ll.TrainConfig(steps=1), pretrained="lam-chon-delta-heldout", mode="delta",
                     label=HIGH, baseline=BASE, replay=0, out_dir=None, progress=False)

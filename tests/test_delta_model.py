@@ -80,3 +80,20 @@ def test_shipped_delta_models_are_listed_described_and_beat_nothing_silently():
     assert used["held_out"] == twin["held_out"]
     assert {h["reaction"] for h in used["test_reactions_trained"]} == set(TEST_REACTIONS)
     assert f"its twin {dm.HELDOUT}" in ll.pretrained.card(dm.NAME)
+
+
+def test_a_second_stage_card_carries_the_first_stage_and_both_commands(small_rxn, tmp_path):
+    def stage(out: str, pretrained: str | None, command: str) -> dict:
+        recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=pretrained, preset=TINY, minutes=None, steps=2,
+                                train={"batch_atoms": 32, "lr": 1e-3 if pretrained else 2e-3}, command=command)
+        return dm.train_delta_model(recipe, out_dir=tmp_path / out, progress=False).card
+
+    first = stage("one", None, "first command")
+    assert (tmp_path / "one" / dm.RUN_CARD).is_file()
+    card = stage("two", str(tmp_path / "one" / "finetuned.pt"), "second command")
+    stages = card["training"]["stages"]
+    assert [s["start"] for s in stages] == ["scratch", f"{tmp_path / 'one' / 'finetuned.pt'} (after stage 1)"]
+    assert [s["lr"] for s in stages] == [2e-3, 1e-3] and card["training"]["steps"] == 4
+    assert first["training"]["stages"] == stages[:1]
+    assert card["reproduce"] == "first command; second command"
+    assert "stage 2: from" in dm.delta_card_markdown(card)

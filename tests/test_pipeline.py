@@ -37,6 +37,19 @@ def test_stage_records_skip_only_when_unchanged(tmp_path):
     assert load_record(tmp_path, "data", key) is None
 
 
+def test_a_rebuilt_builtin_set_changes_every_stage_key(tmp_path):
+    from lam_lab.pipeline.state import builtin_fingerprint
+
+    (tmp_path / "rxn.lamh5").write_bytes(b"first build")
+    before = builtin_fingerprint([tmp_path])
+    assert builtin_fingerprint([tmp_path]) == before and len(before) == 16
+    (tmp_path / "rxn.lamh5").write_bytes(b"rebuilt with more reactions")
+    after = builtin_fingerprint([tmp_path])
+    assert after != before
+    assert stage_key("data", {}, [], {"builtin": before}) != stage_key("data", {}, [], {"builtin": after})
+    assert len(builtin_fingerprint()) == 16  # the shipped data sets and models
+
+
 @pytest.mark.skipif("lam-chon-small" not in ll.pretrained.available(), reason="shipped model not built yet")
 def test_tiny_pipeline_end_to_end(tmp_path):
     pytest.importorskip("lam_lab.finetune")

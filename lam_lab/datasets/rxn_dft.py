@@ -42,7 +42,7 @@ from lam_lab.datasets.ts_sampling import (
 )
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≥1,500 frames centred on verified transition states of ≥16 C/H/N/O reactions (IRC, TS normal "
+DESCRIPTION = ("≈4,400 frames centred on verified transition states of 41 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
 # one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
@@ -173,14 +173,19 @@ def legacy_frames(ctx: BuildContext) -> list[Frame]:
 
 
 def assign_splits(frames: list[Frame], seed: int) -> None:
-    """Write ``info['split']``: test for held-out reactions, val for stationary points and ~10 % of the rest."""
-    rng = np.random.default_rng(seed)
+    """Write ``info['split']``: test for held-out reactions, val for stationary points and ~10 % of the rest.
+
+    Each reaction draws from its own seeded stream, so adding a reaction to the set moves no other reaction's
+    frames between train and val."""
+    streams: dict[str, np.random.Generator] = {}
     for f in frames:
-        if f.info["reaction"] in TEST_REACTIONS:
+        name = f.info["reaction"]
+        if name in TEST_REACTIONS:
             f.info["split"] = "test"
         elif f.info.get("source") in ("xtb-stationary", "dft-stationary"):
             f.info["split"] = "val"
         else:
+            rng = streams.setdefault(name, np.random.default_rng([seed, zlib.crc32(name.encode())]))
             f.info["split"] = "val" if rng.random() < VAL_FRACTION else "train"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from lam_lab.pipeline.config import PipelineConfig, load_pipeline_config, quick, tiny
-from lam_lab.pipeline.state import StageRecord, load_record, save_record, stage_key
+from lam_lab.pipeline.state import StageRecord, builtin_fingerprint, load_record, save_record, stage_key
 
 
 @dataclass
@@ -39,9 +39,10 @@ def run_pipeline(config: PipelineConfig | str | Path | None = None, out: str | P
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(config, out, log=log, stop_event=stop_event, progress=progress)
     t0 = time.perf_counter()
+    shipped = {"builtin": builtin_fingerprint()}
     for name, fn, upstream in STAGES:
         settings = {**config.section(SECTIONS[name]), "seed": config.seed} if name != "data" else config.section("data")
-        key = stage_key(name, settings, [ctx.records[u] for u in upstream])
+        key = stage_key(name, settings, [ctx.records[u] for u in upstream], shipped)
         record = load_record(out, name, key)
         if record is not None:
             log(f"[{name}] unchanged since the last run: skipped")

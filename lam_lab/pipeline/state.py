@@ -33,6 +33,19 @@ def stage_key(name: str, settings: dict[str, Any], upstream: list[StageRecord],
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def builtin_fingerprint(folders: list[Path] | None = None) -> str:
+    """A hash of the shipped data sets and models: rebuilding a built-in set or retraining a shipped model re-runs
+    the stages that read them (their names and settings alone would not change)."""
+    from lam_lab import datasets, pretrained
+
+    h = hashlib.sha256()
+    for folder in folders if folders is not None else [datasets.FILES, pretrained.FILES]:
+        for p in sorted(x for x in Path(folder).glob("*") if x.is_file()):
+            h.update(p.name.encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
 def load_record(out: Path, name: str, key: str) -> StageRecord | None:
     """The stored record of ``name`` if it has the same key and all its files still exist."""
     path = out / name / "stage.json"

@@ -21,7 +21,10 @@ twin's held-out rows, since it has no held-out reaction of its own. Reproduce (a
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ from lam_lab.data.dataset import Dataset
 NAME = "lam-chon-delta"  # trained on every reaction of rxn-dft (train + test splits): the model to use
 HELDOUT = "lam-chon-delta-heldout"  # its twin, trained on the train split only: the held-out (LORO) figures
 HIGH, BASE = "wb97x/6-31g*", "gfn2-xtb"
+RUN_CARD = "delta-card.json"  # the card written beside a run folder's finetuned.pt: a later stage reads its stages
 
 
 @dataclass
@@ -50,6 +54,7 @@ class DeltaRecipe:
     train: dict[str, Any] = field(default_factory=lambda: {"batch_atoms": 128})
     splits: tuple[str, ...] = ("train",)  # data splits trained on; with "test" no reaction is held out
     heldout_from: str | None = None  # with "test" trained on: the shipped twin whose card gives the held-out rows
+    command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
 
 def reaction_rows(model: Any, frames: Dataset, label: str = HIGH, baseline: str = BASE) -> list[dict[str, Any]]:
@@ -107,8 +112,53 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
                      preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=0.0,
                      config=TrainConfig().replace(**r.train), out_dir=out_dir, progress=progress, seed=r.seed)
     card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
+    if ft.path is not None:  # a later stage started from this run's finetuned.pt finds its history here
+        from lam_lab.atomic import atomic_write_text
+        from lam_lab.json_safe import dumps
+
+        atomic_write_text(ft.path.with_name(RUN_CARD), dumps(card))
     path = install_model(ft.model, card) if install else None
     return DeltaModelResult(ft.model, card, path)
+
+
+def earlier_card(pretrained: str | None) -> dict[str, Any]:
+    """The card of the Δ model a recipe starts from: a run folder's (beside its ``finetuned.pt``) or a shipped one's.
+
+    Empty when the start is not a Δ model (``lam-chon-small``, scratch) or left no card."""
+    from lam_lab import pretrained as shipped
+
+    if pretrained is None:
+        return {}
+    beside = Path(pretrained).with_name(RUN_CARD)
+    if Path(pretrained).is_file():
+        return json.loads(beside.read_text()) if beside.is_file() else {}
+    if pretrained not in shipped.available():
+        return {}
+    card = shipped.card(pretrained, as_dict=True)
+    return card if card.get("baseline") else {}
+
+
+def hardware() -> str:
+    """Where training runs, in words (the card's ``hardware``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"one {torch.cuda.get_device_name()} (CUDA)"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
+
+
+def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages that made this model: those of the Δ model it started from, then this one (steps, lr, data)."""
+    from lam_lab.train.config import TrainConfig
+
+    cfg = TrainConfig().replace(**r.train)
+    warm = 0.05 if cfg.warmup is None and cfg.schedule != "exp" else (cfg.warmup or 0.0)
+    n = len(before.get("training", {}).get("stages", []))
+    start = f"{r.pretrained} (after stage {n})" if n else str(r.pretrained or "scratch")
+    here = {"start": start, "steps": ft.train.steps, "wall_time_s": round(seconds, 1),
+            "batch_atoms": cfg.batch_atoms, "lr": cfg.lr, "schedule": f"{cfg.schedule}, {warm:.0%} warm-up",
+            "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)", "hardware": hardware()}
+    return [*before.get("training", {}).get("stages", []), here]
 
 
 def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: Dataset, test: Dataset,
@@ -116,6 +166,9 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
     """The card: data and splits, held-out reactions next to the baseline alone, in-distribution errors, limits."""
     import torch
 
+    before = earlier_card(r.pretrained)
+    stages = training_stages(r, ft, seconds, before)
+    reproduce = "; ".join(x for x in (before.get("reproduce"), r.command) if x) or None
     held = reaction_rows(ft.model, test, r.label, r.baseline)
     inside = reaction_rows(ft.model, one_group(val), r.label, r.baseline)[0]
     seen, held_source = ("test" in r.splits), r.name
@@ -138,9 +191,10 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                  "held_out_reactions": [] if seen else sorted({f.info.get("reaction") for f in test}),
                  "reactions": sorted({str(f.info.get("reaction")) for f in data.where(split=list(r.splits))}),
                  "provenance_notes": (data.provenance.notes if data.provenance else "")[-1500:]},
-        "training": {"steps": ft.train.steps, "wall_time_s": round(seconds, 1), "seed": r.seed,
-                     "hardware": f"{platform.machine()} CPU" if not torch.cuda.is_available() else "CUDA",
-                     "torch": torch.__version__, "heads": ft.heads},
+        "training": {"steps": sum(st["steps"] for st in stages),
+                     "wall_time_s": round(sum(st["wall_time_s"] for st in stages), 1), "seed": r.seed,
+                     "hardware": hardware(), "torch": torch.__version__, "heads": ft.heads, "stages": stages},
+        **({"reproduce": reproduce} if reproduce else {}),
         "held_out": held, "held_out_model": held_source, "in_distribution": inside,
         **({"test_reactions_trained": seen_rows} if seen else {}),
         "force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
@@ -217,7 +271,8 @@ def delta_card_markdown(card: dict[str, Any]) -> str:
              f"- training: {t['steps']} steps in {t['wall_time_s'] / 60:.0f} min on {t['hardware']} "
              f"(torch {t['torch']}, seed {t['seed']})"]
     lines += [f"  - stage {i}: from {st['start']}, {st['steps']} steps, batch {st['batch_atoms']} atoms, peak lr "
-              f"{st['lr']:g}" for i, st in enumerate(t.get("stages", []), 1)]
+              f"{st['lr']:g}" + (f", {st['data']}" if st.get("data") else "") + (f", {st['hardware']}" if st.get(
+                  "hardware") else "") for i, st in enumerate(t.get("stages", []), 1)]
     lines += [f"- chosen by: {t['selection']}"] if t.get("selection") else []
     lines += [f"- reproduce: `{card['reproduce']}`"] if card.get("reproduce") else []
     own = card.get("held_out_model", card["name"])
@@ -264,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     recipe = DeltaRecipe(name=a.name or (NAME if everything else HELDOUT), data=a.data,
                          minutes=None if a.steps else a.minutes, steps=a.steps, seed=a.seed,
                          pretrained=None if a.pretrained == "none" else a.pretrained, train=train, splits=splits,
-                         heldout_from=a.heldout_from if everything else None)
+                         heldout_from=a.heldout_from if everything else None,
+                         command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
+                                             *(argv if argv is not None else sys.argv[1:])]))
     res = train_delta_model(recipe, out_dir=a.out, install=a.install)
     print(delta_card_markdown(res.card))
     return 0

@@ -145,6 +145,10 @@ class DistillPanel(JobPanel):
         #   lam-chon-delta                                                                         112: 1.59×  299 s
         #   lam-chon-small, rxn-xtb head                                                           365: 1.00×  294 s
         #   the Lab's own Δ teacher                                                                212: 1.04×  305 s
+        # and with the teachers of the 43-reaction rxn-dft (15 unseen frames; lam-chon-delta 57, the Lab's Δ 182 meV/Å):
+        #   lam-chon-delta                                                                         117: 2.04×  305 s
+        #   lam-chon-small, rxn-xtb head                                                           308: 0.98×  327 s
+        #   the Lab's own Δ teacher                                                                195: 1.07×  334 s
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
