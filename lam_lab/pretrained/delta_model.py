@@ -9,13 +9,15 @@ errors meV/Å, meV/atom and eV (barriers).
 Two models ship. ``lam-chon-delta-heldout`` is trained on the train split only: its card's held-out rows and
 ``benchmarks/delta_loro.py`` measure transfer to reactions it never saw. ``lam-chon-delta``, the one to use,
 continues it on every reaction (train + test splits; the val split still validates); its card shows the
-twin's held-out rows, since it has no held-out reaction of its own. Reproduce (about 16 minutes on one H200)::
+twin's held-out rows, since it has no held-out reaction of its own. Reproduce (about 35 minutes on 2 CPU threads,
+5.5–8 steps/s; each card's ``reproduce`` chains the commands of its stages, and a stage started from a run folder's
+``finetuned.pt`` reads that run's ``delta-card.json`` so the card lists every stage)::
 
-    python -m lam_lab.pretrained.delta_model --minutes 6 --batch-atoms 512 --device cuda --out stage1
-    python -m lam_lab.pretrained.delta_model --pretrained stage1/finetuned.pt --minutes 5 --batch-atoms 512 \
-        --lr 1e-3 --device cuda --install
-    python -m lam_lab.pretrained.delta_model --pretrained lam-chon-delta-heldout --splits train,test --minutes 4.5 \
-        --batch-atoms 512 --lr 1e-3 --seed 1 --device cuda --install
+    python -m lam_lab.pretrained.delta_model --steps 5217 --batch-atoms 512 --out data-build/delta-cpu/stage1
+    python -m lam_lab.pretrained.delta_model --pretrained data-build/delta-cpu/stage1/finetuned.pt --steps 4269 \
+        --batch-atoms 512 --lr 1e-3 --install --name lam-chon-delta-heldout --out data-build/delta-cpu/stage2
+    python -m lam_lab.pretrained.delta_model --pretrained lam-chon-delta-heldout --splits train,test --steps 3688 \
+        --batch-atoms 512 --lr 1e-3 --seed 1 --install --out data-build/delta-cpu/stage3
 """
 
 from __future__ import annotations
