@@ -169,7 +169,7 @@ def test_few_shot_on_a_shipped_delta_model_takes_the_measured_recipe(frames):
     own = finetune(frames[:4], ll.TrainConfig(lr=3e-4, steps=1), pretrained="lam-chon-delta-heldout", mode="delta",
                    label=HIGH, baseline=BASE, out_dir=None, progress=False)
     info = own.model.metadata["extra"]["finetune"]
-    assert info["replay"] == 2.0 and info["defaults"].startswith("Δ continuation defaults: weight=2.0, frames=1000")
+    assert info["replay"] == 2.0 and info["defaults"].startswith("Δ continuation defaults: weight=2, frames=1000")
     assert "lr=" not in info["defaults"]  # a TrainConfig is taken whole: only the replay default is added
     mine = finetune(frames[:4], ll.TrainConfig(steps=1), pretrained="lam-chon-delta-heldout", mode="delta",
                     label=HIGH, baseline=BASE, replay=0, out_dir=None, progress=False)
@@ -185,4 +185,4 @@ def test_cli_continues_a_shipped_delta_model_with_the_same_recipe(tmp_path, caps
     out = capsys.readouterr().out
     assert rc == 0 and "Δ continuation defaults: lr=0.001" in out and "steps=" not in out.split("\n")[0]
     info = ll.load(tmp_path / "finetuned.pt").metadata["extra"]["finetune"]
-    assert info["replay"] == 0.5 and "delta: 2 steps" in out
+    assert info["replay"] == 2.0 and "delta: 2 steps" in out
