@@ -163,6 +163,19 @@ def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, A
     return [*before.get("training", {}).get("stages", []), here]
 
 
+def describe(r: DeltaRecipe, stages: list[dict[str, Any]]) -> str:
+    """The card's one-paragraph description: what it corrects, where it started, what it was trained on."""
+    seen = "test" in r.splits
+    origin = stages[0]["start"] if stages else (r.pretrained or "scratch")
+    text = (f"Δ-ML correction {r.label} − {r.baseline} for neutral closed-shell C/H/N/O molecules and reactions, "
+            f"fine-tuned from {origin} on {r.data} in {len(stages)} stage(s); the calculator adds {r.baseline} back "
+            "(tblite at run time).")
+    if seen:
+        return text + f" Trained on every reaction ({' + '.join(r.splits)} splits): the model to use."
+    return text + (f" Trained on {r.data}'s {' + '.join(r.splits)} split only, so its held-out rows measure transfer "
+                   f"to reactions it never saw; {NAME} continues it on every reaction (use that one).")
+
+
 def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: Dataset, test: Dataset,
                     seconds: float) -> dict[str, Any]:
     """The card: data and splits, held-out reactions next to the baseline alone, in-distribution errors, limits."""
@@ -184,9 +197,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
     return {
         "name": r.name, "recipe": {**asdict(r), "preset": str(r.preset)}, "baseline": r.baseline, "label": r.label,
-        "description": (f"Δ-ML correction {r.label} − {r.baseline} for neutral closed-shell C/H/N/O molecules and "
-                        f"reactions, fine-tuned from {r.pretrained or 'scratch'} on {r.data}; the calculator adds "
-                        f"{r.baseline} back (tblite at run time)."),
+        "description": describe(r, stages),
         "type_map": list(ft.model.type_map), "parameters": sum(p.numel() for p in ft.model.parameters()),
         "data": {"source": r.data, "train": n_train,
                  "val": len(val), "test": len(test),
