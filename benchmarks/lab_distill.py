@@ -8,7 +8,9 @@ teacher), and reactive MD from the verified DFT saddle with teacher and student 
 fractions; target: within 1 of 8 trajectories).
 
 Usage: python benchmarks/lab_distill.py [--teachers lab-delta,lam-chon-delta,lam-chon-small] [--reaction diels-alder]
-    [--trajectories 8] -> benchmarks/results/lab_distill.json
+    [--trajectories 8] [--set init_steps=24000 --set "temperatures=300, 600"] -> benchmarks/results/lab_distill.json
+
+``--set`` changes a widget of the Distill panel before Start (as a user would type it), to measure other settings.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trajectories", type=int, default=8)
     p.add_argument("--out-root", default="lam_lab_runs/lab_distill")
     p.add_argument("--out", default="lab_distill")
+    p.add_argument("--set", action="append", default=[], metavar="WIDGET=VALUE",
+                   help="a Distill panel widget's value (repeatable), e.g. init_steps=24000")
     a = p.parse_args(argv)
     rows = []
     for name in a.teachers.split(","):
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         else:  # a shipped model (lam-chon-small: its rxn-xtb head, the panel's default head)
             teacher = ll.pretrained.load(name)
         panel = DistillPanel(teacher=teacher, systems=a.reaction, out_root=a.out_root)
+        for item in a.set:
+            key, value = item.split("=", 1)
+            widget = getattr(panel, key)
+            widget.value = type(widget.value)(value)
         settings = {k: getattr(panel, k).value for k in ("n_rounds", "md_steps", "init_steps", "train_steps",
                                                           "temperatures", "student")}
         t0 = time.perf_counter()

@@ -125,3 +125,16 @@ def test_quick_build_tags_only_the_verified_saddle(tmp_path):
     assert [f.info["role"] for f in by["formamide"]].count("path-max") == 1
     assert {f.info["molecule"] for f in built if "molecule" in f.info} and "gfn2-xtb" in built.provenance.labels
     assert "hcn-hnc: 12 frames; verified" in built.provenance.notes
+
+
+def test_every_builtin_reaction_has_a_unique_name_and_changes_bonds():
+    from lam_lab.datasets.reactions import ALL_REACTIONS, DFT_ONLY_REACTIONS, get_reaction
+    from lam_lab.sampling.molecules import mapped_bond_graphs
+
+    names = [r.name for r in ALL_REACTIONS]
+    assert len(names) == len(set(names))
+    assert not {r.name for r in DFT_ONLY_REACTIONS} & {r.name for r in REACTIONS}  # rxn-xtb was built without them
+    for r in ALL_REACTIONS:
+        before, after = mapped_bond_graphs(r.reactant, r.product)
+        assert before != after, r.name
+        assert get_reaction(r.name) is r

@@ -21,9 +21,9 @@ EXIT_GUARD = 3  # the run was stopped by a guard; the frames before it are writt
 
 
 def _reaction_names() -> list[str]:
-    from lam_lab.datasets.reactions import REACTIONS
+    from lam_lab.datasets.reactions import ALL_REACTIONS
 
-    return [r.name for r in REACTIONS]
+    return [r.name for r in ALL_REACTIONS]
 
 
 def resolve_system(system: str, args: argparse.Namespace) -> Any:

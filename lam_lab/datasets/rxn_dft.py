@@ -27,7 +27,7 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
-from lam_lab.datasets.reactions import REACTIONS, get_reaction
+from lam_lab.datasets.reactions import ALL_REACTIONS, get_reaction
 from lam_lab.datasets.ts_sampling import (
     DFT_FIRST,
     TS_FILE,
@@ -57,7 +57,7 @@ LABEL_CHUNK = 16  # frames per cache look-up in the label phase
 
 
 def _names(ctx: BuildContext) -> tuple[str, ...]:
-    return QUICK_REACTIONS if ctx.quick else tuple(r.name for r in REACTIONS)
+    return QUICK_REACTIONS if ctx.quick else tuple(r.name for r in ALL_REACTIONS)
 
 
 def _sampling(ctx: BuildContext) -> TSSampling:
@@ -249,7 +249,7 @@ def pack_build_state(ctx: BuildContext) -> None:
         target = plain.with_name(plain.name + ".gz")
         if not target.exists():
             target.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
-    export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+    export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
     ctx.say(f"labels packed into {archive}; stages gzipped; {TS_FILE} exported")
 
 
@@ -275,12 +275,12 @@ def main(argv: list[str] | None = None) -> None:
             label(ctx, chunk, "dft", threads=a.threads)             # worker from the other end never repeats one
     elif a.phase == "ts" and a.only in DFT_FIRST:
         dft_first_ts(ctx, get_reaction(a.only), threads=a.threads)
-        export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+        export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
     elif a.phase == "ts":
         items = [(n, r) for n, r in verified_reactions(ctx).items() if a.only in (None, n) and n not in DFT_FIRST]
         for name, low in reversed(items) if a.reverse else items:
             dft_ts(ctx, get_reaction(name), low, threads=a.threads)
-            export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+            export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
     elif a.phase == "partial":
         ds = build(ctx, cached_only=True)
         from lam_lab.data.io.lamh5 import write_lamh5
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.phase == "pack":
         pack_build_state(ctx)
     elif a.phase == "export":
-        export_transition_states(ctx, list(REACTIONS), datasets.FILES / TS_FILE)
+        export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
     else:
         datasets.build(NAME, cache_dir=a.cache_dir)
 
