@@ -25,12 +25,13 @@ class SeededFit:
     """The student's measured recipe for a first fit on seed frames on a CPU (the Lab's Distill tab, ``make demo``).
 
     Measured on Diels–Alder with the labels of ``lam-chon-delta`` as trained on the 20-reaction rxn-dft (force RMSE,
-    meV/Å, on frames never trained on; the 43-reaction teacher, 57, gives a student of 117 on the same recipe, 91 with the Lab's 24000-step first fit):
-    20000 steps on the 213 bare seeds learnt them (72) but not the surface between them (163 vs the teacher); nine
-    rattled copies of each at 0.05 Å: 111 (thirty copies 110; 0.1 Å 142; 0.025 Å 126 vs ωB97X where 0.05 gave
-    114). Adam lr in 2000 steps (vs the teacher): 5e-3 218, 1e-2 202, 2e-2 176, 5e-2 168. Atoms per step, 12000
-    steps (vs ωB97X, teacher 70): 64 atoms 130, 256 114 (1.6× the time), 512 116; 36000 steps of 64 atoms 117, a
-    wider student (basis 40, width 128) 137, 300 xTB seed frames 112, a light energy weight 118.
+    meV/Å, on frames never trained on; the 43-reaction teacher, 57, gives a student of 117 on the same recipe, 91
+    with the Lab's 24000-step first fit): 20000 steps on the 213 bare seeds learnt them (72) but not the surface
+    between them (163 vs the teacher); nine rattled copies of each at 0.05 Å: 111 (thirty copies 110; 0.1 Å 142;
+    0.025 Å 126 vs ωB97X where 0.05 gave 114). Adam lr in 2000 steps (vs the teacher): 5e-3 218, 1e-2 202, 2e-2 176,
+    5e-2 168. Atoms per step, 12000 steps (vs ωB97X, teacher 70): 64 atoms 130, 256 114 (1.6× the time), 512 116;
+    36000 steps of 64 atoms 117, a wider student (basis 40, width 128) 137, 300 xTB seed frames 112, a light energy
+    weight 118.
     """
 
     rattle_copies: int = 9
