@@ -44,8 +44,9 @@ def test_every_ts_frame_is_a_verified_xtb_saddle(ds):
         assert f.labels["gfn2-xtb"].energy == pytest.approx(entry["ts"]["energy"], abs=1e-3)
     names = [f.info["reaction"] for f in ts]
     assert len(names) == len(set(names)), "one ts frame per reaction"
-    verified = {n for n, e in doc.items() if e.get("xtb", {}).get("status") == "verified"}
-    assert set(names) == verified, "each verified xTB saddle is in the set"
+    sampled = {r.name for r in REACTIONS}  # the DFT-only reactions have saddles in the file but no rxn-xtb frames
+    verified = {n for n, e in doc.items() if e.get("xtb", {}).get("status") == "verified" and n in sampled}
+    assert set(names) == verified, "each verified xTB saddle of the reactions rxn-xtb samples is in the set"
 
 
 @needs_built
