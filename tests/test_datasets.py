@@ -110,5 +110,24 @@ def test_rxn_sets_cover_the_reactions_and_roles():
             roles = {f.info.get("role") for f in ds if f.info["reaction"] == r and "neb_iteration" not in f.info
                      and not str(f.info.get("source", "")).startswith("legacy-")}
             assert not roles or {"reactant", "product"} <= roles and roles & {"ts", "xtb-ts", "dft-saddle-unverified"}, r
+        # each geometry once, so no frame is in two splits and none counts twice in a score
+        keys = {np.asarray(f.numbers).tobytes() + np.round(f.positions, 4).tobytes() for f in ds}
+        assert len(keys) == len(ds)
     if not built & {"rxn-xtb", "rxn-dft"}:
         pytest.skip("no reaction set built yet")
+
+
+def test_repeated_geometries_keep_the_stationary_point_frame():
+    from lam_lab.data.frame import Frame
+    from lam_lab.datasets.rxn_dft import drop_repeated_geometries
+
+    pos = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.1]])
+
+    def frame(source: str, split: str, shift: float = 0.0) -> Frame:
+        return Frame(numbers=np.array([6, 8]), positions=pos + shift, info={"source": source, "split": split})
+
+    frames = [frame("legacy-neb", "train"), frame("irc", "train", 0.5), frame("xtb-stationary", "val"),
+              frame("irc", "train", 1e-6), frame("dft-stationary", "test", 0.5)]
+    kept, repeats = drop_repeated_geometries(frames)
+    assert repeats == 3
+    assert [(f.info["source"], f.info["split"]) for f in kept] == [("xtb-stationary", "val"), ("dft-stationary", "test")]

@@ -42,7 +42,7 @@ from lam_lab.datasets.ts_sampling import (
 )
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≈4,400 frames centred on verified transition states of 41 C/H/N/O reactions (IRC, TS normal "
+DESCRIPTION = ("≈4,700 frames centred on verified transition states of 46 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
 # one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
@@ -189,6 +189,25 @@ def assign_splits(frames: list[Frame], seed: int) -> None:
             f.info["split"] = "val" if rng.random() < VAL_FRACTION else "train"
 
 
+def drop_repeated_geometries(frames: list[Frame]) -> tuple[list[Frame], int]:
+    """Frames with each geometry once (to 1e-4 Å), and how many repeats were dropped.
+
+    A repeat would sit in two splits at once (a legacy band end is an xTB minimum, an IRC's first frame is the
+    xTB TS) or count twice in a score (Claisen's stationary points are DFT ones). The stationary-point frame wins,
+    the DFT one first, so roles and splits stay those of the stationary points."""
+    rank = {"dft-stationary": 0, "xtb-stationary": 1}
+    order = sorted(range(len(frames)), key=lambda i: rank.get(frames[i].info.get("source"), 2))
+    seen: set[bytes] = set()
+    keep: set[int] = set()
+    for i in order:
+        f = frames[i]
+        key = np.asarray(f.numbers).tobytes() + np.round(np.asarray(f.positions), 4).tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.add(i)
+    return [f for i, f in enumerate(frames) if i in keep], len(frames) - len(keep)
+
+
 def ts_energy_fraction(ds: Dataset, label_set: str, window: float = TS_WINDOW) -> float:
     """Fraction of frames within ``window`` eV of their reaction's TS energy (the ``ts``-role frame)."""
     ts_e = {f.info["reaction"]: f.labels[label_set].energy for f in ds if f.info.get("role") == "ts"}
@@ -223,15 +242,16 @@ def build(ctx: BuildContext, cached_only: bool = False) -> Dataset:
     kept = [by_index[i] for i in sorted(by_index)]
     legacy = legacy_frames(ctx)
     assign_splits(legacy, ctx.seed + 1)
-    kept += legacy
+    kept, repeats = drop_repeated_geometries(kept + legacy)
     counts = {s: sum(f.info["split"] == s for f in kept) for s in ("train", "val", "test")}
     ds = Dataset(kept, NAME)
     near = ts_energy_fraction(ds, dft.name) if not ctx.quick else float("nan")
     held = sorted({f.info["reaction"] for f in kept if f.info["split"] == "test"})
     notes = (f"{__doc__.strip()}\nReactions: {sorted({f.info['reaction'] for f in kept})}. Held out (test): {held}. "
              f"Split counts: {counts}. Within {TS_WINDOW} eV (DFT) of the reaction's TS: {near:.1%}. "
-             f"Dropped (failed labels): {len(todo) - len(kept) + len(legacy)}. Plus {len(legacy)} frames of the first "
-             f"rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no frame tagged ts).")
+             f"Dropped (failed labels): {len(todo) - len(by_index)}; repeated geometries: {repeats}. Plus "
+             f"{len(legacy)} frames of the first rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no "
+             f"frame tagged ts), less their repeats.")
     prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance},
                       ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
