@@ -123,7 +123,7 @@ def choose_branch(model: Potential, ds: Dataset, label: str, allow_fresh: bool =
 def head_fates(heads: Sequence[str], chosen: str | None, replays: Mapping[str, Any], zero: Mapping[str, float],
                mode: str) -> dict[str, str]:
     """What became of each pre-trained head (kept as the downstream head, replayed, or dropped), with a warning
-    when every one was dropped; zero-shot force RMSEs (meV/Å) on the training labels say why."""
+    when none starts the downstream head; zero-shot force RMSEs (meV/Å) on the training labels say why."""
     import warnings
 
     def why(h: str) -> str:
@@ -142,8 +142,10 @@ def head_fates(heads: Sequence[str], chosen: str | None, replays: Mapping[str, A
             fate[h] = f"dropped{why(h)}"
     if chosen is None:
         what = "label − baseline (Δ)" if mode == "delta" else "these labels"
-        warnings.warn(f"{mode}: no pre-trained head predicts {what} better than zero, so all of {list(heads)} were "
-                      f"dropped and the downstream head {HEAD!r} starts fresh on the pre-trained descriptor; pass "
+        dropped = [h for h in heads if h not in replays]
+        kept = f" ({list(replays)} kept for their replayed data)" if replays else ""
+        warnings.warn(f"{mode}: no pre-trained head predicts {what} better than zero, so {dropped} were dropped{kept} "
+                      f"and the downstream head {HEAD!r} starts fresh on the pre-trained descriptor; pass "
                       "branch=<head> to start from one anyway", stacklevel=4)
     return fate
 
