@@ -133,6 +133,11 @@ def test_delta_from_a_multi_head_model_says_what_became_of_the_heads(frames):
     kept = finetune(frames, pretrained=pre, mode="delta", label=HIGH, baseline=BASE, branch="water-ff", steps=1,
                     out_dir=None, progress=False)
     assert kept.heads["water-ff"].startswith("kept") and kept.heads["rxn-xtb"] == "dropped"
+    # a head kept for its replayed data is not called dropped (Δ on a descriptor that keeps learning xTB)
+    with pytest.warns(UserWarning, match=r"\['water-ff'\] were dropped \(\['rxn-xtb'\] kept for their replayed data\)"):
+        replayed = finetune(frames, pretrained=pre, mode="delta", label=HIGH, baseline=BASE, steps=1, out_dir=None,
+                            progress=False, replay=0.5, replay_data={"rxn-xtb": frames})
+    assert replayed.heads["rxn-xtb"] == "kept: replayed against forgetting"
 
 
 def test_continuation_defaults_fill_only_what_the_caller_left_unset():
