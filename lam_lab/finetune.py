@@ -168,6 +168,9 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     label = cfg.label or dataset.default_label()
     baseline = cfg.delta.baseline
     scratch, recipe = mode == "scratch" or (mode == "delta" and pretrained is None), ""
+    if scratch and cfg.replay.weight:  # nothing to replay on: it would be silently ignored
+        raise ConfigError("replay needs a pre-trained model whose heads replay their data; this run starts from "
+                          "scratch", field="replay.weight")
     if not scratch:
         base, source = resolve_pretrained(pretrained)
         check_delta_continuation(base, mode, baseline)

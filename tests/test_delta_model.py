@@ -97,3 +97,23 @@ def test_a_second_stage_card_carries_the_first_stage_and_both_commands(small_rxn
     assert first["training"]["stages"] == stages[:1]
     assert card["reproduce"] == "first command; second command"
     assert "stage 2: from" in dm.delta_card_markdown(card)
+
+
+
+def test_the_recipe_can_replay_xtb_data_on_a_pretrained_head_and_says_so(small_rxn, tmp_path):
+    from lam_lab.config import ConfigError
+
+    pre = ll.build_model(TINY, ["H", "C", "N", "O"], heads=["xtb"])
+    ll.save(pre, tmp_path / "pre.pt")
+    xtb = ll.data.Dataset([f.copy() for f in ll.data.read(small_rxn)], "xtb")
+    for f in xtb:
+        f.labels = {"gfn2-xtb": f.labels["gfn2-xtb"]}
+    ll.data.write(xtb, tmp_path / "xtb.lamh5")  # its stem names the pre-trained head that replays it
+    recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=str(tmp_path / "pre.pt"), minutes=None, steps=2,
+                            train={"batch_atoms": 32}, replay=0.5, replay_data=str(tmp_path / "xtb.lamh5"),
+                            replay_frames=5)
+    card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
+    assert card["training"]["heads"]["xtb"].startswith("kept") and "replayed" in card["training"]["heads"]["xtb"]
+    assert "train split replayed on its head (weight 0.5, 5 frames)" in card["training"]["stages"][-1]["data"]
+    with pytest.raises(ConfigError, match="scratch"):  # from scratch nothing could replay: an error, not a no-op
+        ll.finetune(xtb, pretrained=None, mode="delta", label=dm.HIGH, replay=0.5, steps=1, out_dir=None)

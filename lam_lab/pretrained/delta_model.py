@@ -56,6 +56,9 @@ class DeltaRecipe:
     train: dict[str, Any] = field(default_factory=lambda: {"batch_atoms": 128})
     splits: tuple[str, ...] = ("train",)  # data splits trained on; with "test" no reaction is held out
     heldout_from: str | None = None  # with "test" trained on: the shipped twin whose card gives the held-out rows
+    replay: float = 0.0  # weight of ``replay_data``'s train split, replayed on the pre-trained head of that name
+    replay_data: str = "rxn-xtb"  # xTB frames of many reactions (a file: its stem names the head) for the descriptor
+    replay_frames: int = 5000
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
 
@@ -109,10 +112,14 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     r = recipe or DeltaRecipe()
     data = load_source(r.data)
     train, val, test = data.where(split=list(r.splits)), data.where(split="val"), data.where(split="test")
+    replayed = None
+    if r.replay:  # its train split only: the held-out reactions stay unseen at every level
+        replayed = {Path(r.replay_data).stem: load_source(r.replay_data).where(split="train")}
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
-                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=0.0,
-                     config=TrainConfig().replace(**r.train), out_dir=out_dir, progress=progress, seed=r.seed)
+                     preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=r.replay,
+                     replay_data=replayed, config=TrainConfig().replace(**r.train), out_dir=out_dir,
+                     progress=progress, seed=r.seed, **{"replay.frames": r.replay_frames})
     card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
     if ft.path is not None:  # a later stage started from this run's finetuned.pt finds its history here
         from lam_lab.atomic import atomic_write_text
@@ -159,7 +166,9 @@ def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, A
     start = f"{r.pretrained} (after stage {n})" if n else str(r.pretrained or "scratch")
     here = {"start": start, "steps": ft.train.steps, "wall_time_s": round(seconds, 1),
             "batch_atoms": cfg.batch_atoms, "lr": cfg.lr, "schedule": f"{cfg.schedule}, {warm:.0%} warm-up",
-            "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)", "hardware": hardware()}
+            "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)" + (
+                f"; {r.replay_data} train split replayed on its head (weight {r.replay:g}, {r.replay_frames} frames)"
+                if r.replay else ""), "hardware": hardware()}
     return [*before.get("training", {}).get("stages", []), here]
 
 
@@ -324,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heldout-from", default=HELDOUT, help="with --splits train,test: the twin whose held-out rows "
                    "the card shows")
     p.add_argument("--install", action="store_true", help="write the model and card into the package")
+    p.add_argument("--replay", type=float, default=0.0, help="weight of --replay-data replayed on its pre-trained head")
+    p.add_argument("--replay-data", default=DeltaRecipe.replay_data, help="built-in name or file (its train split)")
+    p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
     a = p.parse_args(argv)
     train = {"batch_atoms": a.batch_atoms, **({"lr": a.lr} if a.lr else {}),
              **({"device": a.device} if a.device else {})}
@@ -332,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = DeltaRecipe(name=a.name or (NAME if everything else HELDOUT), data=a.data,
                          minutes=None if a.steps else a.minutes, steps=a.steps, seed=a.seed,
                          pretrained=None if a.pretrained == "none" else a.pretrained, train=train, splits=splits,
-                         heldout_from=a.heldout_from if everything else None,
+                         heldout_from=a.heldout_from if everything else None, replay=a.replay,
+                         replay_data=a.replay_data, replay_frames=a.replay_frames,
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
                                              *(argv if argv is not None else sys.argv[1:])]))
     res = train_delta_model(recipe, out_dir=a.out, install=a.install)
