@@ -9,6 +9,8 @@ barrier error at the DFT TS (eV). ``--also R1,R2`` additionally holds out traini
 (one model each). In-distribution: force RMSE on the val frames of the training reactions.
 Headlines (mean over held-out reactions of model / xTB): ``force_rmse_over_xtb``, ``barrier_err_over_xtb``
 (targets ≤ 0.5), with the ratio of summed errors beside them (robust where xTB's own error is near zero).
+The first run's ``in_distribution.by_source`` splits the val and train frames' errors by frame source (thermal MD
+around the TS, normal-mode samples, IRC, DFT and xTB stationary points, ...): where the in-distribution error sits.
 
 ``--model NAME|FILE[,FILE...]`` scores a Δ model already trained on the train split with this recipe (the
 shipped ``lam-chon-delta-heldout`` is, and its card names the same held-out reactions; ``lam-chon-delta`` is
@@ -39,9 +41,9 @@ from _common import write_result  # noqa: E402
 
 
 def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: list[str] | None = None,
-                    ) -> tuple[list[dict], dict, float]:
+                    sources: bool = False) -> tuple[list[dict], dict, float]:
     """A Δ model trained without ``held_out`` (None: the set's test split; ``only``: just these training reactions);
-    rows per held-out reaction, val row."""
+    rows per held-out reaction, val row (with ``sources``: its ``by_source`` rows for the val and train frames)."""
     import lam_lab as ll
     from lam_lab.pretrained.delta_model import one_group, reaction_rows
     from lam_lab.train.config import TrainConfig
@@ -60,6 +62,8 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
                      progress=False, seed=seed, config=TrainConfig().replace(**recipe.train))
     rows = reaction_rows(ft.model, test, recipe.label, recipe.baseline)
     inside = reaction_rows(ft.model, one_group(val), recipe.label, recipe.baseline)[0]
+    if sources:
+        inside["by_source"] = {"val": source_rows(ft.model, val, recipe), "train": source_rows(ft.model, train, recipe)}
     for r in rows:
         r.update(n_train=len(train), train_steps=ft.train.steps)
     return rows, inside, time.perf_counter() - t0
@@ -80,9 +84,23 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     scored = models[0] if len(models) == 1 else models  # several: reaction_rows scores their ensemble mean
     rows = reaction_rows(scored, test, recipe.label, recipe.baseline)
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
+    inside["by_source"] = {"val": source_rows(scored, val, recipe),
+                           "train": source_rows(scored, data.where(split="train"), recipe)}
     for r in rows:
         r.update(n_train=len(data.where(split="train")), model=" + ".join(Path(m).name for m in model_refs))
     return rows, inside, 0.0
+
+
+def source_rows(model, frames, recipe) -> list[dict]:
+    """Force and energy errors of ``model`` (or an ensemble) and of the baseline alone on ``frames``, one row per frame
+    source (thermal MD around the TS, normal-mode samples, IRC, stationary points, ...): where the error sits."""
+    from lam_lab.pretrained.delta_model import one_group, reaction_rows
+
+    rows = []
+    for source in sorted({str(f.info.get("source", "?")) for f in frames}):
+        row = reaction_rows(model, one_group(frames.where(source=source)), recipe.label, recipe.baseline)[0]
+        rows.append({"source": source, **{k: v for k, v in row.items() if k != "reaction" and "barrier" not in k}})
+    return rows
 
 
 def reaction_curve(data, recipe, sizes: list[int], seeds: list[int]) -> list[dict]:
@@ -188,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         excluded = {n for n in args.exclude.split(",") if n}
         only = sorted({str(f.info["reaction"]) for f in data.where(split="train")} - excluded) if excluded else None
-        rows, inside, seconds = train_and_score(data, recipe, None, args.seed, only=only)
+        rows, inside, seconds = train_and_score(data, recipe, None, args.seed, only=only, sources=True)
     runs = [{"held_out": [r["reaction"] for r in rows], "seconds": seconds, "in_distribution": inside}]
     for name in [n for n in args.also.split(",") if n]:
         more, more_inside, s = train_and_score(data, recipe, {name}, args.seed)
@@ -200,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
               f"E {r['model_energy_rmse_offset_removed_mev_per_atom']:5.1f} vs "
               f"{r['baseline_energy_rmse_offset_removed_mev_per_atom']:5.1f} meV/atom   |Δ barrier| "
               f"{r['model_barrier_err_ev']:.3f} vs {r['baseline_barrier_err_ev']:.3f} eV", flush=True)
+    for split, srows in inside.get("by_source", {}).items():
+        print(f"{split} frames by source: " + "; ".join(
+            f"{r['source']} ({r['frames']}) {r['model_force_rmse_mev_per_A']:.0f} vs xTB "
+            f"{r['baseline_force_rmse_mev_per_A']:.0f}" for r in srows), flush=True)
     head = headline(rows)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in head.items()},
           f"in-distribution F {inside['model_force_rmse_mev_per_A']:.0f} vs xTB "

@@ -340,3 +340,16 @@ def test_status_lines_are_plain_words():
     assert step_words(event) == "training: step 40 of 300, 3.1 steps a second, about 1 min 24 s left"
     assert step_words(SimpleNamespace(kind="step", step=1, total_steps=None, steps_per_s=None, eta_s=None)) == \
         "training: step 1"
+
+
+def test_distill_check_words_say_when_the_student_gives_up_accuracy():
+    """Within 1.3× the check only states the ratio; above it, how much accuracy the student lost and what it still
+    gains over GFN2-xTB alone; a model no better than xTB alone is named."""
+    from lam_lab.ui.distill_panel import check_words
+
+    kept = check_words(66.0, 55.0, 257.0)
+    assert len(kept) == 1 and "1.20×" in kept[0]
+    lost = check_words(97.0, 55.0, 257.0)
+    assert "1.76×" in lost[0] and "42 meV/Å less accurate than its teacher" in lost[1] and "2.6×" in lost[1]
+    poor = check_words(190.0, 182.0, 180.0)
+    assert "the teacher (182 meV/Å) and the student (190 meV/Å) are no better than" in poor[-1]

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from lam_lab.potential import Potential
 
 
+KEEPS_ACCURACY = 1.3  # student/teacher force RMSE up to which a student keeps its teacher's accuracy
+
+
 @dataclass
 class ReferenceCheck:
     """Student and teacher scored against ``label`` on the same unseen frames (meV/Å, meV/atom, eV)."""
@@ -22,7 +25,8 @@ class ReferenceCheck:
 
     @property
     def student_over_teacher(self) -> float:
-        """Student's force RMSE over the teacher's (within 1.3× the student keeps its teacher's accuracy)."""
+        """Student's force RMSE over the teacher's (within ``KEEPS_ACCURACY`` the student keeps its
+        teacher's accuracy)."""
         return self.student.force_rmse_mev_per_A / self.teacher.force_rmse_mev_per_A
 
 
@@ -41,4 +45,4 @@ def reference_check(student: "Potential", teacher: "Potential", frames: Sequence
                           score(predict(teacher, ds, head), ds, label))
 
 
-__all__ = ["ReferenceCheck", "reference_check"]
+__all__ = ["KEEPS_ACCURACY", "ReferenceCheck", "reference_check"]

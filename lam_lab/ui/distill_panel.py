@@ -87,6 +87,27 @@ def result_sentence(res: Any) -> str:
             "frames.")
 
 
+def check_words(student_f: float, teacher_f: float, baseline_f: float) -> list[str]:
+    """What the check against DFT says, from the force RMSEs (meV/Å) of student, teacher and GFN2-xTB alone on the
+    same unseen frames: the student/teacher ratio against ``KEEPS_ACCURACY`` and any model no better than xTB."""
+    from lam_lab.distill.check import KEEPS_ACCURACY
+
+    ratio = student_f / teacher_f
+    words = [f"student / teacher force RMSE: <b>{fmt(ratio, '.2f')}×</b> (a student within {KEEPS_ACCURACY}× "
+             f"keeps its teacher's accuracy)"]
+    if ratio > KEEPS_ACCURACY:
+        lost = f"it is {student_f - teacher_f:.0f} meV/Å less accurate than its teacher here"
+        if student_f < baseline_f:
+            lost += f", still {baseline_f / student_f:.1f}× more accurate than {BASELINE_NAME}"
+        words.append(lost)
+    worse = [f"{who} ({f:.0f} meV/Å)" for who, f in (("the teacher", teacher_f), ("the student", student_f))
+             if f >= baseline_f]
+    if worse:
+        words.append(f"but {' and '.join(worse)} {'is' if len(worse) == 1 else 'are'} no better than "
+                     f"{BASELINE_NAME} on these frames ({baseline_f:.0f} meV/Å)")
+    return words
+
+
 def _finite(value: Any) -> bool:
     """True for a non-zero finite number."""
     return bool(value) and bool(np.isfinite(value))
@@ -296,15 +317,8 @@ class DistillPanel(JobPanel):
         base = baseline_alone(frames, label)
         rows = [("student", check.student), (f"teacher ({s['teacher_label']})", check.teacher)]
         rows += [(BASELINE_NAME, base.scores)] if base is not None else []
-        words = [f"student / teacher force RMSE: <b>{fmt(check.student_over_teacher, '.2f')}×</b> (a student within "
-                 f"1.3× keeps its teacher's accuracy)"]
-        f_base = base.scores.force_rmse_mev_per_A if base is not None else float("nan")
-        worse = [f"{who} ({f:.0f} meV/Å)" for who, f in (("the teacher", check.teacher.force_rmse_mev_per_A),
-                                                          ("the student", check.student.force_rmse_mev_per_A))
-                 if f >= f_base]
-        if worse:
-            words.append(f"but {' and '.join(worse)} {'is' if len(worse) == 1 else 'are'} no better than "
-                         f"{BASELINE_NAME} on these frames ({f_base:.0f} meV/Å)")
+        words = check_words(check.student.force_rmse_mev_per_A, check.teacher.force_rmse_mev_per_A,
+                            base.scores.force_rmse_mev_per_A if base is not None else float("nan"))
         caption = (f"against {label} on the {check.n_frames} frames of {', '.join(s['reactions'])} that no seed came "
                    f"from ({SEED_SET} outside its train split)")
         # a teacher's head may have another energy zero than the label (rxn-xtb: GFN2-xTB's): offsets removed only
