@@ -178,7 +178,8 @@ class DistillPanel(JobPanel):
         # + 200 frames of teacher MD at 600 K from reactant and product with rattled copies 89; + 2250 teacher MD
         # frames at 300–1000 K 90 (without the rattled copies 109); fitting net 256³ 89, axis 32 100, 40 B-splines
         # 100, 6 Å cutoff 101 (12000 steps), dpa2-small as the student 165 (2000 steps, 9 steps/s). The student's
-        # error on its own training frames (107) is as large as on unseen ones: it underfits this teacher.
+        # error on its own training frames (107) is as large as on unseen ones: it underfits this teacher. On GFN2-xTB's
+        # own labels of the same frames it does little better (85 / 74, benchmarks/student_fit.py): the student's limit.
         self.n_rounds = w.IntText(value=rounds if rounds is not None else (5 if gpu else 4), description="rounds",
                                   layout=w.Layout(width="150px"))
         self.md_steps = w.IntText(value=200 if gpu else 80, description="MD steps", layout=w.Layout(width="160px"))
