@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     unseen = Dataset(heldout_frames([a.reaction]), name="unseen")
     dft = "wb97x/6-31g*"
     ts = builtin_ts(a.reaction).ts
-    teacher_scores = score(predict_label(teacher, unseen), unseen, dft)
-    t_forces = predict_label(teacher, unseen).forces  # GFN2-xTB added back
+    t_pred = predict_label(teacher, unseen)  # GFN2-xTB added back
+    teacher_scores, t_forces = score(t_pred, unseen, dft), t_pred.forces
     xtb_scores = score(reference(unseen, "gfn2-xtb"), unseen, dft)
     elements = sorted({s for f in seeds for s in f.to_atoms().get_chemical_symbols()})
     rows = []
