@@ -77,22 +77,11 @@ def seed_set(teacher, reaction: str):
 
 
 def force_call_ms(model, atoms, repeats: int = 30) -> float:
-    """Median wall time of one force call through ``LAMCalculator`` on slightly moved copies of ``atoms`` (ms)."""
-    import numpy as np
-
+    """Median wall time of one MD force call of ``model`` through ``LAMCalculator`` on ``atoms`` (ms)."""
     import lam_lab as ll
+    from lam_lab.ui.distill_panel import force_call_seconds
 
-    a = atoms.copy()
-    a.calc = ll.LAMCalculator(model)
-    a.get_forces()
-    times = []
-    rng = np.random.default_rng(0)
-    for _ in range(repeats):
-        a.positions = a.positions + rng.normal(0.0, 0.002, a.positions.shape)
-        t0 = time.perf_counter()
-        a.get_forces()
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
+    return 1000 * force_call_seconds(ll.LAMCalculator(model), atoms, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

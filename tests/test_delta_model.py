@@ -99,7 +99,6 @@ def test_a_second_stage_card_carries_the_first_stage_and_both_commands(small_rxn
     assert "stage 2: from" in dm.delta_card_markdown(card)
 
 
-
 def test_the_recipe_can_replay_xtb_data_on_a_pretrained_head_and_says_so(small_rxn, tmp_path):
     from lam_lab.config import ConfigError
 

@@ -114,16 +114,18 @@ def _finite(value: Any) -> bool:
 
 
 def force_call_seconds(calc: Any, atoms: Any, repeats: int = 5) -> float:
-    """Mean wall time (s) of one energy+forces call of ``calc`` on slightly moved copies of ``atoms``."""
+    """Median wall time (s) of one energy+forces call of ``calc`` on slightly moved copies of ``atoms``."""
     a = atoms.copy()
     a.calc = calc
     a.get_forces()  # warm-up: neighbor-list code paths, allocator
     rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeats):
         a.positions = atoms.positions + rng.normal(scale=1e-3, size=atoms.positions.shape)
+        t0 = time.perf_counter()
         a.get_forces()
-    return (time.perf_counter() - t0) / repeats
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 class DistillPanel(JobPanel):
