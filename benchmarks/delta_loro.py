@@ -73,7 +73,7 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     """Rows for the test split and the val row of already trained Δ models (built-in names or files): one
     model, or the ensemble mean of several."""
     import lam_lab as ll
-    from lam_lab.pretrained.delta_model import one_group, reaction_rows
+    from lam_lab.pretrained.delta_model import earlier_card, one_group, reaction_rows
 
     for r in model_refs:  # a shipped model that trained on the test reactions cannot score transfer to them
         if r in ll.pretrained.available() and not ll.pretrained.card(r, as_dict=True)["data"]["held_out_reactions"]:
@@ -86,9 +86,17 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
     inside["by_source"] = {"val": source_rows(scored, val, recipe),
                            "train": source_rows(scored, data.where(split="train"), recipe)}
+    cards = [earlier_card(m) for m in model_refs]  # a subset-trained model's card knows its own frame count
+    n_train = [c.get("data", {}).get("train", len(data.where(split="train"))) for c in cards]
     for r in rows:
-        r.update(n_train=len(data.where(split="train")), model=" + ".join(Path(m).name for m in model_refs))
+        r.update(n_train=n_train[0] if len(set(n_train)) == 1 else n_train,
+                 model=" + ".join(model_label(m) for m in model_refs))
     return rows, inside, 0.0
+
+
+def model_label(ref: str) -> str:
+    """A shipped name as is; a file as its run folder and name (every stage writes a finetuned.pt)."""
+    return "/".join(Path(ref).parts[-2:]) if Path(ref).is_file() else ref
 
 
 def source_rows(model, frames, recipe) -> list[dict]:
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                      "data": args.data, "excluded_from_training": args.exclude or None,
                      "training_reactions": sorted({str(f.info["reaction"]) for f in data.where(split="train")}
                                                   - set(args.exclude.split(","))),
-                     "model": args.model and ",".join(Path(m).name for m in args.model.split(","))}})
+                     "model": args.model and ",".join(model_label(m) for m in args.model.split(","))}})
     return 0
 
 

@@ -9,11 +9,14 @@ same frames; one MD force call of each model on the reaction's TS is timed (medi
 Variants: ``student`` (the Lab's student and recipe), ``student-xtb`` (the same student fitted to GFN2-xTB's own
 labels on the same geometries: can it follow a smooth surface it has every label of?), ``dpa2-1layer`` (a
 one-layer DPA-2 with a 5 Å list as the student, at lr 3e-3; at 2e-2 it diverges), ``student-pretrained`` (the
-student first trained on the GFN2-xTB labels of ``rxn-xtb``'s train split, then fitted like ``student``).
+student first trained on the GFN2-xTB labels of ``rxn-xtb``'s train split, then fitted like ``student``); the
+student's capacity one knob at a time: ``student-wide`` (embedding 128 channels, axis 32), ``student-basis40`` and
+``student-basis12`` (radial B-splines, 20 in the preset), ``student-fit256`` (fitting net 256³). ``--seed`` changes
+the initial weights and batches (the spread between seeds is the noise on a variant's figures).
 
 Usage: python benchmarks/student_fit.py [--teacher lam-chon-delta] [--reaction diels-alder]
-    [--variants student,student-xtb,dpa2-1layer,student-pretrained] [--steps 24000] [--pretrain-steps 60000]
-    [--out student_fit]
+    [--variants student,student-wide,...] [--steps 24000] [--pretrain-steps 60000]
+    [--seed 0] [--out student_fit]
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ VARIANTS = {  # name: (build_model overrides of the "student" preset, lr, labels
     "student-xtb": ({}, None, "gfn2-xtb"),
     "dpa2-1layer": (DPA2_ONE_LAYER, 3e-3, "teacher"),
     "student-pretrained": ({}, None, "teacher"),  # first pre-trained on rxn-xtb's train split (--pretrain-steps)
+    # the student's capacity, one knob at a time
+    "student-wide": ({"repinit_neuron": (128,), "repinit_axis": 32}, None, "teacher"),
+    "student-basis40": ({"student_basis": 40}, None, "teacher"),
+    "student-basis12": ({"student_basis": 12}, None, "teacher"),
+    "student-fit256": ({"fitting_neuron": (256, 256, 256)}, None, "teacher"),
 }
 
 
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps", type=int, default=24000, help="training steps of each fit (the Lab's first fit: 24000)")
     p.add_argument("--pretrain-steps", type=int, default=60000, help="student-pretrained: steps on rxn-xtb")
+    p.add_argument("--seed", type=int, default=0, help="seed of each student's initial weights and batches")
     p.add_argument("--out", default="student_fit")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -114,16 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     ts = builtin_ts(a.reaction).ts
     t_pred = predict_label(teacher, unseen)  # GFN2-xTB added back
     teacher_scores, t_forces = score(t_pred, unseen, dft), t_pred.forces
-    xtb_scores = score(reference(unseen, "gfn2-xtb"), unseen, dft)
+    xtb_pred = reference(unseen, "gfn2-xtb")
+    xtb_scores = score(xtb_pred, unseen, dft)
+
+    def per_frame(forces) -> list[float]:
+        """Force RMSE (meV/Å) of each unseen frame vs ωB97X: one distorted frame can carry a whole score."""
+        return [force_rmse([p], [f.labels[dft].forces]) for p, f in zip(forces, unseen)]
     elements = sorted({s for f in seeds for s in f.to_atoms().get_chemical_symbols()})
     rows = []
     for name in a.variants.split(","):
         options, lr, label = VARIANTS[name]
+        torch.manual_seed(a.seed)
         if name == "student-pretrained":
             model, pre_val = pretrained_student(a.pretrain_steps)
         else:
             model, pre_val = build_model("student", elements, **options), None
-        cfg = distill_config().train.replace(lr=lr or SEEDED_FIT.lr, batch_atoms=SEEDED_FIT.batch_atoms, threads=1)
+        cfg = distill_config().train.replace(lr=lr or SEEDED_FIT.lr, batch_atoms=SEEDED_FIT.batch_atoms, threads=1,
+                                            seed=a.seed)
         t0 = time.perf_counter()
         model = train(model, seeds, steps=a.steps, config=cfg, out_dir=None, labels=label, progress=False).model
         wall = time.perf_counter() - t0
@@ -141,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                # against the labels it was fitted to (the teacher's, or GFN2-xTB's own on these frames)
                "unseen_vs_own_labels_mev_per_A": force_rmse(pred.forces, t_forces if label == "teacher" else
                                                             [f.labels[label].forces for f in unseen]),
+               "unseen_frames_force_rmse_mev_per_A": per_frame(pred.forces),
                "over_teacher": s.force_rmse_mev_per_A / teacher_scores.force_rmse_mev_per_A,
                "force_call_ms": force_call_ms(model, ts)}
         rows.append(row)
@@ -153,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     write_result(a.out, {"teacher": a.teacher, "reaction": a.reaction, "seed_frames": len(seeds),
                          "unseen_frames": len(unseen), "label": dft,
                          "teacher_force_rmse_mev_per_A": teacher_scores.force_rmse_mev_per_A,
+                         "by_unseen_frame": [
+                             {"source": f.info.get("source"), "teacher": t, "xtb": x,
+                              "max_force_eV_per_A": float(abs(f.labels[dft].forces).max())}
+                             for f, t, x in zip(unseen, per_frame(t_forces), per_frame(xtb_pred.forces))],
                          "xtb_force_rmse_mev_per_A": xtb_scores.force_rmse_mev_per_A,
                          "teacher_force_call_ms": force_call_ms(teacher, ts), "rows": rows,
                          "settings": vars(a)})

@@ -116,3 +116,10 @@ def test_the_recipe_can_replay_xtb_data_on_a_pretrained_head_and_says_so(small_r
     assert "train split replayed on its head (weight 0.5, 5 frames)" in card["training"]["stages"][-1]["data"]
     with pytest.raises(ConfigError, match="scratch"):  # from scratch nothing could replay: an error, not a no-op
         ll.finetune(xtb, pretrained=None, mode="delta", label=dm.HIGH, replay=0.5, steps=1, out_dir=None)
+
+
+def test_the_recipe_trains_on_a_seeded_subset_for_data_learning_curves(small_rxn):
+    recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=None, preset=TINY, minutes=None, steps=1,
+                            train={"batch_atoms": 32}, train_frames=5)
+    card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
+    assert card["data"]["train"] == 5 and card["recipe"]["train_frames"] == 5

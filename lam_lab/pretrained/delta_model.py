@@ -59,6 +59,7 @@ class DeltaRecipe:
     replay: float = 0.0  # weight of ``replay_data``'s train split, replayed on the pre-trained head of that name
     replay_data: str = "rxn-xtb"  # xTB frames of many reactions (a file: its stem names the head) for the descriptor
     replay_frames: int = 5000
+    train_frames: int | None = None  # a seeded subset of that many training frames (nested in N): data learning curves
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
 
@@ -112,6 +113,7 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     r = recipe or DeltaRecipe()
     data = load_source(r.data)
     train, val, test = data.where(split=list(r.splits)), data.where(split="val"), data.where(split="test")
+    train = train.subset(r.train_frames, r.seed)
     replayed = None
     if r.replay:  # its train split only: the held-out reactions stay unseen at every level
         replayed = {Path(r.replay_data).stem: load_source(r.replay_data).where(split="train")}
@@ -336,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay", type=float, default=0.0, help="weight of --replay-data replayed on its pre-trained head")
     p.add_argument("--replay-data", default=DeltaRecipe.replay_data, help="built-in name or file (its train split)")
     p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
+    p.add_argument("--train-frames", type=int, default=None, help="train on a seeded subset of this many frames "
+                   "(is frames per reaction the limit?)")
     a = p.parse_args(argv)
     train = {"batch_atoms": a.batch_atoms, **({"lr": a.lr} if a.lr else {}),
              **({"device": a.device} if a.device else {})}
@@ -345,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                          minutes=None if a.steps else a.minutes, steps=a.steps, seed=a.seed,
                          pretrained=None if a.pretrained == "none" else a.pretrained, train=train, splits=splits,
                          heldout_from=a.heldout_from if everything else None, replay=a.replay,
-                         replay_data=a.replay_data, replay_frames=a.replay_frames,
+                         replay_data=a.replay_data, replay_frames=a.replay_frames, train_frames=a.train_frames,
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
                                              *(argv if argv is not None else sys.argv[1:])]))
     res = train_delta_model(recipe, out_dir=a.out, install=a.install)
