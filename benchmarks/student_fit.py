@@ -12,11 +12,12 @@ one-layer DPA-2 with a 5 Å list as the student, at lr 3e-3; at 2e-2 it diverges
 student first trained on the GFN2-xTB labels of ``rxn-xtb``'s train split, then fitted like ``student``); the
 student's capacity one knob at a time: ``student-wide`` (embedding 128 channels, axis 32), ``student-basis40`` and
 ``student-basis12`` (radial B-splines, 20 in the preset), ``student-fit256`` (fitting net 256³). ``--seed`` changes
-the initial weights and batches (the spread between seeds is the noise on a variant's figures).
+the initial weights and batches (the spread between seeds is the noise on a variant's figures); ``--md-frames N``
+adds N teacher-labelled frames of the teacher's own MD to the seeds.
 
 Usage: python benchmarks/student_fit.py [--teacher lam-chon-delta] [--reaction diels-alder]
     [--variants student,student-wide,...] [--steps 24000] [--pretrain-steps 60000]
-    [--seed 0] [--out student_fit]
+    [--md-frames 2700] [--seed 0] [--out student_fit]
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def pretrained_student(steps: int):
     return res.model, res.metrics.rows[0].f_rmse
 
 
-def seed_set(teacher, reaction: str):
-    """The Lab's first-fit frames for ``reaction``, labelled by the teacher (label set "teacher") and by GFN2-xTB."""
+def seed_set(teacher, reaction: str, md_frames: int = 0):
+    """The Lab's first-fit frames for ``reaction`` (and ``md_frames`` of the teacher's MD), labelled by the teacher
+    (label set "teacher") and by GFN2-xTB."""
     import numpy as np
 
     from lam_lab.data.frame import Labels
@@ -77,11 +79,39 @@ def seed_set(teacher, reaction: str):
     ds = label_frames(teacher, "default", frames, "seeds", "teacher")
     ds = ds + label_frames(teacher, "default", rattled_copies(list(ds), SEEDED_FIT.rattle_copies,
                                                               SEEDED_FIT.rattle_sigma), "seeds", "teacher")
+    if md_frames:
+        ds = ds + label_frames(teacher, "default", teacher_md_frames(teacher, reaction, md_frames), "seeds", "teacher")
     xtb = RuntimeBaseline(delta_spec(teacher))
     for f in ds:
         b = xtb(f.to_atoms())
         f.labels["gfn2-xtb"] = Labels(float(b["energy"]), np.asarray(b["forces"]), None)
     return ds
+
+
+def teacher_md_frames(teacher, reaction: str, n_frames: int, every: int = 10, seed: int = 1) -> list:
+    """``n_frames`` geometries of the teacher's own Langevin MD (0.5 fs, every ``every`` steps) at 300, 600 and 1000 K
+    from the reaction's verified TS and both minima: geometries beyond the seeds' rattled copies."""
+    import numpy as np
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    import lam_lab as ll
+    from lam_lab.data.frame import Frame
+    from lam_lab.md.reactive import builtin_ts
+
+    ts = builtin_ts(reaction)
+    runs = [(t, start) for t in (300.0, 600.0, 1000.0) for start in (ts.ts, ts.reactant, ts.product)]
+    rng, out = np.random.default_rng(seed), []
+    for k, (temperature, start) in enumerate(runs):
+        atoms = start.copy()
+        atoms.calc = ll.LAMCalculator(teacher)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.02, rng=rng)
+        for _ in range(n_frames // len(runs) + (k < n_frames % len(runs))):
+            dyn.run(every)
+            out.append(Frame.from_atoms(atoms, info={"source": "teacher-md", "temperature": temperature}))
+    return out
 
 
 def force_call_ms(model, atoms, repeats: int = 30) -> float:
@@ -112,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps", type=int, default=24000, help="training steps of each fit (the Lab's first fit: 24000)")
     p.add_argument("--pretrain-steps", type=int, default=60000, help="student-pretrained: steps on rxn-xtb")
+    p.add_argument("--md-frames", type=int, default=0, help="add this many frames of the teacher's own MD (300–1000 K "
+                   "from the TS and both minima) to the seeds")
     p.add_argument("--seed", type=int, default=0, help="seed of each student's initial weights and batches")
     p.add_argument("--out", default="student_fit")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     teacher = ll.pretrained.load(a.teacher)
-    seeds = seed_set(teacher, a.reaction)
+    seeds = seed_set(teacher, a.reaction, a.md_frames)
     unseen = Dataset(heldout_frames([a.reaction]), name="unseen")
     dft = "wb97x/6-31g*"
     ts = builtin_ts(a.reaction).ts
@@ -129,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     def per_frame(forces) -> list[float]:
         """Force RMSE (meV/Å) of each unseen frame vs ωB97X: one distorted frame can carry a whole score."""
         return [force_rmse([p], [f.labels[dft].forces]) for p, f in zip(forces, unseen)]
+
     elements = sorted({s for f in seeds for s in f.to_atoms().get_chemical_symbols()})
     rows = []
     for name in a.variants.split(","):
