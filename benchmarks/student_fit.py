@@ -91,26 +91,19 @@ def seed_set(teacher, reaction: str, md_frames: int = 0):
 def teacher_md_frames(teacher, reaction: str, n_frames: int, every: int = 10, seed: int = 1) -> list:
     """``n_frames`` geometries of the teacher's own Langevin MD (0.5 fs, every ``every`` steps) at 300, 600 and 1000 K
     from the reaction's verified TS and both minima: geometries beyond the seeds' rattled copies."""
-    import numpy as np
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
     import lam_lab as ll
     from lam_lab.data.frame import Frame
     from lam_lab.md.reactive import builtin_ts
+    from lam_lab.md.runner import run_md
 
     ts = builtin_ts(reaction)
     runs = [(t, start) for t in (300.0, 600.0, 1000.0) for start in (ts.ts, ts.reactant, ts.product)]
-    rng, out = np.random.default_rng(seed), []
+    out = []
     for k, (temperature, start) in enumerate(runs):
-        atoms = start.copy()
-        atoms.calc = ll.LAMCalculator(teacher)
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-        dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.02, rng=rng)
-        for _ in range(n_frames // len(runs) + (k < n_frames % len(runs))):
-            dyn.run(every)
-            out.append(Frame.from_atoms(atoms, info={"source": "teacher-md", "temperature": temperature}))
+        n = n_frames // len(runs) + (k < n_frames % len(runs))
+        res = run_md(start, ll.LAMCalculator(teacher), ensemble="langevin", temperature=temperature, steps=n * every,
+                     interval=every, friction=0.002, seed=seed + k)  # 1/fs
+        out += [Frame.from_atoms(a, info={"source": "teacher-md", "temperature": temperature}) for a in res.frames[-n:]]
     return out
 
 
