@@ -128,3 +128,28 @@ def test_select_fps_keeps_the_named_frames_then_spreads_out():
     picks = select_fps(frames, 5, seed=0, keep=[3, 7])
     assert picks[:2] == [3, 7] and len(set(picks)) == 5
     assert select_fps(frames, 50) == list(range(20))
+
+
+def test_more_frames_continue_farthest_point_sampling_from_those_already_labelled():
+    from lam_lab.data.frame import Frame
+    from lam_lab.data.selection import farthest_point_continue, fingerprint
+    from lam_lab.datasets.ts_sampling import select_more
+
+    base = smiles_to_atoms("C=O", seed=0)[0]
+    rng = np.random.default_rng(1)
+    frames = [Frame(base.numbers, base.positions + rng.normal(scale=s, size=base.positions.shape),
+                    info={"xtb_rel_ts": float(e)})
+              for s, e in zip(np.linspace(0.0, 0.3, 30), np.tile([0.1, 2.0, -0.3], 10))]
+    chosen = [0, 5, 9]
+    picks = farthest_point_continue(frames, chosen, 6)
+    assert len(set(picks)) == 6 and not set(picks) & set(chosen)
+    assert farthest_point_continue(frames, chosen, 3) == picks[:3]  # nested: a prefix of the larger pick
+    assert set(farthest_point_continue(frames, chosen, 4, among=[1, 2, 3, 5])) == {1, 2, 3}
+    # the first pick is the frame farthest from everything chosen
+    fp = np.stack([fingerprint(f) for f in frames])
+    gap = [min(np.linalg.norm(fp[i] - fp[c]) for c in chosen) for i in range(len(frames))]
+    assert picks[0] == int(np.argmax(gap))
+
+    more = select_more(frames, chosen, 10, window=0.5, fraction=0.5)
+    assert len(set(more)) == 10 and not set(more) & set(chosen)
+    assert sum(abs(frames[i].info["xtb_rel_ts"]) <= 0.5 for i in more) >= 5

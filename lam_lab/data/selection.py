@@ -79,6 +79,26 @@ def farthest_point_indices(ds: "Dataset", n: int, seed: int = 0) -> list[int]:
     return sorted(chosen)
 
 
+def farthest_point_continue(ds: "Dataset", chosen: Sequence[int], n: int,
+                            among: Sequence[int] | None = None) -> list[int]:
+    """``n`` more frames of ``ds`` (from ``among``, default all not chosen), each in turn the farthest in fingerprint
+    space from ``chosen`` and the ones picked before it; greedy order, so a prefix of the picks for ``n`` is the
+    picks for a smaller ``n``."""
+    chosen = [int(i) for i in chosen]
+    pool = [i for i in (range(len(ds)) if among is None else among) if i not in set(chosen)]
+    if not chosen:
+        raise ValueError("farthest_point_continue needs at least one chosen frame to continue from")
+    x = np.stack([fingerprint(ds[i]) for i in range(len(ds))])
+    dist = np.min(np.linalg.norm(x[pool][:, None] - x[chosen][None], axis=2), axis=1) if pool else np.zeros(0)
+    picks: list[int] = []
+    for _ in range(min(n, len(pool))):
+        k = int(np.argmax(dist))
+        picks.append(pool[k])
+        dist = np.minimum(dist, np.linalg.norm(x[pool] - x[pool[k]], axis=1))
+        dist[k] = -1.0
+    return picks
+
+
 def barrier_pairs(frames: Sequence["Frame"]) -> list[tuple[int, int]]:
     """(reactant, ts) indices of every reaction in ``frames``, in the order of their ``ts`` frames: each reaction's
     first ``ts`` and a reactant of the same ``info['reaction']``, from the same ``info['source']`` when there is one

@@ -283,6 +283,16 @@ def select_frames(pool: list[Frame], n: int, window: float, fraction: float, see
     return [pool[i].copy() for i in chosen]
 
 
+def select_more(pool: list[Frame], chosen: list[int], n: int, window: float, fraction: float) -> list[int]:
+    """Indices of ``n`` more frames of ``pool`` beside ``chosen``: ≥ ``fraction`` of them within ``window`` eV of the
+    TS (xTB), each the farthest from every frame chosen or picked before it (so labels already paid for count)."""
+    from lam_lab.data.selection import farthest_point_continue
+
+    near = [i for i, f in enumerate(pool) if abs(f.info["xtb_rel_ts"]) <= window and i not in set(chosen)]
+    near_pick = farthest_point_continue(pool, chosen, min(len(near), int(np.ceil(fraction * n))), among=near)
+    return near_pick + farthest_point_continue(pool, chosen + near_pick, n - len(near_pick))
+
+
 TS_FILE = "transition-states.json"
 
 
