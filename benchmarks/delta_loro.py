@@ -86,6 +86,9 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
     inside["by_source"] = {"val": source_rows(scored, val, recipe),
                            "train": source_rows(scored, data.where(split="train"), recipe)}
+    first = [i for i, f in enumerate(val) if "extra_round" not in f.info]
+    if len(first) < len(val):  # a set with extra rounds: its first selection's val frames compare with earlier sets
+        inside["first_selection_val"] = reaction_rows(scored, one_group(val[first]), recipe.label, recipe.baseline)[0]
     cards = [earlier_card(m) for m in model_refs]  # a subset-trained model's card knows its own frame count
     n_train = [c.get("data", {}).get("train", len(data.where(split="train"))) for c in cards]
     for r in rows:

@@ -85,9 +85,10 @@ def farthest_point_continue(ds: "Dataset", chosen: Sequence[int], n: int,
     space from ``chosen`` and the ones picked before it; greedy order, so a prefix of the picks for ``n`` is the
     picks for a smaller ``n``."""
     chosen = [int(i) for i in chosen]
-    pool = [i for i in (range(len(ds)) if among is None else among) if i not in set(chosen)]
     if not chosen:
         raise ValueError("farthest_point_continue needs at least one chosen frame to continue from")
+    taken = set(chosen)
+    pool = [i for i in (range(len(ds)) if among is None else among) if i not in taken]
     x = np.stack([fingerprint(ds[i]) for i in range(len(ds))])
     dist = np.min(np.linalg.norm(x[pool][:, None] - x[chosen][None], axis=2), axis=1) if pool else np.zeros(0)
     picks: list[int] = []

@@ -118,6 +118,7 @@ def _interleave(groups: list[list[Frame]]) -> list[Frame]:
 
 
 def _geometry(f: Frame) -> bytes:
+    """A frame's elements and positions rounded to 1e-4 Å: equal for the same geometry."""
     return np.asarray(f.numbers).tobytes() + np.round(np.asarray(f.positions), 4).tobytes()
 
 

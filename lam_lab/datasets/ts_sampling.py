@@ -288,7 +288,8 @@ def select_more(pool: list[Frame], chosen: list[int], n: int, window: float, fra
     TS (xTB), each the farthest from every frame chosen or picked before it (so labels already paid for count)."""
     from lam_lab.data.selection import farthest_point_continue
 
-    near = [i for i, f in enumerate(pool) if abs(f.info["xtb_rel_ts"]) <= window and i not in set(chosen)]
+    taken = set(chosen)
+    near = [i for i, f in enumerate(pool) if abs(f.info["xtb_rel_ts"]) <= window and i not in taken]
     near_pick = farthest_point_continue(pool, chosen, min(len(near), int(np.ceil(fraction * n))), among=near)
     return near_pick + farthest_point_continue(pool, chosen + near_pick, n - len(near_pick))
 
