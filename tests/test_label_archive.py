@@ -1,4 +1,4 @@
-"""The label cache packs into one compressed file per set, read back when the per-entry files are gone."""
+"""The label cache packs into compressed archive shards per set, read back when the per-entry files are gone."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ def test_pack_merges_entries_and_the_archive_answers_after_the_files_are_removed
     forces = np.arange(6.0).reshape(2, 3)
     cache.put("aa" * 32, CacheEntry(Labels(-1.5, forces, None), None, 3.0))
     cache.put("bb" * 32, CacheEntry(None, "SCF did not converge", 1.0))
-    archive = pack(tmp_path / "labels", remove=True)
-    assert archive == tmp_path / "labels.npz" and archive.is_file() and not cache.keys()
+    assert pack(tmp_path / "labels", remove=True) == [tmp_path / "labels.npz"] and not cache.keys()
     # a later pack keeps what the archive already holds and adds the new files
     cache.put("cc" * 32, CacheEntry(Labels(2.0, forces, None), None, 1.0))
     pack(tmp_path / "labels", remove=True)
@@ -26,6 +25,33 @@ def test_pack_merges_entries_and_the_archive_answers_after_the_files_are_removed
     assert again.get("cc" * 32, 2).labels.energy == 2.0
     assert again.get("dd" * 32, 2) is None
     assert again.get("aa" * 32, 5) is None  # wrong atom count: a miss, recomputed
+
+
+def test_a_pack_past_the_shard_size_starts_new_shards_and_leaves_the_full_archive_alone(tmp_path):
+    rng = np.random.default_rng(0)
+    cache = LabelCache(tmp_path / "labels")
+    first = {f"{i:064x}": rng.normal(size=(20, 3)) for i in range(10)}
+    for key, forces in first.items():
+        cache.put(key, CacheEntry(Labels(-1.0, forces, None), None, 1.0))
+    assert pack(tmp_path / "labels", remove=True) == [tmp_path / "labels.npz"]
+    before = (tmp_path / "labels.npz").read_bytes()
+    later = {f"{i:064x}": rng.normal(size=(20, 3)) for i in range(10, 40)}
+    for key, forces in later.items():
+        cache.put(key, CacheEntry(Labels(-2.0, forces, None), None, 1.0))
+    cache.put(next(iter(first)), CacheEntry(Labels(-1.0, first[next(iter(first))], None), None, 1.0))  # held already
+    # random forces barely compress: 30 entries (about 1.5 kB each with the zip headers) need several 8 kB shards
+    shards = pack(tmp_path / "labels", remove=True, shard_bytes=8000)
+    assert len(shards) >= 2 and shards == [tmp_path / f"labels-{i}.npz" for i in range(2, 2 + len(shards))]
+    assert (tmp_path / "labels.npz").read_bytes() == before
+    assert all(p.stat().st_size <= 1.1 * 8000 for p in shards)
+    assert pack(tmp_path / "labels") == []  # nothing new: nothing written
+    again = LabelCache(tmp_path / "labels")
+    assert len(again) == 40
+    for key, forces in {**first, **later}.items():
+        assert np.array_equal(again.get(key, 20).labels.forces, forces)
+    (tmp_path / "labels.npz").unlink()  # a shard alone still answers for its entries
+    only_shards = LabelCache(tmp_path / "labels")
+    assert len(only_shards) == 30 and only_shards.get(next(iter(later)), 20).labels.energy == -2.0
 
 
 def test_json_stage_is_cached_compressed_and_reads_plain_files_of_earlier_builds(tmp_path):

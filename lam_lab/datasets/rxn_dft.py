@@ -11,7 +11,7 @@ others, the stationary points and a seeded 10 % of the rest are ``val``, the rem
 Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
 ``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|pack|build|partial [--cache-dir DIR]``; ``ts`` and
 ``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped);
-``pack`` makes the build state committable (one label archive, gzipped stages); ``partial`` writes the frames
+``pack`` makes the build state committable (label archive shards, gzipped stages); ``partial`` writes the frames
 labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds N rounds of
 ``EXTRA_PER_ROUND`` frames to every training reaction (:func:`extra_frames`); the shipped set holds ``EXTRA_ROUNDS``.
 """
@@ -312,19 +312,20 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
 
 
 def pack_build_state(ctx: BuildContext) -> None:
-    """Make the build state committable: labels into one compressed archive, stages gzipped, TSs exported."""
+    """Make the build state committable: labels into compressed archive shards, stages gzipped, TSs exported."""
     import gzip
 
     from lam_lab import datasets
     from lam_lab.labelers.cache import pack
 
-    archive = pack(ctx.label_cache())
+    archives = pack(ctx.label_cache())
     for plain in sorted((ctx.cache_dir / "stages").glob("ts-*.json")):
         target = plain.with_name(plain.name + ".gz")
         if not target.exists():
             target.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
     export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
-    ctx.say(f"labels packed into {archive}; stages gzipped; {TS_FILE} exported")
+    ctx.say(f"labels packed into {', '.join(map(str, archives)) or 'the archives (nothing new)'}; stages gzipped; "
+            f"{TS_FILE} exported")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
 """Content-addressed disk cache of labels: one small ``.npz`` per (structure, method, settings).
 
-Entries are written one file each (atomic, safe with parallel workers) and can be packed into one
-compressed archive beside the folder (``<folder>.npz``), which is read when a key has no file:
-a long labelling job commits one file per data set, not thousands.
+Entries are written one file each (atomic, safe with parallel workers) and can be packed into
+compressed archives beside the folder (``<folder>.npz``, then shards ``<folder>-2.npz``, ...), read
+when a key has no file: a long labelling job commits a few files per data set, not thousands, and a
+pack adds a shard rather than rewriting a large archive.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from lam_lab.data.frame import Frame, Labels
 # the noise a text round trip (extxyz with 8 decimals) adds, so a re-read structure hits the cache.
 POSITION_DECIMALS = 6
 CACHE_FORMAT = 1
+# A pack starts a new shard rather than grow one past this size (compressed bytes): each committed
+# archive stays small and a pack rewrites at most one shard.
+SHARD_BYTES = 8 * 2**20
 
 
 def frame_key(frame: Frame, method: dict[str, Any]) -> str:
@@ -50,17 +54,17 @@ class CacheEntry:
 
 
 class LabelCache:
-    """Directory of ``<key[:2]>/<key>.npz`` files, each written atomically, plus the packed ``<directory>.npz``."""
+    """Directory of ``<key[:2]>/<key>.npz`` files, each written atomically, plus the packed archives beside it."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
-        self.archive = archive_path(self.directory)
-        self._packed: dict[str, dict[str, np.ndarray]] | None = None
+        self._packed: dict[str, tuple[dict[str, np.ndarray], Path]] | None = None
 
-    def _from_archive(self, key: str) -> dict[str, np.ndarray] | None:
-        """The archived arrays of ``key`` (archive read once, lazily)."""
+    def _from_archive(self, key: str) -> tuple[dict[str, np.ndarray], Path] | None:
+        """The archived arrays of ``key`` and the archive holding them (archives read once, lazily)."""
         if self._packed is None:
-            self._packed = read_archive(self.archive)
+            self._packed = {k: (arrays, path) for path in archive_paths(self.directory)
+                            for k, arrays in read_archive(path).items()}
         return self._packed.get(key)
 
     def path(self, key: str) -> Path:
@@ -72,7 +76,7 @@ class LabelCache:
         path = self.path(key)
         if not path.is_file():
             packed = self._from_archive(key)
-            return None if packed is None else _entry(packed, n_atoms, str(self.archive))
+            return None if packed is None else _entry(packed[0], n_atoms, str(packed[1]))
         try:
             with np.load(path, allow_pickle=False) as z:
                 return _entry({k: z[k] for k in z.files}, n_atoms, str(path))
@@ -102,12 +106,14 @@ class LabelCache:
         return sorted(p.stem for p in self.directory.glob("*/*.npz")) if self.directory.is_dir() else []
 
     def __len__(self) -> int:
-        return len(set(self.keys()) | set(read_archive(self.archive)))
+        return len(set(self.keys()).union(*(read_archive(p) for p in archive_paths(self.directory))))
 
 
-def archive_path(directory: Path) -> Path:
-    """The packed archive of a cache folder: ``<folder>.npz`` beside it."""
-    return directory.parent / f"{directory.name}.npz"
+def archive_paths(directory: Path) -> list[Path]:
+    """The packed archives of a cache folder, in order: ``<folder>.npz``, ``<folder>-2.npz``, ..."""
+    shards = [p for p in directory.parent.glob(f"{directory.name}-*.npz") if p.stem.rsplit("-", 1)[1].isdigit()]
+    first = directory.parent / f"{directory.name}.npz"
+    return ([first] if first.is_file() else []) + sorted(shards, key=lambda p: int(p.stem.rsplit("-", 1)[1]))
 
 
 def read_archive(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -126,20 +132,56 @@ def read_archive(path: Path) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def pack(directory: str | os.PathLike, remove: bool = False) -> Path:
-    """Merge the folder's entries into ``<folder>.npz`` (compressed, written atomically); returns its path."""
+def pack(directory: str | os.PathLike, remove: bool = False, shard_bytes: int = SHARD_BYTES) -> list[Path]:
+    """Add the folder's entries that no archive holds yet to the archives (compressed, written atomically).
+
+    They join the last archive while it stays under ``shard_bytes``, otherwise they start new shards
+    of about that size; earlier archives are never rewritten. Returns the archives written.
+    """
     cache = LabelCache(directory)
-    merged = read_archive(cache.archive)
+    archives = archive_paths(cache.directory)
+    held = set().union(*(read_archive(p) for p in archives))
+    new: dict[str, dict[str, np.ndarray]] = {}
     for key in cache.keys():
-        with np.load(cache.path(key), allow_pickle=False) as z:
-            merged[key] = {k: z[k] for k in z.files}
-    flat = {f"{k}/{f}": v for k, fields in sorted(merged.items()) for f, v in fields.items()}
-    cache.archive.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(cache.archive, lambda fh: np.savez_compressed(fh, **flat))
+        if key not in held:
+            with np.load(cache.path(key), allow_pickle=False) as z:
+                new[key] = {k: z[k] for k in z.files}
+    written: list[Path] = []
+    if new:
+        size = len(_compressed(new))
+        last = archives[-1] if archives else cache.directory.parent / f"{cache.directory.name}.npz"
+        if not archives or last.stat().st_size + size <= shard_bytes:
+            _write_archive(last, {**read_archive(last), **new})
+            written.append(last)
+        else:
+            keys = sorted(new)
+            n_shards = -(-size // shard_bytes)
+            index = len(archives) + 1
+            for part in np.array_split(np.array(keys), n_shards):
+                shard = cache.directory.parent / f"{cache.directory.name}-{index}.npz"
+                _write_archive(shard, {k: new[k] for k in part})
+                written.append(shard)
+                index += 1
     if remove:
         for key in cache.keys():
             cache.path(key).unlink()
-    return cache.archive
+    return written
+
+
+def _compressed(entries: dict[str, dict[str, np.ndarray]]) -> bytes:
+    """The compressed ``.npz`` bytes of key -> arrays (fields stored as ``<key>/<field>``)."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"{k}/{f}": v for k, fields in sorted(entries.items()) for f, v in fields.items()})
+    return buf.getvalue()
+
+
+def _write_archive(path: Path, entries: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write one archive atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _compressed(entries)
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def _entry(z: dict[str, np.ndarray], n_atoms: int, where: str) -> CacheEntry | None:
