@@ -118,6 +118,21 @@ def test_path_end_check_tells_the_reaction_from_another_structure():
     assert "NEB reactant is not the reactant" in msg and "NEB product is not the product" in msg
 
 
+def test_a_reaction_whose_path_fails_to_compute_is_left_out_with_the_reason(tmp_path, monkeypatch):
+    from ase.calculators.calculator import CalculationFailed
+
+    from lam_lab.datasets._stages import BuildContext
+    from lam_lab.datasets.reactions import get_reaction
+
+    def scf_fails(*args, **kwargs):  # what tblite raises on a band image it cannot converge
+        raise CalculationFailed("SCF not converged in 250 cycles")
+
+    monkeypatch.setattr(rxn_xtb, "sample_reaction", scf_fails)
+    ctx = BuildContext("rxn-xtb", tmp_path, 1, True, 0, False)
+    frames, why = rxn_xtb.path_sampled(ctx, get_reaction("formic-acid-dimer"), "failed: SCF")
+    assert frames == [] and "left out" in why and "SCF not converged" in why
+
+
 def test_quick_build_tags_only_the_verified_saddle(tmp_path):
     built = datasets.build("rxn-xtb", cache_dir=tmp_path / "cache", quick=True, progress=False)
     by = {r: [f for f in built if f.info.get("reaction") == r] for r in ("hcn-hnc", "formamide")}

@@ -29,6 +29,7 @@ import zlib
 from dataclasses import asdict, replace
 
 import numpy as np
+from ase.calculators.calculator import CalculationFailed
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
@@ -36,14 +37,14 @@ from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext, stage, stage_key
 from lam_lab.datasets.reaction_paths import PathSampling, ends_mismatch, sample_reaction
 from lam_lab.datasets.reactions import MOLECULES, REACTIONS, Reaction, get_reaction
-from lam_lab.datasets.rxn_dft import TEST_REACTIONS, TS_FRACTION, TS_WINDOW, VAL_FRACTION
+from lam_lab.datasets.rxn_dft import TEST_REACTIONS, TS_FRACTION, TS_WINDOW, VAL_FRACTION, drop_repeated_geometries
 from lam_lab.datasets.ts_sampling import DFT_FIRST, TSSampling, TSSearchFailed, candidates, select_frames, xtb_ts
 from lam_lab.sampling.select import select_fps
 
 NAME = "rxn-xtb"
-DESCRIPTION = ("14,320 GFN2-xTB frames of C/H/N/O: IRC, TS normal modes, MD from the TS and near-minimum frames "
+DESCRIPTION = ("14,278 GFN2-xTB frames of C/H/N/O: IRC, TS normal modes, MD from the TS and near-minimum frames "
                "around the 40 verified GFN2-xTB saddles of the 45 built-in reactions (the only frames tagged ts), "
-               "CI-NEB path + MD of 4 without one (formic-acid-dimer left out: its path is another structure), "
+               "CI-NEB path + MD of 4 without one (formic-acid-dimer left out: xTB fails on its path), "
                "and MD of 32 small molecules at 300-1000 K")
 SHARED = "rxn-dft"  # whose cached xTB TS searches and candidate pools are read (never written)
 PER_REACTION = 280  # TS-centred frames per verified reaction
@@ -156,7 +157,11 @@ def path_sampled(ctx: BuildContext, reaction: Reaction, status: str) -> tuple[li
     """
     cfg = SAMPLING if not ctx.quick else PathSampling(n_images=5, neb_steps=20, record_every=5,
                                                       md_temperatures=(600.0,), md_steps=30, md_interval=10)
-    pool = sample_reaction(ctx, reaction, replace(cfg, seed=ctx.seed))
+    try:
+        pool = sample_reaction(ctx, reaction, replace(cfg, seed=ctx.seed))
+    except CalculationFailed as exc:  # e.g. xTB's SCF on a band image: no path to sample, the others go on
+        ctx.say(f"{reaction.name}: TS not verified ({status}) and its path sampling failed ({exc}): reaction left out")
+        return [], f"left out: GFN2-xTB failed while sampling its path ({exc})"
     wrong = ends_mismatch(reaction, pool)
     if wrong:
         ctx.say(f"{reaction.name}: TS not verified ({status}) and {wrong}: reaction left out")
@@ -246,7 +251,7 @@ def near_ts_fraction(frames: list[Frame], label_set: str, window: float = TS_WIN
     return out
 
 
-def card_notes(frames: list[Frame], status: dict[str, str], label_set: str, dropped: int) -> str:
+def card_notes(frames: list[Frame], status: dict[str, str], label_set: str, dropped: int, repeats: int) -> str:
     """Provenance notes: what each reaction holds, what is verified, what was left out and why."""
     from collections import Counter
 
@@ -264,7 +269,7 @@ def card_notes(frames: list[Frame], status: dict[str, str], label_set: str, drop
               f"Verified TS-centred reactions: {len(near)}; mean share within {TS_WINDOW} eV of the TS "
               f"{np.mean(all_near) if all_near else float('nan'):.0%}.",
               f"Held out (test split, as rxn-dft): {sorted(set(TEST_REACTIONS) & set(status))}.",
-              f"Dropped (failed labels): {dropped}."]
+              f"Dropped (failed labels): {dropped}; repeated geometries: {repeats}."]
     return "\n".join(lines)
 
 
@@ -274,7 +279,9 @@ def build(ctx: BuildContext) -> Dataset:
     mol = molecule_frames(ctx)
     todo = rx + [f.copy() for f in mol]
     finish_info(todo, ctx.seed)
-    ctx.say(f"{len(rx)} reaction frames + {len(mol)} molecule frames")
+    # after the splits are drawn, so dropping a repeat moves no other frame between train and val
+    todo, repeats = drop_repeated_geometries(todo)
+    ctx.say(f"{len(rx)} reaction frames + {len(mol)} molecule frames, less {repeats} repeated geometries")
     xtb = label(ctx, todo, "gfn2-xtb")
-    notes = card_notes(xtb.frames, status, xtb.name, len(xtb.failures))
+    notes = card_notes(xtb.frames, status, xtb.name, len(xtb.failures), repeats)
     return Dataset(xtb.frames, NAME, provenance(ctx, {xtb.name: xtb.provenance}, ("tblite", "rdkit", "sella"), notes))
