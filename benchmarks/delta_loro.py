@@ -15,7 +15,7 @@ around the TS, normal-mode samples, IRC, DFT and xTB stationary points, ...): wh
 ``--model NAME|FILE[,FILE...]`` scores a Δ model already trained on the train split with this recipe (the
 shipped ``lam-chon-delta-heldout`` is, and its card names the same held-out reactions; ``lam-chon-delta`` is
 not: it was trained on every reaction) instead of training one; several
-comma-separated models are scored as their ensemble mean (energies and forces averaged).
+comma-separated models are scored as one `ll.Committee` (energies and forces averaged).
 
 Usage: python benchmarks/delta_loro.py [--quick] [--data rxn-dft|FILE] [--minutes M | --steps N]
     [--pretrained lam-chon-small|none] [--also a,b] [--exclude c,d] [--energy-weight 10]
@@ -73,6 +73,7 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     """Rows for the test split and the val row of already trained Δ models (built-in names or files): one
     model, or the ensemble mean of several."""
     import lam_lab as ll
+    from lam_lab.committee import Committee
     from lam_lab.pretrained.delta_model import earlier_card, one_group, reaction_rows
 
     for r in model_refs:  # a shipped model that trained on the test reactions cannot score transfer to them
@@ -81,7 +82,7 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
                              "train-split twin (lam-chon-delta-heldout) instead")
     models = [ll.pretrained.load(r) if r in ll.pretrained.available() else ll.load(r) for r in model_refs]
     val, test = data.where(split="val"), data.where(split="test")
-    scored = models[0] if len(models) == 1 else models  # several: reaction_rows scores their ensemble mean
+    scored = models[0] if len(models) == 1 else Committee(models)  # several: their mean is scored
     rows = reaction_rows(scored, test, recipe.label, recipe.baseline)
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
     inside["by_source"] = {"val": source_rows(scored, val, recipe),
@@ -103,7 +104,7 @@ def model_label(ref: str) -> str:
 
 
 def source_rows(model, frames, recipe) -> list[dict]:
-    """Force and energy errors of ``model`` (or an ensemble) and of the baseline alone on ``frames``, one row per frame
+    """Force and energy errors of ``model`` (or a committee) and of the baseline alone on ``frames``, one row per frame
     source (thermal MD around the TS, normal-mode samples, IRC, stationary points, ...): where the error sits."""
     from lam_lab.pretrained.delta_model import one_group, reaction_rows
 

@@ -28,6 +28,7 @@ _LAZY = {
     "save": "lam_lab.models:save",
     "load": "lam_lab.models:load",
     "LAMCalculator": "lam_lab.md.calculator:LAMCalculator",
+    "Committee": "lam_lab.committee:Committee",
     "train": "lam_lab.train.trainer:train",
     "evaluate": "lam_lab.train.metrics:evaluate",
     "finetune": "lam_lab.finetune:finetune",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from lam_lab.atomic import atomic_save
+from lam_lab.committee import Committee
 from lam_lab.data.errors import DataError
 from lam_lab.integrity import seal, verify
 from lam_lab.potential import ModelConfig, Potential
@@ -59,12 +60,18 @@ def build_model(preset: str | ModelConfig, type_map: Sequence[str], heads: Seque
     return Potential(dataclasses.replace(base, **overrides), type_map, heads)
 
 
-def to_payload(model: Potential, extra: dict | None = None) -> dict[str, Any]:
+def to_payload(model: Potential | Committee, extra: dict | None = None) -> dict[str, Any]:
     """Everything needed to rebuild ``model``, as plain types and tensors (what ``save`` writes)."""
     from lam_lab.atomft import atomft_spec
 
     own = (getattr(model, "metadata", None) or {}).get("extra") or {}
     extra = {**{k: own[k] for k in MODEL_EXTRA_KEYS if k in own}, **(extra or {})}
+    if isinstance(model, Committee):  # each member whole (and sealed), the committee's own extra beside them
+        return seal({"format": FORMAT, "format_version": FORMAT_VERSION,
+                     "committee": [to_payload(m) for m in model.members],
+                     "provenance": {"lam_lab": _version(), "torch": str(torch.__version__),
+                                    "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+                     "extra": _plain(extra, "extra")})
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -86,7 +93,8 @@ def to_payload(model: Potential, extra: dict | None = None) -> dict[str, Any]:
     return seal(payload)
 
 
-def from_payload(payload: Any, source: str | os.PathLike | None = None, map_location: Any = "cpu") -> Potential:
+def from_payload(payload: Any, source: str | os.PathLike | None = None,
+                 map_location: Any = "cpu") -> Potential | Committee:
     """Rebuild a model from :func:`to_payload` output; DataError naming ``source`` when it is not one."""
     src = None if source is None else str(source)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -98,6 +106,14 @@ def from_payload(payload: Any, source: str | os.PathLike | None = None, map_loca
     problem = verify(payload)
     if problem:
         raise DataError(problem, source=src)
+    if "committee" in payload:
+        try:
+            model = Committee([from_payload(p, source, map_location) for p in payload["committee"]])
+        except (TypeError, ValueError) as err:
+            raise DataError(f"model file holds a committee whose members do not fit together: {err}",
+                            source=src) from err
+        model.metadata = {"provenance": payload.get("provenance", {}), "extra": payload.get("extra", {}), "source": src}
+        return model
     try:
         model = Potential(ModelConfig.from_dict(dict(payload["config"])), payload["type_map"], payload["heads"])
         if payload.get("atomft"):
@@ -115,13 +131,13 @@ def from_payload(payload: Any, source: str | os.PathLike | None = None, map_loca
     return model.to(map_location) if map_location is not None else model
 
 
-def save(model: Potential, path: str | os.PathLike, extra: dict | None = None) -> None:
+def save(model: Potential | Committee, path: str | os.PathLike, extra: dict | None = None) -> None:
     """Write ``model`` (config, type map, heads, weights, energy bias, provenance, ``extra``) to one file atomically."""
     atomic_save(to_payload(model, extra), path)
 
 
-def load(path: str | os.PathLike, map_location: Any = "cpu") -> Potential:
-    """Read a model written by :func:`save` with ``torch.load(weights_only=True)``.
+def load(path: str | os.PathLike, map_location: Any = "cpu") -> Potential | Committee:
+    """Read a model (or committee) written by :func:`save` with ``torch.load(weights_only=True)``.
 
     A DataError names the file if it is unreadable.
     """

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lam_lab.committee import Committee
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.errors import DataError
 from lam_lab.potential import Potential
@@ -23,22 +24,29 @@ HEAD = "default"  # the downstream head of a fine-tuned model
 ZERO_SHOT_FRAMES = 16  # frames used to rank the pre-trained heads
 
 
-def resolve_pretrained(pretrained: str | os.PathLike | Potential) -> tuple[Potential, str]:
+def resolve_pretrained(pretrained: str | os.PathLike | Potential | Committee) -> tuple[Potential, str]:
     """A private copy of the pre-trained model (object, model file or shipped name) and where it came from."""
     from lam_lab.models import load
 
     if isinstance(pretrained, Potential):
         return copy.deepcopy(pretrained), str((pretrained.metadata or {}).get("source") or "model object")
-    path = Path(pretrained)
-    if path.exists() or path.suffix == ".pt":
-        return load(path), str(path)
-    from lam_lab import pretrained as shipped
+    if isinstance(pretrained, Committee):
+        model, where = pretrained, str((pretrained.metadata or {}).get("source") or "committee object")
+    elif Path(pretrained).exists() or Path(pretrained).suffix == ".pt":
+        model, where = load(pretrained), str(pretrained)
+    else:
+        from lam_lab import pretrained as shipped
 
-    try:
-        return shipped.load(str(pretrained)), str(pretrained)
-    except DataError as exc:
-        raise DataError(f"{exc.message}; pass pretrained=<model file or Potential>, or pretrained=None to train "
-                        "from scratch", source=exc.source, field="pretrained") from exc
+        try:
+            model, where = shipped.load(str(pretrained)), str(pretrained)
+        except DataError as exc:
+            raise DataError(f"{exc.message}; pass pretrained=<model file or Potential>, or pretrained=None to train "
+                            "from scratch", source=exc.source, field="pretrained") from exc
+    if isinstance(model, Committee):
+        raise DataError(f"a committee of {len(model.members)} models is evaluated as one, not trained as one: "
+                        "fine-tune each member (its .members[i]) and make a Committee of the results",
+                        source=where, field="pretrained")
+    return model, where
 
 
 def missing_elements(model: Potential, ds: Dataset, error: bool = True) -> list[str]:

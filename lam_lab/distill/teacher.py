@@ -14,16 +14,18 @@ from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
 
 if TYPE_CHECKING:
+    from lam_lab.committee import Committee
     from lam_lab.potential import Potential
 
 LABEL = "teacher"  # label-set name of teacher labels in the student's training set
 
 
-def resolve_teacher(teacher: "Potential | str | os.PathLike") -> tuple["Potential", str]:
-    """The teacher model and a readable name of where it came from (file path, shipped name or 'model')."""
+def resolve_teacher(teacher: "Potential | Committee | str | os.PathLike") -> tuple["Potential | Committee", str]:
+    """The teacher model (a committee too) and a readable name of where it came from (file, shipped name, 'model')."""
+    from lam_lab.committee import Committee
     from lam_lab.potential import Potential
 
-    if isinstance(teacher, Potential):
+    if isinstance(teacher, (Potential, Committee)):
         return teacher, str(teacher.metadata.get("source") or "model")
     if isinstance(teacher, (str, os.PathLike)):
         path = Path(teacher)

@@ -1,6 +1,7 @@
 """Committee uncertainty: where several models (students, or heads of one model) disagree on the forces.
 
-A committee is a list of members, each a Potential or a ``(Potential, head)`` pair. On every frame each
+A committee is a list of members, each a Potential or a ``(Potential, head)`` pair (heads of one model
+too), or a :class:`~lam_lab.committee.Committee`. On every frame each
 member predicts forces; the per-atom disagreement is the spread of the members' force vectors,
 ``sqrt(mean_m |F_m,i − mean_m F_m,i|²)`` in eV/Å (0 when they agree). Frames where it is large are where
 the models have not seen enough data: label those (:func:`label_for_delta`) and train again — the
@@ -29,13 +30,16 @@ def _member(m: Member) -> tuple[Any, str | None]:
     return (m[0], m[1]) if isinstance(m, tuple) else (m, None)
 
 
-def committee_forces(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence[Member]) -> list[np.ndarray]:
+def committee_forces(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence[Member] | Any) -> list[np.ndarray]:
     """Forces (eV/Å) of every member on every frame: one ``[M, n_atoms, 3]`` array per frame.
 
     A Δ model's bare output is used (its baseline is the same for every member, so it cancels in the spread).
     """
+    from lam_lab.committee import Committee
     from lam_lab.evaluation import predict
 
+    if isinstance(models, Committee):
+        models = list(models.members)
     if len(models) < 2:
         raise ValueError(f"a committee needs at least 2 members, got {len(models)}")
     frame_list = as_frames(frames)
@@ -48,11 +52,9 @@ def committee_forces(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence
 
 def force_disagreement(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence[Member]) -> list[np.ndarray]:
     """Per-atom force disagreement (eV/Å) of the committee on each frame: one ``[n_atoms]`` array per frame."""
-    out = []
-    for f in committee_forces(frames, models):
-        dev = f - f.mean(axis=0, keepdims=True)
-        out.append(np.sqrt((dev**2).sum(axis=2).mean(axis=0)))
-    return out
+    from lam_lab.committee import force_deviation
+
+    return [force_deviation(f) for f in committee_forces(frames, models)]
 
 
 def frame_uncertainty(disagreement: Sequence[np.ndarray]) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from lam_lab.committee import Committee, CommitteeOutput
 from lam_lab.nn.batch import Batch, collate, frame_types
 from lam_lab.nn.student_inference import StudentMD
 from lam_lab.nn.verlet import VerletCache
@@ -28,7 +29,8 @@ class NonFiniteEnergyError(ValueError):
 
 
 class LAMCalculator(Calculator):
-    """ASE calculator evaluating one head of a :class:`Potential` (or a saved model file).
+    """ASE calculator evaluating one head of a :class:`Potential`, a :class:`~lam_lab.committee.Committee` or a
+    saved model file.
 
     Neighbor pairs live in a Verlet cache (:class:`lam_lab.nn.verlet.VerletCache`, ``skin`` Å): they are
     searched again only after some atom moved more than skin/2, so MD steps just update distances.
@@ -37,21 +39,23 @@ class LAMCalculator(Calculator):
     A Δ model (one whose file carries ``extra["delta"]``, see :mod:`lam_lab.delta`) predicts only
     label_high − label_baseline: the baseline (tblite GFN2-xTB by default) is recomputed here and
     added, so the results are at the high level. ``baseline=False`` returns the bare Δ model.
+    A committee's results add ``energy_std`` (eV) and ``force_deviation`` (eV/Å per atom): its members' spread.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, model_or_path: Potential | str | os.PathLike, head: str | None = None,
+    def __init__(self, model_or_path: Potential | Committee | str | os.PathLike, head: str | None = None,
                  device: str | torch.device | None = None, baseline: bool = True, skin: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(model_or_path, (str, os.PathLike)):
             from lam_lab.models import load
 
             model = load(model_or_path)
-        elif isinstance(model_or_path, Potential):
+        elif isinstance(model_or_path, (Potential, Committee)):
             model = model_or_path
         else:
-            raise TypeError(f"LAMCalculator needs a Potential or a model file path, got {type(model_or_path).__name__}")
+            raise TypeError(f"LAMCalculator needs a Potential, a Committee or a model file path, got "
+                            f"{type(model_or_path).__name__}")
         self.device = default_device(device)
         self.model = model.to(self.device).eval()
         self.head = model.heads[resolve_head(model, head)]  # validates the name / picks the only head
@@ -59,7 +63,8 @@ class LAMCalculator(Calculator):
         self._batch: Batch | None = None
         self._verlet = VerletCache(model.cutoffs(), skin=skin)
         # students on CPU: one compiled call per step, no padded tensors or autograd (same numbers, ~3× faster MD)
-        self._student = StudentMD(self.model, self.head) if StudentMD.available(self.model, self.device) else None
+        fast = isinstance(model, Potential) and StudentMD.available(self.model, self.device)
+        self._student = StudentMD(self.model, self.head) if fast else None
         self._types: tuple[bytes, np.ndarray] | None = None
         from lam_lab.delta import RuntimeBaseline, delta_spec
 
@@ -113,7 +118,7 @@ class LAMCalculator(Calculator):
         if len(atoms) == 0:
             raise ValueError("LAMCalculator: the Atoms object has no atoms")
         periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3 and "stress" in properties
-        fast = None
+        fast, spread = None, {}
         if self._student is not None:
             pairs = self._verlet.pairs(atoms.positions, np.asarray(atoms.cell), atoms.pbc)
             fast = self._student(pairs, atoms.positions, self._model_types(atoms), virial=periodic)
@@ -125,9 +130,13 @@ class LAMCalculator(Calculator):
             atomic = out.atomic_energy.detach().cpu().numpy().astype(np.float64)
             forces = out.forces.detach().cpu().numpy().astype(np.float64)
             virial = out.virial.detach()[0].cpu().numpy().astype(np.float64) if periodic else None
+            if isinstance(out, CommitteeOutput):
+                spread = {"energy_std": float(out.energy_std.detach()[0]),
+                          "force_deviation": out.force_deviation.detach().cpu().numpy().astype(np.float64)}
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
             raise NonFiniteEnergyError(_nonfinite_reason(atoms))
-        self.results = {"energy": energy, "free_energy": energy, "energies": atomic, "forces": forces}
+        self.results = {"energy": energy, "free_energy": energy, "energies": atomic, "forces": forces,
+                        **spread}
         if periodic:
             stress = -virial / atoms.get_volume()
             self.results["stress"] = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]

@@ -313,6 +313,7 @@ def calculator_factory(spec: Any, head: str | None = None,
         from ase.calculators.emt import EMT
 
         return lambda atoms: EMT()
+    from lam_lab.committee import Committee
     from lam_lab.md.calculator import LAMCalculator
     from lam_lab.potential import Potential
 
@@ -322,7 +323,7 @@ def calculator_factory(spec: Any, head: str | None = None,
         from lam_lab.models import load
 
         spec = load(spec)
-    if isinstance(spec, Potential):
+    if isinstance(spec, (Potential, Committee)):  # before callable(): a model is an nn.Module
         model = spec
         return lambda atoms: LAMCalculator(model, head=head, device=device)
     if callable(spec):

@@ -64,25 +64,14 @@ class DeltaRecipe:
 
 
 def reaction_rows(model: Any, frames: Dataset, label: str = HIGH, baseline: str = BASE) -> list[dict[str, Any]]:
-    """Per reaction: the Δ model (baseline added back) and the baseline alone vs ``label`` on the same frames.
-
-    ``model`` may be a list of Δ models: their ensemble mean (energies and forces averaged) is scored."""
-    import numpy as np
-
-    from lam_lab.evaluation import Prediction, predict, reference, score
-
-    def run(fr: list) -> Prediction:
-        if not isinstance(model, (list, tuple)):
-            return predict(model, fr, baseline=baseline)
-        ps = [predict(m, fr, baseline=baseline) for m in model]
-        return Prediction(np.mean([p.energy for p in ps], axis=0),
-                          [np.mean([p.forces[i] for p in ps], axis=0) for i in range(len(fr))], [], "ensemble",
-                          baseline)
+    """Per reaction: the Δ model (or a :class:`~lam_lab.committee.Committee` of them; baseline added back) and
+    the baseline alone vs ``label`` on the same frames."""
+    from lam_lab.evaluation import predict, reference, score
 
     rows = []
     for name in sorted({f.info.get("reaction", "?") for f in frames}):
         fr = list(frames.where(reaction=name)) if name != "?" else list(frames)
-        m = score(run(fr), fr, label)
+        m = score(predict(model, fr, baseline=baseline), fr, label)
         x = score(reference(fr, baseline), fr, label)
         rows.append({"reaction": name, "frames": len(fr),
                      "model_force_rmse_mev_per_A": m.force_rmse_mev_per_A,
