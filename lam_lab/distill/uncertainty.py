@@ -10,13 +10,16 @@ active-learning loop, by hand.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from ase import Atoms
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
+
+if TYPE_CHECKING:
+    from lam_lab.committee import Committee
 
 Member = Any  # a Potential or (Potential, head)
 
@@ -30,7 +33,8 @@ def _member(m: Member) -> tuple[Any, str | None]:
     return (m[0], m[1]) if isinstance(m, tuple) else (m, None)
 
 
-def committee_forces(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence[Member] | Any) -> list[np.ndarray]:
+def committee_forces(frames: Sequence[Frame | Atoms] | Dataset,
+                     models: Sequence[Member] | Committee) -> list[np.ndarray]:
     """Forces (eV/Å) of every member on every frame: one ``[M, n_atoms, 3]`` array per frame.
 
     A Δ model's bare output is used (its baseline is the same for every member, so it cancels in the spread).
@@ -50,7 +54,8 @@ def committee_forces(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence
     return [np.stack([np.asarray(p[t], dtype=float) for p in per_model]) for t in range(len(frame_list))]
 
 
-def force_disagreement(frames: Sequence[Frame | Atoms] | Dataset, models: Sequence[Member]) -> list[np.ndarray]:
+def force_disagreement(frames: Sequence[Frame | Atoms] | Dataset,
+                       models: Sequence[Member] | Committee) -> list[np.ndarray]:
     """Per-atom force disagreement (eV/Å) of the committee on each frame: one ``[n_atoms]`` array per frame."""
     from lam_lab.committee import force_deviation
 
