@@ -59,6 +59,31 @@ def test_delta_model_card_install_load_and_calculator(small_rxn, tmp_path, monke
     assert np.isfinite(atoms.get_forces()).all()
 
 
+def test_a_delta_committee_is_scored_like_one_model_shipped_and_loaded(small_rxn, tmp_path, monkeypatch):
+    from lam_lab.committee import Committee
+    from lam_lab.delta import delta_spec
+    from lam_lab.pretrained.delta_committee import make_committee
+
+    runs = []
+    for seed in (0, 1):
+        recipe = dm.DeltaRecipe(name="tiny-delta", data=str(small_rxn), pretrained=None, preset=TINY, minutes=None,
+                                steps=2, seed=seed, train={"batch_atoms": 32})
+        runs.append(dm.train_delta_model(recipe, out_dir=tmp_path / f"s{seed}", progress=False))
+    monkeypatch.setattr(ll.pretrained, "FILES", tmp_path / "files")
+    members = [str(tmp_path / f"s{seed}" / "finetuned.pt") for seed in (0, 1)]
+    com, card = make_committee("tiny-committee", members, install=True)
+    # the committee's rows stand next to GFN2-xTB alone on the same frames, like a single model's
+    assert [h["reaction"] for h in card["held_out"]] == [h["reaction"] for h in runs[0].card["held_out"]]
+    assert all(h["baseline_force_rmse_mev_per_A"] > 0 for h in card["held_out"])
+    assert card["in_distribution"]["frames"] == 4 and [m["seed"] for m in card["members"]] == [0, 1]
+    shipped = ll.pretrained.load("tiny-committee")
+    assert isinstance(shipped, Committee) and delta_spec(shipped)["baseline"] == "gfn2-xtb"
+    assert "committee member 1" in ll.pretrained.card("tiny-committee")
+    ll.save(runs[1].model, tmp_path / "bare.pt")  # no run card beside it: where did it come from?
+    with pytest.raises(ValueError, match="no Δ card"):
+        make_committee("x", [members[0], str(tmp_path / "bare.pt")])
+
+
 @pytest.mark.skipif(dm.NAME not in ll.pretrained.available(), reason="shipped Δ model not built")
 def test_shipped_delta_models_are_listed_described_and_beat_nothing_silently():
     from lam_lab.datasets.rxn_dft import TEST_REACTIONS

@@ -184,17 +184,9 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
     before = earlier_card(r.pretrained)
     stages = training_stages(r, ft, seconds, before)
     reproduce = "; ".join(x for x in (before.get("reproduce"), r.command) if x) or None
-    held = reaction_rows(ft.model, test, r.label, r.baseline)
-    inside = reaction_rows(ft.model, one_group(val), r.label, r.baseline)[0]
-    seen, held_source = ("test" in r.splits), r.name
-    if seen:  # the test reactions are training data here: held-out figures come from the twin that never saw them
-        from lam_lab import pretrained
-
-        seen_rows, held_source = held, r.heldout_from
-        held = pretrained.card(r.heldout_from, as_dict=True)["held_out"] if r.heldout_from else []
-    ratios = [h["model_force_rmse_mev_per_A"] / h["baseline_force_rmse_mev_per_A"] for h in held]
-    barrier = [h["model_barrier_err_ev"] / h["baseline_barrier_err_ev"] for h in held
-               if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
+    seen = "test" in r.splits
+    scores = card_scores(ft.model, r.name, val, test, r.label, r.baseline, seen, r.heldout_from)
+    held_source = scores["held_out_model"]
     return {
         "name": r.name, "recipe": {**asdict(r), "preset": str(r.preset)}, "baseline": r.baseline, "label": r.label,
         "description": describe(r, stages),
@@ -208,11 +200,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                      "wall_time_s": round(sum(st["wall_time_s"] for st in stages), 1), "seed": r.seed,
                      "hardware": hardware(), "torch": torch.__version__, "heads": ft.heads, "stages": stages},
         **({"reproduce": reproduce} if reproduce else {}),
-        "held_out": held, "held_out_model": held_source, "in_distribution": inside,
-        **({"test_reactions_trained": seen_rows} if seen else {}),
-        "force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
-        "barrier_err_over_baseline": sum(barrier) / len(barrier) if barrier else None,
-        **summed_ratios(held),
+        **scores,
         "limits": [f"needs {r.baseline} at run time (tblite); C, H, N, O only; neutral closed-shell gas-phase "
                    "molecules of up to ~16 atoms like the training reactions",
                    (f"the held-out rows are reactions {held_source} never saw" + (
@@ -222,6 +210,28 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                     "before trusting it"),
                    "DFT level ωB97X/6-31G(d): a small basis; barriers differ from experiment (see the README table)"],
     }
+
+
+def card_scores(model: Any, name: str, val: Dataset, test: Dataset, label: str = HIGH, baseline: str = BASE,
+                trained_on_test: bool = False, heldout_from: str | None = None) -> dict[str, Any]:
+    """A card's figures: held-out reactions and the val frames next to the baseline alone, and the ratios.
+
+    A model trained on the test reactions has its rows there in-sample (``test_reactions_trained``); its
+    held-out rows are those of the twin ``heldout_from``, which never saw them (none without a twin)."""
+    held = reaction_rows(model, test, label, baseline)
+    out: dict[str, Any] = {"held_out_model": name,
+                           "in_distribution": reaction_rows(model, one_group(val), label, baseline)[0]}
+    if trained_on_test:
+        from lam_lab import pretrained
+
+        out.update(held_out_model=heldout_from, test_reactions_trained=held)
+        held = pretrained.card(heldout_from, as_dict=True)["held_out"] if heldout_from else []
+    ratios = [h["model_force_rmse_mev_per_A"] / h["baseline_force_rmse_mev_per_A"] for h in held]
+    barrier = [h["model_barrier_err_ev"] / h["baseline_barrier_err_ev"] for h in held
+               if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
+    return {"held_out": held, **out,
+            "force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
+            "barrier_err_over_baseline": sum(barrier) / len(barrier) if barrier else None, **summed_ratios(held)}
 
 
 def summed_ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -287,6 +297,8 @@ def delta_card_markdown(card: dict[str, Any]) -> str:
               f"{st['lr']:g}" + (f", {st['data']}" if st.get("data") else "") + (f", {st['hardware']}" if st.get(
                   "hardware") else "") for i, st in enumerate(t.get("stages", []), 1)]
     lines += [f"- chosen by: {t['selection']}"] if t.get("selection") else []
+    lines += [f"- committee member {i}: {m['model']} (seed {m['seed']}), each trained as above"
+              for i, m in enumerate(card.get("members", []))]
     lines += [f"- reproduce: `{card['reproduce']}`"] if card.get("reproduce") else []
     own = card.get("held_out_model", card["name"])
     title = ("the model next to" if own == card["name"] else f"its twin {own} (this recipe, train split only) next to")
