@@ -69,3 +69,20 @@ def test_json_stage_is_cached_compressed_and_reads_plain_files_of_earlier_builds
     plain = tmp_path / "stages" / f"ts-c-{stage_key('ts-c', {'k': 3})}.json"
     plain.write_text(json.dumps({"barrier": 0.5}))
     assert json_stage(ctx, "ts-c", {"k": 3}, None) == {"barrier": 0.5}
+
+
+def test_a_large_first_pack_is_sharded_and_a_new_shard_never_overwrites_one(tmp_path):
+    rng = np.random.default_rng(1)
+    cache = LabelCache(tmp_path / "labels")
+    for i in range(20):
+        cache.put(f"{i:064x}", CacheEntry(Labels(-1.0, rng.normal(size=(20, 3)), None), None, 1.0))
+    first = pack(tmp_path / "labels", remove=True, shard_bytes=8000)
+    assert first[0] == tmp_path / "labels.npz" and first[1:] == [tmp_path / f"labels-{i}.npz"
+                                                                 for i in range(2, len(first) + 1)]
+    first[1].unlink()  # a shard lost from the middle: the next pack still adds after the highest number
+    cache.put("ff" * 32, CacheEntry(Labels(-3.0, rng.normal(size=(20, 3)), None), None, 1.0))
+    kept = {p: p.read_bytes() for p in first[2:]}
+    (new,) = pack(tmp_path / "labels", remove=True, shard_bytes=1)
+    assert new == tmp_path / f"labels-{len(first) + 1}.npz"
+    assert all(p.read_bytes() == b for p, b in kept.items())
+    assert LabelCache(tmp_path / "labels").get("ff" * 32, 20).labels.energy == -3.0

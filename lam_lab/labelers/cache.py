@@ -111,9 +111,22 @@ class LabelCache:
 
 def archive_paths(directory: Path) -> list[Path]:
     """The packed archives of a cache folder, in order: ``<folder>.npz``, ``<folder>-2.npz``, ..."""
-    shards = [p for p in directory.parent.glob(f"{directory.name}-*.npz") if p.stem.rsplit("-", 1)[1].isdigit()]
-    first = directory.parent / f"{directory.name}.npz"
-    return ([first] if first.is_file() else []) + sorted(shards, key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    shards = [p for p in directory.parent.glob(f"{directory.name}-*.npz") if _shard_index(directory, p) > 1]
+    first = _shard_path(directory, 1)
+    return ([first] if first.is_file() else []) + sorted(shards, key=lambda p: _shard_index(directory, p))
+
+
+def _shard_path(directory: Path, index: int) -> Path:
+    """Archive number ``index`` of a cache folder: 1 is ``<folder>.npz``, k > 1 is ``<folder>-k.npz``."""
+    return directory.parent / (f"{directory.name}.npz" if index == 1 else f"{directory.name}-{index}.npz")
+
+
+def _shard_index(directory: Path, path: Path) -> int:
+    """The number of an archive named by :func:`_shard_path` (0 for a file that is not one)."""
+    if path.name == f"{directory.name}.npz":
+        return 1
+    tail = path.stem[len(directory.name) + 1:]
+    return int(tail) if path.stem.startswith(f"{directory.name}-") and tail.isdigit() else 0
 
 
 def read_archive(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -149,19 +162,15 @@ def pack(directory: str | os.PathLike, remove: bool = False, shard_bytes: int = 
     written: list[Path] = []
     if new:
         size = len(_compressed(new))
-        last = archives[-1] if archives else cache.directory.parent / f"{cache.directory.name}.npz"
-        if not archives or last.stat().st_size + size <= shard_bytes:
-            _write_archive(last, {**read_archive(last), **new})
-            written.append(last)
-        else:
-            keys = sorted(new)
-            n_shards = -(-size // shard_bytes)
-            index = len(archives) + 1
-            for part in np.array_split(np.array(keys), n_shards):
-                shard = cache.directory.parent / f"{cache.directory.name}-{index}.npz"
-                _write_archive(shard, {k: new[k] for k in part})
-                written.append(shard)
-                index += 1
+        if archives and archives[-1].stat().st_size + size <= shard_bytes:
+            _write_archive(archives[-1], {**read_archive(archives[-1]), **new})
+            written.append(archives[-1])
+        else:  # after the highest shard number, so no archive is ever overwritten
+            index = _shard_index(cache.directory, archives[-1]) + 1 if archives else 1
+            n_shards = min(len(new), -(-size // shard_bytes))  # an entry is never split, no shard is empty
+            for k, part in enumerate(np.array_split(np.array(sorted(new)), n_shards)):
+                written.append(_shard_path(cache.directory, index + k))
+                _write_archive(written[-1], {key: new[key] for key in part})
     if remove:
         for key in cache.keys():
             cache.path(key).unlink()
