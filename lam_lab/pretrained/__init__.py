@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lam_lab.data.errors import DataError
 
 if TYPE_CHECKING:
+    from lam_lab.committee import Committee
     from lam_lab.potential import Potential
 
 FILES = Path(__file__).parent / "files"
@@ -29,8 +30,9 @@ def path(name: str = DEFAULT) -> Path:
     return p
 
 
-def load(name: str = DEFAULT, map_location: Any = "cpu") -> "Potential":
-    """A ready model (all heads, energy biases, provenance) from the package, loaded with weights_only=True."""
+def load(name: str = DEFAULT, map_location: Any = "cpu") -> "Potential | Committee":
+    """A ready model or committee (all heads, energy biases, provenance) from the package, loaded with
+    weights_only=True."""
     from lam_lab.models import load as load_model
 
     return load_model(path(name), map_location=map_location)
