@@ -10,7 +10,8 @@ barrier error at the DFT TS (eV). ``--also R1,R2`` additionally holds out traini
 Headlines (mean over held-out reactions of model / xTB): ``force_rmse_over_xtb``, ``barrier_err_over_xtb``
 (targets ≤ 0.5), with the ratio of summed errors beside them (robust where xTB's own error is near zero).
 The first run's ``in_distribution.by_source`` splits the val and train frames' errors by frame source (thermal MD
-around the TS, normal-mode samples, IRC, DFT and xTB stationary points, ...): where the in-distribution error sits.
+around the TS, normal-mode samples, IRC, DFT and xTB stationary points, ...) and ``val_by_reaction`` the val frames'
+by reaction, each with its share of the squared error: where the in-distribution error sits.
 
 ``--model NAME|FILE[,FILE...]`` scores a Δ model already trained on the train split with this recipe (the
 shipped ``lam-chon-delta-heldout`` is, and its card names the same held-out reactions; ``lam-chon-delta`` is
@@ -64,6 +65,7 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
     inside = reaction_rows(ft.model, one_group(val), recipe.label, recipe.baseline)[0]
     if sources:
         inside["by_source"] = {"val": source_rows(ft.model, val, recipe), "train": source_rows(ft.model, train, recipe)}
+        inside["val_by_reaction"] = val_reaction_rows(ft.model, val, recipe)
     for r in rows:
         r.update(n_train=len(train), train_steps=ft.train.steps)
     return rows, inside, time.perf_counter() - t0
@@ -87,9 +89,11 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
     inside["by_source"] = {"val": source_rows(scored, val, recipe),
                            "train": source_rows(scored, data.where(split="train"), recipe)}
+    inside["val_by_reaction"] = val_reaction_rows(scored, val, recipe)
     first = [i for i, f in enumerate(val) if "extra_round" not in f.info]
     if len(first) < len(val):  # a set with extra rounds: its first selection's val frames compare with earlier sets
         inside["first_selection_val"] = reaction_rows(scored, one_group(val[first]), recipe.label, recipe.baseline)[0]
+        inside["first_selection_val_by_reaction"] = val_reaction_rows(scored, val[first], recipe)
     cards = [earlier_card(m) for m in model_refs]  # a subset-trained model's card knows its own frame count
     n_train = [c.get("data", {}).get("train", len(data.where(split="train"))) for c in cards]
     for r in rows:
@@ -113,6 +117,24 @@ def source_rows(model, frames, recipe) -> list[dict]:
         row = reaction_rows(model, one_group(frames.where(source=source)), recipe.label, recipe.baseline)[0]
         rows.append({"source": source, **{k: v for k, v in row.items() if k != "reaction" and "barrier" not in k}})
     return rows
+
+
+def val_reaction_rows(model, val, recipe) -> list[dict]:
+    """Force errors on each training reaction's val frames (model and baseline alone), largest share first:
+    ``share`` is the reaction's part of the val set's squared force error (atoms × MSE), so a tail shows."""
+    from lam_lab.pretrained.delta_model import reaction_rows
+
+    rows = [{k: v for k, v in r.items() if "barrier" not in k} for r in
+            reaction_rows(model, val, recipe.label, recipe.baseline)]
+    atoms = {}
+    for f in val:
+        atoms[f.info["reaction"]] = atoms.get(f.info["reaction"], 0) + len(f)
+    for r in rows:
+        r["atoms"] = atoms[r["reaction"]]
+    total = sum(r["atoms"] * r["model_force_rmse_mev_per_A"] ** 2 for r in rows)
+    for r in rows:
+        r["share"] = r["atoms"] * r["model_force_rmse_mev_per_A"] ** 2 / total
+    return sorted(rows, key=lambda r: -r["share"])
 
 
 def reaction_curve(data, recipe, sizes: list[int], seeds: list[int]) -> list[dict]:
@@ -234,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{split} frames by source: " + "; ".join(
             f"{r['source']} ({r['frames']}) {r['model_force_rmse_mev_per_A']:.0f} vs xTB "
             f"{r['baseline_force_rmse_mev_per_A']:.0f}" for r in srows), flush=True)
+    if "val_by_reaction" in inside:
+        print("val frames, largest shares of the squared force error: " + "; ".join(
+            f"{r['reaction']} {r['share']:.0%} ({r['model_force_rmse_mev_per_A']:.0f} vs xTB "
+            f"{r['baseline_force_rmse_mev_per_A']:.0f})" for r in inside["val_by_reaction"][:5]), flush=True)
     head = headline(rows)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in head.items()},
           f"in-distribution F {inside['model_force_rmse_mev_per_A']:.0f} vs xTB "

@@ -154,3 +154,31 @@ def test_extra_rounds_of_rxn_dft_frames_leave_the_first_selection_and_its_splits
     rxn_dft.assign_splits(alone, ctx.seed)
     rxn_dft.assign_splits(both, ctx.seed)
     assert [f.info["split"] for f in alone] == [f.info["split"] for f in both[:len(first)]]
+
+
+def test_a_round_goes_only_to_molecules_small_enough_and_a_dft_centred_pool_is_measured_against_xtb(
+        tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from lam_lab.datasets import rxn_dft
+    from lam_lab.datasets._stages import BuildContext
+
+    ctx = BuildContext("rxn-dft", tmp_path, 1, True, datasets.DEFAULT_SEED, False)
+    monkeypatch.setattr(rxn_dft, "EXTRA_ROUND_PLAN", ((96, None), (192, 2)))  # round 2: molecules of ≤ 2 atoms
+    assert [f.info["extra_round"] for f in rxn_dft.extra_frames(ctx, 2)] == [1] * 3  # hcn-hnc has 3 atoms
+    with pytest.raises(ValueError, match="2 extra rounds"):
+        rxn_dft.extra_frames(ctx, 3)
+
+    # a DFT-level result (energies ~ -2,500 eV as PySCF's are) re-centred on GFN2-xTB: xtb_rel_ts in xTB's own terms
+    low = rxn_dft.verified_reactions(ctx)["hcn-hnc"]
+    high = replace(low, ts=low.ts.copy(), reactant=low.reactant.copy(), product=low.product.copy())
+    for a, e in ((high.ts, -2540.0), (high.reactant, -2542.0), (high.product, -2541.5)):
+        a.positions += 0.02  # another geometry than the xTB one
+        a.calc = SinglePointCalculator(a, energy=e, forces=np.zeros((len(a), 3)))
+    pool = rxn_dft.dft_centred_pool(ctx, "hcn-hnc", high, 0, rxn_dft._sampling(ctx))
+    assert pool and all(f.info["centre"] == "dft" for f in pool)
+    assert not {f.info["source"] for f in pool} & {"xtb-stationary", "irc"}  # rxn-dft holds the DFT ones already
+    rel = np.array([f.info["xtb_rel_ts"] for f in pool])
+    assert np.abs(rel).max() < 10.0 and np.abs(rel).min() < 1.0

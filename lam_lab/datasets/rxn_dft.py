@@ -12,8 +12,8 @@ Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores
 ``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|pack|build|partial [--cache-dir DIR]``; ``ts`` and
 ``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped);
 ``pack`` makes the build state committable (label archive shards, gzipped stages); ``partial`` writes the frames
-labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds N rounds of
-``EXTRA_PER_ROUND`` frames to every training reaction (:func:`extra_frames`); the shipped set holds ``EXTRA_ROUNDS``.
+labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds the first N rounds of
+``EXTRA_ROUND_PLAN`` (frames per training reaction; :func:`extra_frames`); the shipped set holds ``EXTRA_ROUNDS``.
 """
 
 from __future__ import annotations
@@ -51,10 +51,15 @@ DESCRIPTION = ("≈4,700 frames centred on verified transition states of 46 C/H/
 # one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
 TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde", "retro-ene", "oxirane")
 PER_REACTION = 96
-# More frames per training reaction, in rounds of EXTRA_PER_ROUND, each from a fresh candidate pool (seed
-# offset EXTRA_SEED_STEP·k) and picked farthest from every frame already chosen; the in-distribution error
-# falls ×0.8 per doubling of frames per reaction. EXTRA_ROUNDS is how many the shipped set holds (fully labelled).
-EXTRA_PER_ROUND = 96
+# More frames per training reaction, in rounds, each from fresh candidate pools (seed offset EXTRA_SEED_STEP·k)
+# and picked farthest from every frame already chosen; the in-distribution error falls ×0.8 per doubling of frames
+# per reaction. EXTRA_ROUND_PLAN[k-1] is round k's (frames per reaction, largest molecule in atoms or None): round 1
+# goes to every training reaction; round 2 to the molecules of ≤ 8 atoms, whose val frames hold 59 % of the squared
+# force error with 27 % of the atoms (every atom is at the reaction centre) and whose frames cost 2–8 s of DFT
+# (15–35 s at 12–16 atoms), and from round 2 on the pools also sample around the DFT TS (:func:`dft_centred_pool`).
+# EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled).
+EXTRA_ROUND_PLAN: tuple[tuple[int, int | None], ...] = ((96, None), (192, 8))
+EXTRA_PER_ROUND = EXTRA_ROUND_PLAN[0][0]
 EXTRA_ROUNDS = 0
 EXTRA_SEED_STEP = 100
 TS_WINDOW = 0.5  # eV
@@ -123,15 +128,18 @@ def _geometry(f: Frame) -> bytes:
 
 
 def extra_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS) -> list[Frame]:
-    """``rounds`` × ``EXTRA_PER_ROUND`` more label-free frames of each training reaction (none of the test ones),
-    round by round, interleaved; ``info['extra_round']`` says which. The frames of :func:`frames` stay as they are.
+    """Round 1 … ``rounds`` of :data:`EXTRA_ROUND_PLAN`: more label-free frames of the training reactions (none of
+    the test ones), round by round, interleaved; ``info['extra_round']`` says which. The frames of :func:`frames`
+    stay as they are, and so does every earlier round.
 
-    Round k adds a fresh candidate pool (the same sampling, seed offset ``EXTRA_SEED_STEP``·k) and picks, ≥
-    ``TS_FRACTION`` near the TS, the frames farthest from all chosen before, so each round spreads over what the
-    earlier ones and the first selection left uncovered."""
+    Round k adds a fresh candidate pool (the same sampling, seed offset ``EXTRA_SEED_STEP``·k; from round 2 also one
+    around the DFT TS) and picks, ≥ ``TS_FRACTION`` near the TS, the frames farthest from all chosen before, so each
+    round spreads over what the earlier ones and the first selection left uncovered."""
     if rounds <= 0:
         return []
-    per, more = (6, 3) if ctx.quick else (PER_REACTION, EXTRA_PER_ROUND)
+    if rounds > len(EXTRA_ROUND_PLAN):
+        raise ValueError(f"rxn-dft plans {len(EXTRA_ROUND_PLAN)} extra rounds (EXTRA_ROUND_PLAN), not {rounds}")
+    per = 6 if ctx.quick else PER_REACTION
     by_round: list[list[list[Frame]]] = [[] for _ in range(rounds)]
     for name, ts in verified_reactions(ctx).items():
         if name in TEST_REACTIONS:
@@ -142,11 +150,41 @@ def extra_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS) -> list[Frame]:
         where = {_geometry(f): i for i, f in enumerate(pool)}
         chosen = [where[_geometry(f)] for f in first]
         for k in range(1, rounds + 1):
-            pool = pool + candidates(ctx, rx, ts, replace(sampling, seed=sampling.seed + EXTRA_SEED_STEP * k))
+            more, max_atoms = EXTRA_ROUND_PLAN[k - 1]
+            more = 3 if ctx.quick else more
+            if max_atoms is not None and len(ts.ts) > max_atoms:
+                continue
+            seed = sampling.seed + EXTRA_SEED_STEP * k
+            pool = pool + candidates(ctx, rx, ts, replace(sampling, seed=seed))
+            high = None if ctx.quick or k < 2 or name in DFT_FIRST else dft_ts(ctx, rx, ts, cached_only=True)
+            if high is not None:
+                pool = pool + dft_centred_pool(ctx, name, high, int(ts.ts.info.get("charge", 0)),
+                                               replace(sampling, seed=seed + 1))
             new = select_more(pool, chosen, more, TS_WINDOW, TS_FRACTION)
             chosen += new
             by_round[k - 1].append([_tagged(pool[i], k) for i in new])
     return [f for groups in by_round for f in _interleave(groups)]
+
+
+def dft_centred_pool(ctx: BuildContext, name: str, high, charge: int, sampling: TSSampling) -> list[Frame]:
+    """Candidates drawn around the reaction's ωB97X TS and minima ``high`` (a TSResult: normal modes of the DFT
+    Hessian, GFN2-xTB MD from the DFT geometries), each with ``info['centre'] = 'dft'``.
+
+    The DFT TS can sit far from the xTB one (0.74 Å RMSD for propyne → allene), outside what sampling around the
+    xTB TS reaches. The stationary points and IRC are left out (rxn-dft holds the DFT stationary points already);
+    ``xtb_rel_ts`` is relative to GFN2-xTB's energy at the DFT TS geometry, not to the DFT energy stored there."""
+    from lam_lab.sampling.neb import xtb_calculator
+
+    centred = replace(high, ts=high.ts.copy(), reactant=high.reactant.copy(), product=high.product.copy(), irc=[])
+    for a in (centred.ts, centred.reactant, centred.product):
+        a.info["charge"] = charge
+        a.calc = xtb_calculator(a)
+    out = []
+    for f in candidates(ctx, get_reaction(name), centred, sampling):
+        if f.info.get("source") != "xtb-stationary":
+            f.info["centre"] = "dft"
+            out.append(f)
+    return out
 
 
 def _tagged(f: Frame, k: int) -> Frame:
@@ -302,7 +340,7 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
     held = sorted({f.info["reaction"] for f in kept if f.info["split"] == "test"})
     notes = (f"{__doc__.strip()}\nReactions: {sorted({f.info['reaction'] for f in kept})}. Held out (test): {held}. "
              f"Split counts: {counts}. Within {TS_WINDOW} eV (DFT) of the reaction's TS: {near:.1%}. "
-             f"Extra rounds of {EXTRA_PER_ROUND} frames per training reaction: {rounds}. "
+             f"Extra rounds (frames per training reaction, up to that many atoms): {list(EXTRA_ROUND_PLAN[:rounds])}. "
              f"Dropped (failed labels): {len(todo) - len(by_index)}; repeated geometries: {repeats}. Plus "
              f"{len(legacy)} frames of the first rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no "
              f"frame tagged ts), less their repeats.")
@@ -347,6 +385,9 @@ def main(argv: list[str] | None = None) -> None:
         ctx.say(f"{len(frames(ctx) + extra_frames(ctx, a.rounds))} frames selected")
     elif a.phase == "label":
         todo = labelled_so_far(ctx, frames(ctx) + extra_frames(ctx, a.rounds), labelled=False)
+        # smallest molecules first (a frame's DFT cost grows ~n^1.8): a stopped run has labelled the most frames,
+        # and a second worker with --reverse takes the largest
+        todo.sort(key=len)
         ctx.say(f"{len(todo)} frames still to label")
         chunks = [todo[i:i + LABEL_CHUNK] for i in range(0, len(todo), LABEL_CHUNK)]
         for chunk in reversed(chunks) if a.reverse else chunks:  # the cache is re-read per chunk, so a second
