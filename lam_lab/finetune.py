@@ -140,7 +140,7 @@ def finetune_config(config: Any = None, **overrides: Any) -> FinetuneConfig:
 def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[str, Any] | str | Path | None = None, *,
              validation: Dataset | None = None, out_dir: str | Path | None = "auto", callbacks: Iterable[Any] = (),
              stop_event: Any = None, progress: bool = True, replay_data: Mapping[str, Dataset] | None = None,
-             **overrides: Any) -> FinetuneResult:
+             resume: bool = False, **overrides: Any) -> FinetuneResult:
     """Train a downstream model on ``dataset`` from a pre-trained one (or from scratch); see the module doc.
 
     ``config`` is a :class:`FinetuneConfig` (or a dict or YAML file of one); keyword ``overrides`` change
@@ -152,7 +152,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     weight against 1 for the downstream task. With ``freeze`` and ``new_elements="init"`` the new elements'
     embedding still trains. A Δ model kept training in Δ mode takes the measured few-shot recipe
     (:mod:`lam_lab.continuation`) for what ``overrides`` and a TrainConfig ``config`` leave unset, and keeps its
-    head (``branch`` None: the best of its heads, never a fresh one).
+    head (``branch`` None: the best of its heads, never a fresh one). ``resume=True`` continues the interrupted run
+    in ``out_dir`` from its newest checkpoint (same data and settings) up to the budget.
     """
     from lam_lab.train.trainer import train
 
@@ -214,7 +215,7 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     try:
         res = train(model, sets, weights=weights, config=cfg.train.replace(fit_bias=False, seed=seed),
                     out_dir=out_dir, callbacks=callbacks, validation={HEAD: val_ds} if val_ds is not None else None,
-                    stop_event=stop_event, labels=labels, heads=heads, progress=progress,
+                    stop_event=stop_event, labels=labels, heads=heads, progress=progress, resume=resume,
                     graphs={HEAD: start.graphs} if start.graphs is not None else None)
     except BaseException:
         if fresh:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +150,13 @@ def test_the_recipe_trains_on_a_seeded_subset_for_data_learning_curves(small_rxn
                             train={"batch_atoms": 32}, train_frames=5)
     card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
     assert card["data"]["train"] == 5 and card["recipe"]["train_frames"] == 5
+
+
+def test_the_cli_resumes_a_run_and_keeps_resume_out_of_the_reproduce_line(small_rxn, tmp_path, capsys):
+    args = ["--data", str(small_rxn), "--pretrained", "none", "--steps", "2", "--batch-atoms", "32",
+            "--out", str(tmp_path / "run")]
+    assert dm.main(args) == 0
+    assert dm.main([*args, "--resume"]) == 0  # its last checkpoint is at the budget: nothing left but the card
+    card = json.loads((tmp_path / "run" / dm.RUN_CARD).read_text())
+    assert card["training"]["steps"] == 2 and "--resume" not in card["reproduce"]
+    assert card["reproduce"].startswith("python -m lam_lab.pretrained.delta_model --data")

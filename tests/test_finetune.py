@@ -138,6 +138,24 @@ def test_auto_run_folders_are_unique(rxn, pre, tmp_path, monkeypatch):
     assert (tmp_path / a / "finetuned.pt").exists() and (tmp_path / b / "finetuned.pt").exists()
 
 
+def test_a_stopped_delta_finetune_resumes_to_the_same_model(rxn, pre, tmp_path):
+    """Δ fine-tune of 8 steps in one go == stopped at 4, then ``resume=True`` (what a long remake relies on)."""
+    import threading
+
+    kw = dict(mode="delta", baseline="gfn2-xtb", steps=8, config=TrainConfig(log_every=1, batch_size=2), branch="a")
+    straight = run(rxn[:8], pre, out_dir=tmp_path / "a", **kw)
+    stop = threading.Event()
+    first = run(rxn[:8], pre, out_dir=tmp_path / "b", stop_event=stop,
+                callbacks=[lambda e: e.kind == "step" and e.step == 4 and stop.set()], **kw)
+    assert first.train.stopped and first.train.steps == 4
+    second = run(rxn[:8], pre, out_dir=tmp_path / "b", resume=True, **kw)
+    assert second.train.steps == 8 and second.path == tmp_path / "b" / "finetuned.pt"
+    a, b = straight.model.state_dict(), second.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert second.model.metadata["extra"]["delta"] == straight.model.metadata["extra"]["delta"]
+
+
 def test_default_pretrained_gives_a_clear_error(rxn):
     if "lam-chon-small" in ll.pretrained.available():
         pytest.skip("the shipped model is installed")

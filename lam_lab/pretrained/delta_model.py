@@ -93,8 +93,9 @@ class DeltaModelResult:
 
 
 def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | None = "auto", install: bool = False,
-                      progress: bool = True) -> DeltaModelResult:
-    """Fine-tune the Δ model on ``recipe.data``'s train split and write its card (and the model, with ``install``)."""
+                      progress: bool = True, resume: bool = False) -> DeltaModelResult:
+    """Fine-tune the Δ model on ``recipe.data``'s train split and write its card (and the model, with ``install``);
+    ``resume`` continues an interrupted run in ``out_dir`` from its newest checkpoint."""
     import lam_lab as ll
     from lam_lab.data.io import load_source
     from lam_lab.train.config import TrainConfig
@@ -110,8 +111,9 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
                      preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=r.replay,
                      replay_data=replayed, config=TrainConfig().replace(**r.train), out_dir=out_dir,
-                     progress=progress, seed=r.seed, **{"replay.frames": r.replay_frames})
-    card = make_delta_card(r, ft, data, len(train), val, test, time.perf_counter() - t0)
+                     progress=progress, seed=r.seed, resume=resume, **{"replay.frames": r.replay_frames})
+    seconds = ft.train.wall_time_s if resume else time.perf_counter() - t0  # the first part's time is in the run
+    card = make_delta_card(r, ft, data, len(train), val, test, seconds)
     if ft.path is not None:  # a later stage started from this run's finetuned.pt finds its history here
         from lam_lab.atomic import atomic_write_text
         from lam_lab.json_safe import dumps
@@ -336,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heldout-from", default=HELDOUT, help="with --splits train,test: the twin whose held-out rows "
                    "the card shows")
     p.add_argument("--install", action="store_true", help="write the model and card into the package")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--replay", type=float, default=0.0, help="weight of --replay-data replayed on its pre-trained head")
     p.add_argument("--replay-data", default=DeltaRecipe.replay_data, help="built-in name or file (its train split)")
     p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
@@ -352,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                          heldout_from=a.heldout_from if everything else None, replay=a.replay,
                          replay_data=a.replay_data, replay_frames=a.replay_frames, train_frames=a.train_frames,
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
-                                             *(argv if argv is not None else sys.argv[1:])]))
-    res = train_delta_model(recipe, out_dir=a.out, install=a.install)
+                                             *(x for x in (argv if argv is not None else sys.argv[1:])
+                                               if x != "--resume")]))
+    res = train_delta_model(recipe, out_dir=a.out, install=a.install, resume=a.resume)
     print(delta_card_markdown(res.card))
     return 0
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Remake the shipped Δ models (GFN2-xTB → ωB97X/6-31G(d)) from the built rxn-dft: three seeds of the three-stage
+# recipe of lam_lab/pretrained/delta_model.py, then the committees, then the held-out benchmark.
+#
+#   scripts/remake_delta.sh data        # rebuild rxn-dft from the committed labels (after EXTRA_ROUNDS changed)
+#   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed; seed 0 installs the single models
+#   scripts/remake_delta.sh ship        # committees of seeds 0–2 (held-out twin first), then delta_loro scores
+#
+# On 2 cores run two seeds side by side with OMP_NUM_THREADS=1 each. A stage whose run folder has finetuned.pt
+# is skipped and one that was stopped continues from its last checkpoint, so a remake resumes where it stopped.
+# STEPS_SCALE multiplies the recipe's step counts (1.5 for the 2.4× larger rxn-dft of rounds 1 + 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+RUN="${RUN:-data-build/delta-cpu/remake}"
+SCALE="${STEPS_SCALE:-1.5}"
+steps() { $PY -c "print(round($1 * $SCALE))"; }
+S1=$(steps 5217) S2=$(steps 4269) S3=$(steps 3688)
+
+stage() {  # stage FOLDER ARGS...: one delta_model run unless FOLDER/finetuned.pt exists; a started one resumes
+    local out="$1"; shift
+    if [[ -f "$out/finetuned.pt" ]]; then echo "[remake] $out done, skipped"; return; fi
+    local more=(); [[ -d "$out/checkpoints" ]] && more=(--resume)
+    echo "[remake] $out: delta_model $* ${more[*]}"
+    $PY -m lam_lab.pretrained.delta_model "$@" --batch-atoms 512 --out "$out" "${more[@]}"
+}
+
+case "${1:-}" in
+  data)
+    $PY -m lam_lab.datasets build rxn-dft ;;
+  seed)
+    s="${2:?seed number}"
+    ship2=() ship3=()
+    if [[ "$s" == 0 ]]; then ship2=(--install --name lam-chon-delta-heldout); ship3=(--install --name lam-chon-delta); fi
+    stage "$RUN/stage1-s$s" --steps "$S1" --seed "$s"
+    stage "$RUN/stage2-s$s" --pretrained "$RUN/stage1-s$s/finetuned.pt" --steps "$S2" --lr 1e-3 --seed "$s" \
+        "${ship2[@]}"
+    stage "$RUN/stage3-s$s" --pretrained "$RUN/stage2-s$s/finetuned.pt" --splits train,test --steps "$S3" \
+        --lr 1e-3 --seed $((s + 1)) "${ship3[@]}" ;;
+  ship)
+    members() { echo "$RUN/$1-s0/finetuned.pt,$RUN/$1-s1/finetuned.pt,$RUN/$1-s2/finetuned.pt"; }
+    $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-heldout-x3 --install --members "$(members stage2)"
+    $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-x3 --install \
+        --heldout-from lam-chon-delta-heldout-x3 --members "$(members stage3)"
+    $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
+    $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
+  *)
+    sed -n '2,11p' "$0"; exit 2 ;;
+esac
