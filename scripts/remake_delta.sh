@@ -8,10 +8,12 @@
 #
 # On 2 cores run two seeds side by side with OMP_NUM_THREADS=1 each. A stage whose run folder has finetuned.pt
 # is skipped and one that was stopped continues from its last checkpoint, so a remake resumes where it stopped.
-# STEPS_SCALE multiplies the recipe's step counts (1.5 for the 2.4× larger rxn-dft of rounds 1 + 2).
+# STEPS_SCALE multiplies the recipe's step counts (1.5 for the 2.4× larger rxn-dft of rounds 1 + 2); DRY_RUN=1
+# prints the commands instead of running them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY="${PYTHON:-.venv/bin/python}"  # PYTHON: another interpreter
+run() { if [[ -n "${DRY_RUN:-}" ]]; then echo "$*"; else "$@"; fi; }
 RUN="${RUN:-data-build/delta-cpu/remake}"
 SCALE="${STEPS_SCALE:-1.5}"
 steps() { $PY -c "print(round($1 * $SCALE))"; }
@@ -22,12 +24,12 @@ stage() {  # stage FOLDER ARGS...: one delta_model run unless FOLDER/finetuned.p
     if [[ -f "$out/finetuned.pt" ]]; then echo "[remake] $out done, skipped"; return; fi
     local more=(); [[ -d "$out/checkpoints" ]] && more=(--resume)
     echo "[remake] $out: delta_model $* ${more[*]}"
-    $PY -m lam_lab.pretrained.delta_model "$@" --batch-atoms 512 --out "$out" "${more[@]}"
+    run $PY -m lam_lab.pretrained.delta_model "$@" --batch-atoms 512 --out "$out" "${more[@]}"
 }
 
 case "${1:-}" in
   data)
-    $PY -m lam_lab.datasets build rxn-dft ;;
+    run $PY -m lam_lab.datasets build rxn-dft ;;
   seed)
     s="${2:?seed number}"
     ship2=() ship3=()
@@ -39,11 +41,11 @@ case "${1:-}" in
         --lr 1e-3 --seed $((s + 1)) "${ship3[@]}" ;;
   ship)
     members() { echo "$RUN/$1-s0/finetuned.pt,$RUN/$1-s1/finetuned.pt,$RUN/$1-s2/finetuned.pt"; }
-    $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-heldout-x3 --install --members "$(members stage2)"
-    $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-x3 --install \
+    run $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-heldout-x3 --install --members "$(members stage2)"
+    run $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-x3 --install \
         --heldout-from lam-chon-delta-heldout-x3 --members "$(members stage3)"
-    $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
-    $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
+    run $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
+    run $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
   *)
-    sed -n '2,11p' "$0"; exit 2 ;;
+    sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -160,3 +160,30 @@ def test_the_cli_resumes_a_run_and_keeps_resume_out_of_the_reproduce_line(small_
     card = json.loads((tmp_path / "run" / dm.RUN_CARD).read_text())
     assert card["training"]["steps"] == 2 and "--resume" not in card["reproduce"]
     assert card["reproduce"].startswith("python -m lam_lab.pretrained.delta_model --data")
+
+
+def test_the_remake_script_chains_the_stages_resumes_and_installs_only_seed_0(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "remake_delta.sh"
+    env = {**os.environ, "DRY_RUN": "1", "RUN": str(tmp_path), "PYTHON": sys.executable}
+
+    def plan(*args: str) -> list[str]:
+        out = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, check=True)
+        return [x for x in out.stdout.splitlines() if not x.startswith("[remake]")]
+
+    first, second, third = plan("seed", "0")
+    assert "--steps 7826 --seed 0" in first and "--install --name lam-chon-delta-heldout" in second
+    assert f"--pretrained {tmp_path}/stage2-s0/finetuned.pt --splits train,test" in third
+    assert "--install --name lam-chon-delta " in third + " "
+    (tmp_path / "stage1-s1").mkdir()
+    (tmp_path / "stage1-s1" / "finetuned.pt").touch()  # done: skipped
+    (tmp_path / "stage2-s1" / "checkpoints").mkdir(parents=True)  # stopped half-way: resumed
+    resumed, last = plan("seed", "1")
+    assert resumed.endswith("--resume") and "--install" not in resumed + last and "--seed 2" in last
+    heldout, used, *scores = plan("ship")
+    assert "--name lam-chon-delta-heldout-x3" in heldout and "--heldout-from lam-chon-delta-heldout-x3" in used
+    assert all(f"{tmp_path}/stage3-s{k}/finetuned.pt" in used for k in range(3))
