@@ -204,3 +204,8 @@ def test_cli_configs_parse_and_a_scratch_run(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "finetuned.pt").exists()
     assert ll.load(tmp_path / "finetuned.pt").metadata["extra"]["delta"]["baseline"] == "gfn2-xtb"
     assert "delta: 2 steps" in capsys.readouterr().out
+    # --resume continues that run in its folder (here already at its budget) and refuses without a folder to continue
+    args = ["finetune", "rxn-dft", "--pretrained", "none", "--mode", "delta", "--label", HIGH, "--info-split",
+            "--frames", "4", "--steps", "2", "--quiet", "--resume"]
+    assert main([*args, "--out", str(tmp_path)]) == 0 and "delta: 2 steps" in capsys.readouterr().out
+    assert main(args) == 2 and "name it with --out DIR" in capsys.readouterr().err

@@ -98,12 +98,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     train_ds, val = _splits(spec, args.config)
     out: str | Path = spec.out_dir
     fresh = out == "auto"
+    if args.resume and (fresh or spec.pretrain is not None):
+        raise ConfigError("--resume continues the stopped fine-tune in its run folder: name it with --out DIR"
+                          if fresh else "--resume continues a fine-tune, not one with force-field pre-training "
+                          "(pretrain:); run it again without --resume", source=args.config, field="out_dir")
     if fresh:  # a new folder: a second run never lands on the first one's files
         from lam_lab.train.rundir import auto_dir
 
         out = auto_dir(prefix="finetune")
     try:
-        res = _run(spec, train_ds, val, out, not args.quiet, replay_data)
+        res = _run(spec, train_ds, val, out, not args.quiet, replay_data, args.resume)
     except BaseException:
         if fresh:  # a run that failed before writing anything leaves no empty folder behind
             from lam_lab.train.rundir import discard_if_empty
@@ -137,13 +141,15 @@ def _delta_continuation(spec: Any, args: argparse.Namespace) -> tuple[Any, Any]:
     return load_run(None, {**defaults, **given}), data
 
 
-def _run(spec: Any, train_ds: Any, val: Any, out: str | Path, progress: bool, replay_data: Any = None) -> Any:
+def _run(spec: Any, train_ds: Any, val: Any, out: str | Path, progress: bool, replay_data: Any = None,
+         resume: bool = False) -> Any:
     """``finetune`` (after force-field pre-training when the spec asks for it); its FinetuneResult."""
     from lam_lab.finetune import ff_pretrain_finetune, finetune, finetune_config
 
     config = finetune_config(spec)
     if spec.pretrain is None:
-        return finetune(train_ds, config, validation=val, out_dir=out, progress=progress, replay_data=replay_data)
+        return finetune(train_ds, config, validation=val, out_dir=out, progress=progress, replay_data=replay_data,
+                        resume=resume)
     p = spec.pretrain
     both = ff_pretrain_finetune(train_ds, pretrain_data=p.data, pretrain_label=p.label, preset=p.preset,
                                 pretrain_frames=p.frames, pretrain_config=p.train, out_dir=out, seed=spec.seed,
@@ -178,6 +184,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ft.add_argument("--minutes", type=float, default=None)
     ft.add_argument("--device", default=None)
     ft.add_argument("--out", default=None, help="run folder (default: a new lam_lab_runs/finetune-<time>)")
+    ft.add_argument("--resume", action="store_true", help="continue the stopped run in --out from its last checkpoint")
     add_set(ft, "train.lr=0.001 --set replay.frames=200")
     ft.add_argument("--quiet", action="store_true")
     ft.set_defaults(func=cmd_finetune)
