@@ -22,7 +22,7 @@ S1=$(steps 5217) S2=$(steps 4269) S3=$(steps 3688)
 stage() {  # stage FOLDER ARGS...: one delta_model run unless FOLDER/finetuned.pt exists; a started one resumes
     local out="$1"; shift
     if [[ -f "$out/finetuned.pt" ]]; then echo "[remake] $out done, skipped"; return; fi
-    local more=(); [[ -d "$out/checkpoints" ]] && more=(--resume)
+    local more=(); [[ -d "$out" ]] && more=(--resume)  # no checkpoint yet: it starts from step 0
     echo "[remake] $out: delta_model $* ${more[*]}"
     run $PY -m lam_lab.pretrained.delta_model "$@" --batch-atoms 512 --out "$out" "${more[@]}"
 }
