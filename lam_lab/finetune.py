@@ -164,6 +164,8 @@ def finetune(dataset: Dataset, config: FinetuneConfig | TrainConfig | Mapping[st
     cfg = finetune_config(config, **overrides)
     pretrained, preset, mode, seed = objects.get("pretrained", cfg.pretrained), objects.get("preset", cfg.preset), \
         cfg.mode, cfg.seed
+    if resume and out_dir in ("auto", None):  # a fresh folder has no checkpoint: it would silently start over
+        raise ConfigError("resume=True continues a stopped run in its folder: pass that out_dir", field="out_dir")
     if mode == "atomft" and pretrained is None:
         raise ConfigError("mode 'atomft' needs a pre-trained base model", field="pretrained")
     label = cfg.label or dataset.default_label()

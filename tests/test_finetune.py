@@ -11,6 +11,7 @@ from ase.build import molecule
 
 import lam_lab as ll
 from conftest import TINY_DPA2
+from lam_lab.config import ConfigError
 from lam_lab.data import Dataset, Frame
 from lam_lab.data.errors import DataError
 from lam_lab.finetune import extend_type_map, ff_pretrain_finetune, finetune, refit_energy_bias
@@ -154,6 +155,8 @@ def test_a_stopped_delta_finetune_resumes_to_the_same_model(rxn, pre, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert second.model.metadata["extra"]["delta"] == straight.model.metadata["extra"]["delta"]
+    with pytest.raises(ConfigError, match="pass that out_dir"):
+        run(rxn[:8], pre, resume=True, **kw)  # out_dir None: no run to continue
 
 
 def test_default_pretrained_gives_a_clear_error(rxn):
