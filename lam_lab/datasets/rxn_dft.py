@@ -45,7 +45,7 @@ from lam_lab.datasets.ts_sampling import (
 )
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≈4,700 frames centred on verified transition states of 46 C/H/N/O reactions (IRC, TS normal "
+DESCRIPTION = ("≈11,700 frames centred on verified transition states of 46 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
 # one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
@@ -60,7 +60,7 @@ PER_REACTION = 96
 # EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled).
 EXTRA_ROUND_PLAN: tuple[tuple[int, int | None], ...] = ((96, None), (192, 8))
 EXTRA_PER_ROUND = EXTRA_ROUND_PLAN[0][0]
-EXTRA_ROUNDS = 0
+EXTRA_ROUNDS = 2
 EXTRA_SEED_STEP = 100
 TS_WINDOW = 0.5  # eV
 TS_FRACTION = 0.45
