@@ -76,7 +76,7 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     model, or the ensemble mean of several."""
     import lam_lab as ll
     from lam_lab.committee import Committee
-    from lam_lab.pretrained.delta_model import earlier_card, one_group, reaction_rows
+    from lam_lab.pretrained.delta_model import earlier_card, first_selection, one_group, reaction_rows
 
     for r in model_refs:  # a shipped model that trained on the test reactions cannot score transfer to them
         if r in ll.pretrained.available() and not ll.pretrained.card(r, as_dict=True)["data"]["held_out_reactions"]:
@@ -90,10 +90,10 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     inside["by_source"] = {"val": source_rows(scored, val, recipe),
                            "train": source_rows(scored, data.where(split="train"), recipe)}
     inside["val_by_reaction"] = val_reaction_rows(scored, val, recipe)
-    first = [i for i, f in enumerate(val) if "extra_round" not in f.info]
+    first = first_selection(val)
     if len(first) < len(val):  # a set with extra rounds: its first selection's val frames compare with earlier sets
-        inside["first_selection_val"] = reaction_rows(scored, one_group(val[first]), recipe.label, recipe.baseline)[0]
-        inside["first_selection_val_by_reaction"] = val_reaction_rows(scored, val[first], recipe)
+        inside["first_selection_val"] = reaction_rows(scored, one_group(first), recipe.label, recipe.baseline)[0]
+        inside["first_selection_val_by_reaction"] = val_reaction_rows(scored, first, recipe)
     cards = [earlier_card(m) for m in model_refs]  # a subset-trained model's card knows its own frame count
     n_train = [c.get("data", {}).get("train", len(data.where(split="train"))) for c in cards]
     for r in rows:

@@ -101,6 +101,12 @@ def test_shipped_delta_models_are_listed_described_and_beat_nothing_silently():
     assert set(twin["data"]["held_out_reactions"]) == set(TEST_REACTIONS)
     assert {h["reaction"] for h in twin["held_out"]} == set(TEST_REACTIONS)
     assert all(h["baseline_force_rmse_mev_per_A"] > 0 for h in twin["held_out"])
+    # each card says what the build of its data made (counts, splits, rounds), from the reaction list on
+    assert all(c["data"]["provenance_notes"].startswith("Reactions:") for c in (twin, used))
+    # a set with extra rounds: the val frames of its first selection are scored apart, comparable with older models
+    first = twin["in_distribution_first_selection"]
+    assert 0 < first["frames"] < twin["in_distribution"]["frames"] and first["baseline_force_rmse_mev_per_A"] > 0
+    assert "first selection" in ll.pretrained.card(dm.HELDOUT)
     # the model to use trained on every reaction: it claims no held-out reaction of its own, shows its twin's rows
     # (named) and its in-sample rows apart
     assert used["data"]["held_out_reactions"] == [] and used["held_out_model"] == dm.HELDOUT

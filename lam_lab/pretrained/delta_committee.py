@@ -18,7 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lam_lab.pretrained.delta_model import HELDOUT, card_scores, delta_card_markdown, earlier_card, install_model
+from lam_lab.pretrained.delta_model import (
+    HELDOUT,
+    build_notes,
+    card_scores,
+    delta_card_markdown,
+    earlier_card,
+    install_model,
+)
 
 
 def make_committee(name: str, members: list[str], heldout_from: str | None = None, install: bool = False,
@@ -48,6 +55,7 @@ def make_committee(name: str, members: list[str], heldout_from: str | None = Non
                          first["baseline"], seen, heldout_from)
     seeds = [c["training"]["seed"] for c in cards]
     card = {**first, **scores, "name": name, "parameters": sum(c["parameters"] for c in cards),
+            "data": {**first["data"], "provenance_notes": build_notes(data)},
             "description": (f"A committee of {len(members)} Δ models trained alike from seeds {seeds}: energies and "
                             "forces are their mean, their per-atom spread (LAMCalculator's results['force_deviation'],"
                             f" eV/Å) says where not to trust it. Each member: {first['description']}"),

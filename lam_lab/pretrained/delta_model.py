@@ -197,7 +197,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                  "val": len(val), "test": len(test),
                  "held_out_reactions": [] if seen else sorted({f.info.get("reaction") for f in test}),
                  "reactions": sorted({str(f.info.get("reaction")) for f in data.where(split=list(r.splits))}),
-                 "provenance_notes": (data.provenance.notes if data.provenance else "")[-1500:]},
+                 "provenance_notes": build_notes(data)},
         "training": {"steps": sum(st["steps"] for st in stages),
                      "wall_time_s": round(sum(st["wall_time_s"] for st in stages), 1), "seed": r.seed,
                      "hardware": hardware(), "torch": torch.__version__, "heads": ft.heads, "stages": stages},
@@ -214,6 +214,16 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
     }
 
 
+def build_notes(data: Dataset) -> str:
+    """What a data set's build made (its provenance notes from the reaction list on: counts, splits, rounds)."""
+    notes = data.provenance.notes if data.provenance else ""
+    start = notes.find("Reactions:")
+    return notes[start:] if start >= 0 else notes[-1500:]
+
+
+FIRST_VAL = "validation frames of the first selection (the set before its extra rounds)"
+
+
 def card_scores(model: Any, name: str, val: Dataset, test: Dataset, label: str = HIGH, baseline: str = BASE,
                 trained_on_test: bool = False, heldout_from: str | None = None) -> dict[str, Any]:
     """A card's figures: held-out reactions and the val frames next to the baseline alone, and the ratios.
@@ -223,6 +233,9 @@ def card_scores(model: Any, name: str, val: Dataset, test: Dataset, label: str =
     held = reaction_rows(model, test, label, baseline)
     out: dict[str, Any] = {"held_out_model": name,
                            "in_distribution": reaction_rows(model, one_group(val), label, baseline)[0]}
+    first = first_selection(val)
+    if 0 < len(first) < len(val):  # comparable with models of the set before its extra rounds
+        out["in_distribution_first_selection"] = reaction_rows(model, one_group(first, FIRST_VAL), label, baseline)[0]
     if trained_on_test:
         from lam_lab import pretrained
 
@@ -246,11 +259,16 @@ def summed_ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             "barrier_err_sum_over_baseline": ratio("model_barrier_err_ev", "baseline_barrier_err_ev")}
 
 
-def one_group(frames: Dataset) -> Dataset:
+def first_selection(frames: Dataset) -> Dataset:
+    """The frames of a reaction set's first selection (none of its extra rounds, ``info['extra_round']``)."""
+    return Dataset([f for f in frames if "extra_round" not in f.info], frames.name)
+
+
+def one_group(frames: Dataset, tag: str = "validation frames of the training reactions") -> Dataset:
     """The frames with one shared ``reaction`` tag, so :func:`reaction_rows` scores them together."""
     out = Dataset([f.copy() for f in frames], frames.name)
     for f in out:
-        f.info = {**f.info, "reaction": "validation frames of the training reactions"}
+        f.info = {**f.info, "reaction": tag}
         f.info.pop("role", None)  # one barrier per group would mix reactions
     return out
 
@@ -305,7 +323,8 @@ def delta_card_markdown(card: dict[str, Any]) -> str:
     own = card.get("held_out_model", card["name"])
     title = ("the model next to" if own == card["name"] else f"its twin {own} (this recipe, train split only) next to")
     lines += ["", f"## Held-out reactions: {title} {card['baseline']} alone (same frames, vs {card['label']})", ""]
-    lines += _error_table(card["held_out"] + [card["in_distribution"]])
+    lines += _error_table(card["held_out"] + [card["in_distribution"]] + (
+        [card["in_distribution_first_selection"]] if card.get("in_distribution_first_selection") else []))
     if card.get("test_reactions_trained"):
         lines += ["", "## The same reactions in this model's training data (in-sample, not a held-out figure)", ""]
         lines += _error_table(card["test_reactions_trained"])
