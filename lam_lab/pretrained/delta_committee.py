@@ -56,6 +56,8 @@ def make_committee(name: str, members: list[str], heldout_from: str | None = Non
     seeds = [c["training"]["seed"] for c in cards]
     card = {**first, **scores, "name": name, "parameters": sum(c["parameters"] for c in cards),
             "data": {**first["data"], "provenance_notes": build_notes(data)},
+            "limits": [x.replace(str(first.get("held_out_model")), str(scores["held_out_model"] or name))
+                       for x in first["limits"]],
             "description": (f"A committee of {len(members)} Δ models trained alike from seeds {seeds}: energies and "
                             "forces are their mean, their per-atom spread (LAMCalculator's results['force_deviation'],"
                             f" eV/Å) says where not to trust it. Each member: {first['description']}"),
