@@ -107,6 +107,10 @@ def test_shipped_delta_models_are_listed_described_and_beat_nothing_silently():
     first = twin["in_distribution_first_selection"]
     assert 0 < first["frames"] < twin["in_distribution"]["frames"] and first["baseline_force_rmse_mev_per_A"] > 0
     assert "first selection" in ll.pretrained.card(dm.HELDOUT)
+    # a shipped committee's limits name its own held-out twin, not its members'
+    for committee in (f"{dm.HELDOUT}-x3", f"{dm.NAME}-x3"):
+        if committee in ll.pretrained.available():
+            assert f"{dm.HELDOUT}-x3 never saw" in " ".join(ll.pretrained.card(committee, as_dict=True)["limits"])
     # the model to use trained on every reaction: it claims no held-out reaction of its own, shows its twin's rows
     # (named) and its in-sample rows apart
     assert used["data"]["held_out_reactions"] == [] and used["held_out_model"] == dm.HELDOUT
