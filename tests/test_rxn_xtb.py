@@ -143,6 +143,20 @@ def test_quick_build_tags_only_the_verified_saddle(tmp_path):
     assert "hcn-hnc: 12 frames; verified" in built.provenance.notes
 
 
+def test_the_third_set_ships_verified_xtb_saddles_and_gets_no_extra_rounds():
+    from lam_lab.datasets.reactions import MORE_REACTIONS, REACTIONS
+    from lam_lab.datasets.rxn_dft import FIRST_SELECTION_ONLY
+    from lam_lab.md.reactive import builtin_ts
+
+    doc = _shipped_ts()
+    names = {r.name for r in MORE_REACTIONS}
+    assert names == FIRST_SELECTION_ONLY and len(names) == 18
+    assert not names & {r.name for r in REACTIONS}  # rxn-xtb was built without them
+    for r in MORE_REACTIONS:
+        assert doc[r.name]["xtb"]["status"] == "verified", r.name
+        assert builtin_ts(r.name, "xtb").method == "verified saddle, gfn2-xtb"
+
+
 def test_every_builtin_reaction_has_a_unique_name_and_changes_bonds():
     from lam_lab.datasets.reactions import ALL_REACTIONS, DFT_ONLY_REACTIONS, get_reaction
     from lam_lab.sampling.molecules import mapped_bond_graphs

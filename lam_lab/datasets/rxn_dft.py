@@ -29,7 +29,7 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
-from lam_lab.datasets.reactions import ALL_REACTIONS, get_reaction
+from lam_lab.datasets.reactions import ALL_REACTIONS, MORE_REACTIONS, get_reaction
 from lam_lab.datasets.ts_sampling import (
     DFT_FIRST,
     TS_FILE,
@@ -57,10 +57,12 @@ PER_REACTION = 96
 # goes to every training reaction; round 2 to the molecules of ≤ 8 atoms, whose val frames hold 59 % of the squared
 # force error with 27 % of the atoms (every atom is at the reaction centre) and whose frames cost 2–8 s of DFT
 # (15–35 s at 12–16 atoms), and from round 2 on the pools also sample around the DFT TS (:func:`dft_centred_pool`).
-# EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled).
+# EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled). The third set of reactions
+# (MORE_REACTIONS) has the first selection only: for transfer, reactions count, not frames per reaction.
 EXTRA_ROUND_PLAN: tuple[tuple[int, int | None], ...] = ((96, None), (192, 8))
 EXTRA_PER_ROUND = EXTRA_ROUND_PLAN[0][0]
 EXTRA_ROUNDS = 2
+FIRST_SELECTION_ONLY = frozenset(r.name for r in MORE_REACTIONS)
 EXTRA_SEED_STEP = 100
 TS_WINDOW = 0.5  # eV
 TS_FRACTION = 0.45
@@ -142,7 +144,7 @@ def extra_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS) -> list[Frame]:
     per = 6 if ctx.quick else PER_REACTION
     by_round: list[list[list[Frame]]] = [[] for _ in range(rounds)]
     for name, ts in verified_reactions(ctx).items():
-        if name in TEST_REACTIONS:
+        if name in TEST_REACTIONS or name in FIRST_SELECTION_ONLY:
             continue
         rx, sampling = get_reaction(name), _sampling(ctx)
         pool = candidates(ctx, rx, ts, sampling)
