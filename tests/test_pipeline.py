@@ -67,6 +67,9 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     there = metrics["student_vs_teacher_md_reaction"]  # scored where the student runs, on frames nobody trained on
     assert there["reaction"] == "diels-alder" and there["frames"] > 0
     assert [r["model"] for r in there["rows"]] == ["teacher", "student", "gfn2-xtb alone"]
+    # the first selection scored apart from the extra rounds' hotter frames, for every row
+    assert there["frames_first_selection"] + there["frames_extra_rounds"] == there["frames"]
+    assert all(r["force_rmse_extra_rounds_mev_per_A"] > 0 for r in there["rows"])
     assert all(r["force_rmse_mev_per_A"] > 0 and 0.5 < r["barrier_ref_ev"] < 5 for r in metrics["finetune"])
     # GFN2-xTB alone on the same held-out frames, next to the models
     base = metrics["baseline"]

@@ -195,7 +195,10 @@ def section_distill(rounds: Sequence[Mapping[str, Any]], metrics: Mapping[str, A
     if there.get("rows"):
         out.append(f"<p>Where the student runs: {html.escape(there['reaction'])}'s {there['frames']} frames that no "
                    "model trained on (the validation split of the downstream set):</p>")
-        out.append(table(_rows(there["rows"]), [("model", "model"), ("force_rmse_mev_per_A", "F RMSE (meV/Å)"),
+        parts = [(f"force_rmse_{tag}_mev_per_A", f"F RMSE, {label} ({there[f'frames_{tag}']})")
+                 for tag, label in (("first_selection", "first selection"), ("extra_rounds", "extra rounds (hotter)"))
+                 if f"frames_{tag}" in there]
+        out.append(table(_rows(there["rows"]), [("model", "model"), ("force_rmse_mev_per_A", "F RMSE (meV/Å)"), *parts,
                                                 ("barrier_err_ev", "|Δ barrier| (eV)")]))
     speed = metrics["speed"]
     out.append("<p class='muted'>MD force-call cost of the networks (µs/atom/step, best of repeated calls, warm "

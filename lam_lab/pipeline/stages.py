@@ -296,11 +296,18 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     md_rows = [{"model": "teacher", **score(teacher, there, spec.label, spec.baseline)},
                {"model": "student", **score(student, there, spec.label, spec.baseline)}] if len(there) else []
     md_rows += [{"model": f"{spec.baseline} alone", **there_base}] if there_base else []
+    parts = by_selection(there)
+    for row, model in zip(md_rows, (teacher, student, None)):  # the extra rounds' frames are the hotter ones
+        for tag, part in parts.items():
+            got = score(model, part, spec.label, spec.baseline) if model is not None else \
+                baseline_score(part, spec.label, spec.baseline)
+            row[f"force_rmse_{tag}_mev_per_A"] = got["force_rmse_mev_per_A"] if got else None
     speed = md_speed({"teacher": ctx.path("finetune", "best"), "student": ctx.path("distill", "student")},
                      device=ctx.cfg.device)
     zero = zero_shot_rows(load(ctx.path("pretrain", "model")), datasets.load(spec.dataset), spec.label)
     out = {"zero_shot": zero, "finetune": ft["rows"], "baseline": ft.get("baseline"), "student_vs_teacher": rows,
-           "student_vs_teacher_md_reaction": {"reaction": ctx.cfg.md.reaction, "frames": len(there), "rows": md_rows},
+           "student_vs_teacher_md_reaction": {"reaction": ctx.cfg.md.reaction, "frames": len(there), "rows": md_rows,
+                                              **{f"frames_{tag}": len(part) for tag, part in parts.items()}},
            "speed": speed}
     path = write_json(ctx.dir("evaluate") / "metrics.json", out)
     su = speed.get("speedup")
@@ -310,9 +317,27 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     if md_rows:
         ctx.log(f"evaluate: {ctx.cfg.md.reaction} (where the student runs, {len(there)} unseen frames): teacher F "
                 f"{md_rows[0]['force_rmse_mev_per_A']:.0f}, student F {md_rows[1]['force_rmse_mev_per_A']:.0f} meV/Å "
-                f"(student/teacher {ratio:.2f})")
+                f"(student/teacher {ratio:.2f}{by_selection_ratios(md_rows, parts)})")
     return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": tf, "student_f_rmse": sf, "student_speedup": su,
                                         "md_reaction_student_over_teacher": ratio}
+
+
+def by_selection(frames: Any) -> dict[str, Any]:
+    """A reaction-set split's frames of the first selection and of the extra rounds (hotter, farther from the
+    path: the cards score them apart too), each part only where it has frames."""
+    from lam_lab.data.dataset import Dataset
+    from lam_lab.pretrained.delta_model import first_selection
+
+    parts = {"first_selection": first_selection(frames),
+             "extra_rounds": Dataset([f for f in frames if "extra_round" in f.info], frames.name)}
+    return {tag: part for tag, part in parts.items() if len(part)} if len(parts["extra_rounds"]) else {}
+
+
+def by_selection_ratios(rows: list[dict[str, Any]], parts: dict[str, Any]) -> str:
+    """``; first selection 1.17, extra rounds 1.42`` (student/teacher per part) for a log line."""
+    out = [f"{tag.replace('_', ' ')} {rows[1][key] / rows[0][key]:.2f}" for tag in parts
+           if (key := f"force_rmse_{tag}_mev_per_A") and rows[0].get(key)]
+    return "; " + ", ".join(out) if out else ""
 
 
 STAGES: list[tuple[str, Callable[[Context], tuple[dict[str, str], dict[str, Any]]], list[str]]] = [
