@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                "student_force_rmse_mev_per_A": check.student.force_rmse_mev_per_A,
                "xtb_force_rmse_mev_per_A": base.scores.force_rmse_mev_per_A if base else None,
                "student_over_teacher": check.student_over_teacher,
+               "student_over_teacher_by_part": {k: {"frames": n, "ratio": r} for k, (n, r) in check.by_part.items()},
                "student_vs_teacher_fixed_frames_mev_per_A": [r.monitor_f_rmse for r in res.rounds],
                "md_teacher": reactive(model, a.reaction, a.trajectories, head),
                "md_student": reactive(res.student, a.reaction, a.trajectories)}

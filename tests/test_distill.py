@@ -254,6 +254,10 @@ def test_reference_check_scores_student_and_teacher_on_the_frames_no_seed_came_f
     f_student, f_teacher = check.student.force_rmse_mev_per_A, check.teacher.force_rmse_mev_per_A
     assert np.isfinite(f_student) and np.isfinite(f_teacher)
     assert check.student_over_teacher == pytest.approx(f_student / f_teacher)
+    # the first selection and the extra rounds' hotter frames apart, as the pipeline's report and the cards do
+    assert set(check.by_part) == {"first_selection", "extra_rounds"}
+    assert sum(n for n, _ in check.by_part.values()) == check.n_frames
+    assert all(np.isfinite(ratio) and ratio > 0 for _, ratio in check.by_part.values())
     assert reference_check(student, teacher, held, "no-such-label") is None
 
 

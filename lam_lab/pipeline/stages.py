@@ -279,6 +279,7 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     from lam_lab import datasets
     from lam_lab.models import load
     from lam_lab.pipeline.evaluation import baseline_score, downstream_splits, md_speed, score, zero_shot_rows
+    from lam_lab.pretrained.delta_model import selection_parts
 
     spec = ctx.cfg.finetune
     _, _, test = downstream_splits(datasets.load(spec.dataset))
@@ -296,7 +297,7 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     md_rows = [{"model": "teacher", **score(teacher, there, spec.label, spec.baseline)},
                {"model": "student", **score(student, there, spec.label, spec.baseline)}] if len(there) else []
     md_rows += [{"model": f"{spec.baseline} alone", **there_base}] if there_base else []
-    parts = by_selection(there)
+    parts = selection_parts(there)
     for row, model in zip(md_rows, (teacher, student, None)):  # the extra rounds' frames are the hotter ones
         for tag, part in parts.items():
             got = score(model, part, spec.label, spec.baseline) if model is not None else \
@@ -320,17 +321,6 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
                 f"(student/teacher {ratio:.2f}{by_selection_ratios(md_rows, parts)})")
     return {"metrics": ctx.rel(path)}, {"teacher_f_rmse": tf, "student_f_rmse": sf, "student_speedup": su,
                                         "md_reaction_student_over_teacher": ratio}
-
-
-def by_selection(frames: Any) -> dict[str, Any]:
-    """A reaction-set split's frames of the first selection and of the extra rounds (hotter, farther from the
-    path: the cards score them apart too), each part only where it has frames."""
-    from lam_lab.data.dataset import Dataset
-    from lam_lab.pretrained.delta_model import first_selection
-
-    parts = {"first_selection": first_selection(frames),
-             "extra_rounds": Dataset([f for f in frames if "extra_round" in f.info], frames.name)}
-    return {tag: part for tag, part in parts.items() if len(part)} if len(parts["extra_rounds"]) else {}
 
 
 def by_selection_ratios(rows: list[dict[str, Any]], parts: dict[str, Any]) -> str:

@@ -322,6 +322,9 @@ class DistillPanel(JobPanel):
         rows += [(BASELINE_NAME, base.scores)] if base is not None else []
         words = check_words(check.student.force_rmse_mev_per_A, check.teacher.force_rmse_mev_per_A,
                             base.scores.force_rmse_mev_per_A if base is not None else float("nan"))
+        if check.by_part:
+            words.append("by part: " + ", ".join(f"{tag.replace('_', ' ')} {ratio:.2f}× ({n} frames)"
+                                                 for tag, (n, ratio) in check.by_part.items()))
         caption = (f"against {label} on the {check.n_frames} frames of {', '.join(s['reactions'])} that no seed came "
                    f"from ({SEED_SET} outside its train split)")
         # a teacher's head may have another energy zero than the label (rxn-xtb: GFN2-xTB's): offsets removed only
