@@ -30,10 +30,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.frame import Frame
 
 NAME = "lam-chon-delta"  # trained on every reaction of rxn-dft (train + test splits): the model to use
 HELDOUT = "lam-chon-delta-heldout"  # its twin, trained on the train split only: the held-out (LORO) figures
@@ -265,10 +264,9 @@ def first_selection(frames: Dataset) -> Dataset:
     return Dataset([f for f in frames if "extra_round" not in f.info], frames.name)
 
 
-def selection_parts(frames: Dataset | Sequence[Frame]) -> dict[str, Dataset]:
+def selection_parts(frames: Dataset) -> dict[str, Dataset]:
     """A reaction set's frames as its first selection and its extra rounds (hotter, farther from the path), each part
     that has frames; empty when no frame is of an extra round (nothing to tell apart)."""
-    frames = frames if isinstance(frames, Dataset) else Dataset(list(frames), "frames")
     rounds = Dataset([f for f in frames if "extra_round" in f.info], frames.name)
     if not len(rounds):
         return {}
