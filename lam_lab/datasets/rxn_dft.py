@@ -45,7 +45,7 @@ from lam_lab.datasets.ts_sampling import (
 )
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≈11,700 frames centred on verified transition states of 46 C/H/N/O reactions (IRC, TS normal "
+DESCRIPTION = ("≈13,500 frames centred on verified transition states of 64 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
 # one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
