@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         grid = [(rec.LR, rec.STEPS, rec.REPLAY, rec.ENERGY_WEIGHT)]
     loss = TrainConfig().loss
     replay_data = {"default": train.subset(min(a.replay_frames, len(train)), a.seed)}
+    # a shipped model replays its own training data by itself; a model file does not know it, so it is given (the
+    # train split, as the remake's stage 2 trained on), else the defaults would run without replay
+    own_data = None if a.model in ll.pretrained.available() else {"default": train}
     rows = []
     for name, pick in itertools.product(reactions, a.pick.split(",")):
         shots, rest, others = split_reaction(test, name, a.shots, a.seed, pick)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             if a.defaults:  # the plain call: ll.finetune's Δ-continuation defaults (lam_lab.continuation)
                 ft = ll.finetune(shots, pretrained=base, mode="delta", label=HIGH, baseline=BASE, out_dir=None,
-                                 progress=False, seed=a.seed)
+                                 progress=False, seed=a.seed, replay_data=own_data)
             else:
                 config = TrainConfig(lr=lr, batch_size=min(a.batch, a.shots)).replace(
                     loss={"pf_e_start": ew * loss.pf_e_start, "pf_e_limit": ew * loss.pf_e_limit})
