@@ -136,6 +136,31 @@ def test_a_second_stage_card_carries_the_first_stage_and_both_commands(small_rxn
     assert "stage 2: from" in dm.delta_card_markdown(card)
 
 
+def test_any_finished_run_ships_under_a_name_with_its_twins_held_out_rows(small_rxn, tmp_path, monkeypatch):
+    monkeypatch.setattr(ll.pretrained, "FILES", tmp_path / "files")
+    (tmp_path / "files").mkdir()
+
+    def stage(out: str, **kw) -> None:
+        recipe = dm.DeltaRecipe(data=str(small_rxn), preset=TINY, minutes=None, steps=2, train={"batch_atoms": 32}, **kw)
+        dm.train_delta_model(recipe, out_dir=tmp_path / out, progress=False)
+
+    stage("s1", pretrained=None, seed=1)
+    dm.main(["--install-run", str(tmp_path / "s1"), "--name", "tiny-heldout"])  # seed 1, trained without --install
+    card = ll.pretrained.card("tiny-heldout", as_dict=True)
+    assert card["name"] == card["held_out_model"] == "tiny-heldout" and card["training"]["seed"] == 1
+    shipped, run = ll.pretrained.load("tiny-heldout"), ll.load(tmp_path / "s1" / "finetuned.pt")
+    frames = ll.data.read(small_rxn)[:2]
+    assert np.allclose(ll.evaluation.predict(shipped, frames, baseline=None).energy,
+                       ll.evaluation.predict(run, frames, baseline=None).energy)
+    stage("s1-all", pretrained=str(tmp_path / "s1" / "finetuned.pt"), splits=("train", "test"), seed=2,
+          heldout_from="tiny-heldout")
+    dm.install_run(tmp_path / "s1-all", "tiny-all", heldout_from="tiny-heldout")
+    every = ll.pretrained.card("tiny-all", as_dict=True)
+    assert every["held_out"] == card["held_out"] and every["held_out_model"] == "tiny-heldout"
+    assert every["force_rmse_over_baseline"] == pytest.approx(card["force_rmse_over_baseline"])
+    assert every["test_reactions_trained"] and "tiny-heldout" in ll.pretrained.card("tiny-all")
+
+
 def test_the_recipe_can_replay_xtb_data_on_a_pretrained_head_and_says_so(small_rxn, tmp_path):
     from lam_lab.config import ConfigError
 

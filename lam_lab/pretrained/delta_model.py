@@ -241,18 +241,28 @@ def card_scores(model: Any, name: str, val: Dataset, test: Dataset, label: str =
 
         out.update(held_out_model=heldout_from, test_reactions_trained=held)
         held = pretrained.card(heldout_from, as_dict=True)["held_out"] if heldout_from else []
+    return {"held_out": held, **out, **held_out_ratios(held)}
+
+
+def _known(x: float | None) -> bool:
+    """A figure that was measured: not NaN in memory, not null as a card's JSON stores NaN."""
+    return x is not None and x == x
+
+
+def held_out_ratios(held: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean over held-out reactions of model/baseline error (forces, barriers), and the summed ratios."""
     ratios = [h["model_force_rmse_mev_per_A"] / h["baseline_force_rmse_mev_per_A"] for h in held]
     barrier = [h["model_barrier_err_ev"] / h["baseline_barrier_err_ev"] for h in held
-               if h["baseline_barrier_err_ev"] == h["baseline_barrier_err_ev"] and h["baseline_barrier_err_ev"] > 0]
-    return {"held_out": held, **out,
-            "force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
+               if _known(h["model_barrier_err_ev"]) and _known(h["baseline_barrier_err_ev"])
+               and h["baseline_barrier_err_ev"] > 0]
+    return {"force_rmse_over_baseline": sum(ratios) / len(ratios) if ratios else None,
             "barrier_err_over_baseline": sum(barrier) / len(barrier) if barrier else None, **summed_ratios(held)}
 
 
 def summed_ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Σ model error / Σ baseline error over reactions (forces, barriers): robust where the baseline's is ~0."""
     def ratio(m: str, x: str) -> float | None:
-        pairs = [(r[m], r[x]) for r in rows if r[m] == r[m] and r[x] == r[x]]
+        pairs = [(r[m], r[x]) for r in rows if _known(r[m]) and _known(r[x])]
         return sum(a for a, _ in pairs) / sum(b for _, b in pairs) if pairs and sum(b for _, b in pairs) else None
 
     return {"force_rmse_sum_over_baseline": ratio("model_force_rmse_mev_per_A", "baseline_force_rmse_mev_per_A"),
@@ -295,6 +305,25 @@ def install_model(model: Any, card: dict[str, Any]) -> Path:
     atomic_write_text(path.with_suffix(".card.json"), dumps(card))
     atomic_write_text(path.with_suffix(".card.md"), delta_card_markdown(card))
     return path
+
+
+def install_run(run: str | Path, name: str, heldout_from: str | None = None) -> Path:
+    """Ship a finished run folder (its ``finetuned.pt`` and card) as ``name``: any seed of a remake, not only the one
+    trained with ``--install``. A run trained on the test reactions re-reads its held-out rows from the shipped twin
+    ``heldout_from`` (default: the twin its card names), so they are the twin's as shipped now."""
+    from lam_lab import pretrained
+    from lam_lab.models import load
+
+    run = Path(run)
+    card = {**json.loads((run / RUN_CARD).read_text()), "name": name}
+    card["recipe"] = {**card.get("recipe", {}), "name": name}
+    if "test_reactions_trained" in card:
+        twin = heldout_from or card["held_out_model"]
+        held = pretrained.card(twin, as_dict=True)["held_out"]
+        card.update(held_out=held, held_out_model=twin, **held_out_ratios(held))
+    else:
+        card["held_out_model"] = name
+    return install_model(load(run / "finetuned.pt"), card)
 
 
 def _f(x: Any, fmt: str) -> str:
@@ -373,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
     p.add_argument("--train-frames", type=int, default=None, help="train on a seeded subset of this many frames "
                    "(is frames per reaction the limit?)")
+    p.add_argument("--install-run", default=None, help="ship this finished run folder as --name (no training)")
     a = p.parse_args(argv)
+    if a.install_run:
+        print(f"installed {install_run(a.install_run, a.name or HELDOUT, a.heldout_from)}")
+        return 0
     train = {"batch_atoms": a.batch_atoms, **({"lr": a.lr} if a.lr else {}),
              **({"device": a.device} if a.device else {})}
     splits = tuple(x for x in a.splits.split(",") if x)
