@@ -50,7 +50,7 @@ def split_reaction(test, name: str, shots: int, seed: int, pick: str = "random")
 
 def summary(model, rest, others) -> dict:
     """Force RMSE and barrier error on the reaction's other frames; force RMSE per other held-out reaction."""
-    from lam_lab.pretrained.delta_model import reaction_rows
+    from lam_lab.pretrained.delta_card import reaction_rows
 
     own = reaction_rows(model, rest, HIGH, BASE)[0]
     return {"force_rmse_mev_per_A": own["model_force_rmse_mev_per_A"],

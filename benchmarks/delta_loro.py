@@ -46,7 +46,7 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
     """A Δ model trained without ``held_out`` (None: the set's test split; ``only``: just these training reactions);
     rows per held-out reaction, val row (with ``sources``: its ``by_source`` rows for the val and train frames)."""
     import lam_lab as ll
-    from lam_lab.pretrained.delta_model import one_group, reaction_rows
+    from lam_lab.pretrained.delta_card import one_group, reaction_rows
     from lam_lab.train.config import TrainConfig
 
     if held_out is None:
@@ -76,7 +76,8 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     model, or the ensemble mean of several."""
     import lam_lab as ll
     from lam_lab.committee import Committee
-    from lam_lab.pretrained.delta_model import earlier_card, first_selection, one_group, reaction_rows
+    from lam_lab.pretrained.delta_card import first_selection, one_group, reaction_rows
+    from lam_lab.pretrained.delta_model import earlier_card
 
     for r in model_refs:  # a shipped model that trained on the test reactions cannot score transfer to them
         if r in ll.pretrained.available() and not ll.pretrained.card(r, as_dict=True)["data"]["held_out_reactions"]:
@@ -110,7 +111,7 @@ def model_label(ref: str) -> str:
 def source_rows(model, frames, recipe) -> list[dict]:
     """Force and energy errors of ``model`` (or a committee) and of the baseline alone on ``frames``, one row per frame
     source (thermal MD around the TS, normal-mode samples, IRC, stationary points, ...): where the error sits."""
-    from lam_lab.pretrained.delta_model import one_group, reaction_rows
+    from lam_lab.pretrained.delta_card import one_group, reaction_rows
 
     rows = []
     for source in sorted({str(f.info.get("source", "?")) for f in frames}):
@@ -122,7 +123,7 @@ def source_rows(model, frames, recipe) -> list[dict]:
 def val_reaction_rows(model, val, recipe) -> list[dict]:
     """Force errors on each training reaction's val frames (model and baseline alone), largest share first:
     ``share`` is the reaction's part of the val set's squared force error (atoms × MSE), so a tail shows."""
-    from lam_lab.pretrained.delta_model import reaction_rows
+    from lam_lab.pretrained.delta_card import reaction_rows
 
     rows = [{k: v for k, v in r.items() if "barrier" not in k} for r in
             reaction_rows(model, val, recipe.label, recipe.baseline)]

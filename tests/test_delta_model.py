@@ -11,6 +11,7 @@ import torch
 import lam_lab as ll
 from conftest import tiny_config
 from lam_lab.pretrained import delta_model as dm
+from lam_lab.pretrained.delta_card import delta_card_markdown
 
 TINY = tiny_config()
 
@@ -133,7 +134,7 @@ def test_a_second_stage_card_carries_the_first_stage_and_both_commands(small_rxn
     assert [s["lr"] for s in stages] == [2e-3, 1e-3] and card["training"]["steps"] == 4
     assert first["training"]["stages"] == stages[:1]
     assert card["reproduce"] == "first command; second command"
-    assert "stage 2: from" in dm.delta_card_markdown(card)
+    assert "stage 2: from" in delta_card_markdown(card)
 
 
 def test_any_finished_run_ships_under_a_name_with_its_twins_held_out_rows(small_rxn, tmp_path, monkeypatch):

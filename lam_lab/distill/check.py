@@ -39,7 +39,7 @@ def reference_check(student: "Potential", teacher: "Potential", frames: Sequence
     there (``by_part``); None when no frame carries them."""
     from lam_lab.data.dataset import Dataset
     from lam_lab.evaluation import predict, score
-    from lam_lab.pretrained.delta_model import selection_parts
+    from lam_lab.pretrained.delta_card import selection_parts
 
     keep = [f for f in frames if label in f.labels and f.labels[label].forces is not None]
     if not keep:

@@ -279,7 +279,7 @@ def stage_evaluate(ctx: Context) -> tuple[dict[str, str], dict[str, Any]]:
     from lam_lab import datasets
     from lam_lab.models import load
     from lam_lab.pipeline.evaluation import baseline_score, downstream_splits, md_speed, score, zero_shot_rows
-    from lam_lab.pretrained.delta_model import selection_parts
+    from lam_lab.pretrained.delta_card import selection_parts
 
     spec = ctx.cfg.finetune
     _, _, test = downstream_splits(datasets.load(spec.dataset))

@@ -18,14 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lam_lab.pretrained.delta_model import (
-    HELDOUT,
-    build_notes,
-    card_scores,
-    delta_card_markdown,
-    earlier_card,
-    install_model,
-)
+from lam_lab.pretrained.delta_card import card_scores, delta_card_markdown
+from lam_lab.pretrained.delta_model import HELDOUT, build_notes, earlier_card, install_model
 
 
 def make_committee(name: str, members: list[str], heldout_from: str | None = None, install: bool = False,
