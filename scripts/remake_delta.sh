@@ -3,8 +3,9 @@
 # recipe of lam_lab/pretrained/delta_model.py, then the committees, then the held-out benchmark.
 #
 #   scripts/remake_delta.sh data        # rebuild rxn-dft from the committed labels (after EXTRA_ROUNDS changed)
-#   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed; seed 0 installs the single models
-#   scripts/remake_delta.sh ship        # committees of seeds 0–2 (held-out twin first), then delta_loro scores
+#   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed (0, 1, 2: the committees' members)
+#   scripts/remake_delta.sh ship        # the single models from seed SINGLE (default 1), the committees of seeds 0–2
+#                                       # (held-out twin first), then delta_loro scores
 #
 # On 2 cores run two seeds side by side with OMP_NUM_THREADS=1 each. A stage whose run folder has finetuned.pt
 # is skipped and one that was stopped continues from its last checkpoint, so a remake resumes where it stopped.
@@ -32,14 +33,15 @@ case "${1:-}" in
     run $PY -m lam_lab.datasets build rxn-dft ;;
   seed)
     s="${2:?seed number}"
-    ship2=() ship3=()
-    if [[ "$s" == 0 ]]; then ship2=(--install --name lam-chon-delta-heldout); ship3=(--install --name lam-chon-delta); fi
     stage "$RUN/stage1-s$s" --steps "$S1" --seed "$s"
-    stage "$RUN/stage2-s$s" --pretrained "$RUN/stage1-s$s/finetuned.pt" --steps "$S2" --lr 1e-3 --seed "$s" \
-        "${ship2[@]}"
+    stage "$RUN/stage2-s$s" --pretrained "$RUN/stage1-s$s/finetuned.pt" --steps "$S2" --lr 1e-3 --seed "$s"
     stage "$RUN/stage3-s$s" --pretrained "$RUN/stage2-s$s/finetuned.pt" --splits train,test --steps "$S3" \
-        --lr 1e-3 --seed $((s + 1)) "${ship3[@]}" ;;
+        --lr 1e-3 --seed $((s + 1)) ;;
   ship)
+    # The single models are one seed, chosen on the val split (the seeds' cards), never on the held-out reactions
+    single="${SINGLE:-1}"
+    run $PY -m lam_lab.pretrained.delta_model --install-run "$RUN/stage2-s$single" --name lam-chon-delta-heldout
+    run $PY -m lam_lab.pretrained.delta_model --install-run "$RUN/stage3-s$single" --name lam-chon-delta
     members() { echo "$RUN/$1-s0/finetuned.pt,$RUN/$1-s1/finetuned.pt,$RUN/$1-s2/finetuned.pt"; }
     run $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-heldout-x3 --install --members "$(members stage2)"
     run $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-x3 --install \
@@ -47,5 +49,5 @@ case "${1:-}" in
     run $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
     run $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
   *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -160,6 +160,16 @@ def test_any_finished_run_ships_under_a_name_with_its_twins_held_out_rows(small_
     assert every["held_out"] == card["held_out"] and every["held_out_model"] == "tiny-heldout"
     assert every["force_rmse_over_baseline"] == pytest.approx(card["force_rmse_over_baseline"])
     assert every["test_reactions_trained"] and "tiny-heldout" in ll.pretrained.card("tiny-all")
+    assert card["reproduce"].endswith(f"--install-run {tmp_path / 's1'} --name tiny-heldout")
+
+
+def test_a_shipped_cards_reproduce_chain_trains_again_without_installing_on_the_way():
+    chain = ("python -m lam_lab.pretrained.delta_model --steps 5 --seed 0 --install --name lam-chon-delta-heldout "
+             "--out a; python -m lam_lab.pretrained.delta_model --pretrained a/finetuned.pt --install --out b")
+    assert dm.training_commands(chain) == ("python -m lam_lab.pretrained.delta_model --steps 5 --seed 0 --out a; "
+                                           "python -m lam_lab.pretrained.delta_model --pretrained a/finetuned.pt "
+                                           "--out b")
+    assert dm.training_commands(None) == ""
 
 
 def test_the_recipe_can_replay_xtb_data_on_a_pretrained_head_and_says_so(small_rxn, tmp_path):
@@ -198,7 +208,7 @@ def test_the_cli_resumes_a_run_and_keeps_resume_out_of_the_reproduce_line(small_
     assert card["reproduce"].startswith("python -m lam_lab.pretrained.delta_model --data")
 
 
-def test_the_remake_script_chains_the_stages_resumes_and_installs_only_seed_0(tmp_path):
+def test_the_remake_script_chains_the_stages_resumes_and_ships_one_seed_then_the_committees(tmp_path):
     import os
     import subprocess
     import sys
@@ -207,19 +217,35 @@ def test_the_remake_script_chains_the_stages_resumes_and_installs_only_seed_0(tm
     script = Path(__file__).resolve().parents[1] / "scripts" / "remake_delta.sh"
     env = {**os.environ, "DRY_RUN": "1", "RUN": str(tmp_path), "PYTHON": sys.executable}
 
-    def plan(*args: str) -> list[str]:
-        out = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, check=True)
+    def plan(*args: str, **more: str) -> list[str]:
+        out = subprocess.run(["bash", str(script), *args], env={**env, **more}, capture_output=True, text=True,
+                             check=True)
         return [x for x in out.stdout.splitlines() if not x.startswith("[remake]")]
 
     first, second, third = plan("seed", "0")
-    assert "--steps 7826 --seed 0" in first and "--install --name lam-chon-delta-heldout" in second
+    assert "--steps 7826 --seed 0" in first and f"--pretrained {tmp_path}/stage1-s0/finetuned.pt" in second
     assert f"--pretrained {tmp_path}/stage2-s0/finetuned.pt --splits train,test" in third
-    assert "--install --name lam-chon-delta " in third + " "
+    assert "--install" not in first + second + third  # a seed trains; only ship installs
     (tmp_path / "stage1-s1").mkdir()
     (tmp_path / "stage1-s1" / "finetuned.pt").touch()  # done: skipped
     (tmp_path / "stage2-s1" / "checkpoints").mkdir(parents=True)  # stopped half-way: resumed
     resumed, last = plan("seed", "1")
-    assert resumed.endswith("--resume") and "--install" not in resumed + last and "--seed 2" in last
-    heldout, used, *scores = plan("ship")
+    assert resumed.endswith("--resume") and "--seed 2" in last
+    single_heldout, single, heldout, used, *scores = plan("ship")
+    assert f"--install-run {tmp_path}/stage2-s1 --name lam-chon-delta-heldout" in single_heldout
+    assert f"--install-run {tmp_path}/stage3-s1 --name lam-chon-delta" in single
+    assert f"--install-run {tmp_path}/stage3-s2 " in plan("ship", SINGLE="2")[1]
     assert "--name lam-chon-delta-heldout-x3" in heldout and "--heldout-from lam-chon-delta-heldout-x3" in used
     assert all(f"{tmp_path}/stage3-s{k}/finetuned.pt" in used for k in range(3))
+
+
+def test_frames_near_the_ts_can_weigh_more_in_the_loss_and_the_card_says_so(small_rxn):
+    train = ll.data.read(small_rxn).where(split="train")
+    near = [abs(f.info.get("xtb_rel_ts", np.inf)) <= dm.NEAR_TS_EV for f in train]
+    weighted = dm.weight_near_ts(train, 3.0)
+    assert [f.info.get("loss_weight", 1.0) for f in weighted] == [3.0 if k else 1.0 for k in near]
+    assert "loss_weight" not in train[0].info and dm.weight_near_ts(train, 1.0) is train  # the input is untouched
+    recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=None, preset=TINY, minutes=None, steps=1,
+                            train={"batch_atoms": 32}, near_ts_weight=3.0)
+    card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
+    assert "weighted ×3" in card["training"]["stages"][-1]["data"]

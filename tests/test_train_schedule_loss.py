@@ -86,3 +86,22 @@ def test_loss_skips_missing_labels():
     terms = compute_loss(out, batch, prefactors(LossConfig(), 1.0), LossConfig())
     assert terms.n_e == 1 and terms.n_f == 3 * len(ds[0])
     assert torch.isfinite(terms.total)
+
+
+def test_a_frames_loss_weight_weights_its_terms_and_a_bad_one_names_the_frame():
+    from lam_lab.data.errors import DataError
+    from lam_lab.train.data import GraphCache
+
+    ds = emt_frames("Cu", 2, seed=5)
+    ds[1].info["loss_weight"] = 3.0
+    model = tiny_model()
+    batch = collate(list(GraphCache(model, ds, "emt")))
+    out = model(batch, forces=True)
+    cfg = LossConfig()
+    terms = compute_loss(out, batch, prefactors(cfg, 1.0), cfg)
+    e = ((out.energy.double() - batch.energy) / batch.n_atoms.double()) ** 2
+    assert terms.energy == pytest.approx(float((e[0] + 3 * e[1]).detach() / 4), rel=1e-5)
+    assert math.sqrt(terms.e_sq / terms.n_e) == pytest.approx(float(e.detach().mean().sqrt()), rel=1e-6)  # RMSE unweighted
+    ds[0].info["loss_weight"] = "heavy"
+    with pytest.raises(DataError, match=r"frame 0.*loss_weight"):
+        GraphCache(model, ds, "emt")[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lam_lab.pretrained.delta_card import card_scores, delta_card_markdown
-from lam_lab.pretrained.delta_model import HELDOUT, build_notes, earlier_card, install_model
+from lam_lab.pretrained.delta_model import HELDOUT, build_notes, earlier_card, install_model, training_commands
 
 
 def make_committee(name: str, members: list[str], heldout_from: str | None = None, install: bool = False,
@@ -55,11 +55,11 @@ def make_committee(name: str, members: list[str], heldout_from: str | None = Non
             "description": (f"A committee of {len(members)} Δ models trained alike from seeds {seeds}: energies and "
                             "forces are their mean, their per-atom spread (LAMCalculator's results['force_deviation'],"
                             f" eV/Å) says where not to trust it. Each member: {first['description']}"),
-            "members": [{"model": m, "seed": c["training"]["seed"], "reproduce": c.get("reproduce")}
+            "members": [{"model": m, "seed": c["training"]["seed"], "reproduce": training_commands(c.get("reproduce"))}
                         for m, c in zip(members, cards)],
             "training": {**first["training"], "steps": sum(c["training"]["steps"] for c in cards),
                          "wall_time_s": round(sum(c["training"]["wall_time_s"] for c in cards), 1), "seed": seeds},
-            "reproduce": "; ".join([*(c.get("reproduce") or "" for c in cards), command or ""]).strip("; ")}
+            "reproduce": "; ".join(x for x in (*(training_commands(c.get("reproduce")) for c in cards), command) if x)}
     if not seen:
         card.pop("test_reactions_trained", None)
     if install:

@@ -43,6 +43,7 @@ from lam_lab.pretrained.delta_card import (
 
 NAME = "lam-chon-delta"  # trained on every reaction of rxn-dft (train + test splits): the model to use
 HELDOUT = "lam-chon-delta-heldout"  # its twin, trained on the train split only: the held-out (LORO) figures
+NEAR_TS_EV = 0.5  # "near the TS": |E_xTB(frame) − E_xTB(TS)| ≤ this (eV), the frames' info['xtb_rel_ts']
 RUN_CARD = "delta-card.json"  # the card written beside a run folder's finetuned.pt: a later stage reads its stages
 
 
@@ -66,6 +67,7 @@ class DeltaRecipe:
     replay_data: str = "rxn-xtb"  # xTB frames of many reactions (a file: its stem names the head) for the descriptor
     replay_frames: int = 5000
     train_frames: int | None = None  # a seeded subset of that many training frames (nested in N): data learning curves
+    near_ts_weight: float = 1.0  # loss weight of training frames within NEAR_TS_EV of their reaction's TS (xTB level)
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
 
@@ -89,7 +91,7 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     r = recipe or DeltaRecipe()
     data = load_source(r.data)
     train, val, test = data.where(split=list(r.splits)), data.where(split="val"), data.where(split="test")
-    train = train.subset(r.train_frames, r.seed)
+    train = weight_near_ts(train.subset(r.train_frames, r.seed), r.near_ts_weight)
     replayed = None
     if r.replay:  # its train split only: the held-out reactions stay unseen at every level
         replayed = {Path(r.replay_data).stem: load_source(r.replay_data).where(split="train")}
@@ -107,6 +109,17 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
         atomic_write_text(ft.path.with_name(RUN_CARD), dumps(card))
     path = install_model(ft.model, card) if install else None
     return DeltaModelResult(ft.model, card, path)
+
+
+def weight_near_ts(frames: Dataset, weight: float) -> Dataset:
+    """The frames, those within ``NEAR_TS_EV`` of their TS (``info['xtb_rel_ts']``, eV) with ``loss_weight`` set."""
+    if weight == 1.0:
+        return frames
+    out = Dataset([f.copy() for f in frames], frames.name, frames.provenance)
+    for f in out:
+        if abs(f.info.get("xtb_rel_ts", float("inf"))) <= NEAR_TS_EV:
+            f.info = {**f.info, "loss_weight": weight}
+    return out
 
 
 def earlier_card(pretrained: str | None) -> dict[str, Any]:
@@ -147,7 +160,8 @@ def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, A
             "batch_atoms": cfg.batch_atoms, "lr": cfg.lr, "schedule": f"{cfg.schedule}, {warm:.0%} warm-up",
             "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)" + (
                 f"; {r.replay_data} train split replayed on its head (weight {r.replay:g}, {r.replay_frames} frames)"
-                if r.replay else ""), "hardware": hardware()}
+                if r.replay else "") + (f"; frames within {NEAR_TS_EV:g} eV of the TS weighted ×{r.near_ts_weight:g}"
+                                        if r.near_ts_weight != 1.0 else ""), "hardware": hardware()}
     return [*before.get("training", {}).get("stages", []), here]
 
 
@@ -221,6 +235,21 @@ def install_model(model: Any, card: dict[str, Any]) -> Path:
     return path
 
 
+def training_commands(reproduce: str | None) -> str:
+    """A card's ``reproduce`` chain without its ``--install``/``--name`` flags: the same training, shipping nothing, so
+    a chain that ships another seed or a committee does not overwrite the shipped models on the way."""
+    out = []
+    for cmd in (reproduce or "").split("; "):
+        words, kept = shlex.split(cmd), []
+        for w in words:
+            if kept and kept[-1] == "--name":
+                kept.pop()
+            elif w != "--install":
+                kept.append(w)
+        out.append(shlex.join(kept))
+    return "; ".join(c for c in out if c)
+
+
 def install_run(run: str | Path, name: str, heldout_from: str | None = None) -> Path:
     """Ship a finished run folder (its ``finetuned.pt`` and card) as ``name``: any seed of a remake, not only the one
     trained with ``--install``. A run trained on the test reactions re-reads its held-out rows from the shipped twin
@@ -231,12 +260,15 @@ def install_run(run: str | Path, name: str, heldout_from: str | None = None) -> 
     run = Path(run)
     card = {**json.loads((run / RUN_CARD).read_text()), "name": name}
     card["recipe"] = {**card.get("recipe", {}), "name": name}
+    shipped = ["python", "-m", "lam_lab.pretrained.delta_model", "--install-run", str(run), "--name", name]
     if "test_reactions_trained" in card:
         twin = heldout_from or card["held_out_model"]
         held = pretrained.card(twin, as_dict=True)["held_out"]
         card.update(held_out=held, held_out_model=twin, **held_out_ratios(held))
+        shipped += ["--heldout-from", twin]
     else:
         card["held_out_model"] = name
+    card["reproduce"] = "; ".join(x for x in (training_commands(card.get("reproduce")), shlex.join(shipped)) if x)
     return install_model(load(run / "finetuned.pt"), card)
 
 
@@ -263,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
     p.add_argument("--train-frames", type=int, default=None, help="train on a seeded subset of this many frames "
                    "(is frames per reaction the limit?)")
+    p.add_argument("--near-ts-weight", type=float, default=1.0, help=f"loss weight of training frames within "
+                   f"{NEAR_TS_EV:g} eV of their TS (xTB level)")
     p.add_argument("--install-run", default=None, help="ship this finished run folder as --name (no training)")
     a = p.parse_args(argv)
     if a.install_run:
@@ -277,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                          pretrained=None if a.pretrained == "none" else a.pretrained, train=train, splits=splits,
                          heldout_from=a.heldout_from if everything else None, replay=a.replay,
                          replay_data=a.replay_data, replay_frames=a.replay_frames, train_frames=a.train_frames,
+                         near_ts_weight=a.near_ts_weight,
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
                                              *(x for x in (argv if argv is not None else sys.argv[1:])
                                                if x != "--resume")]))

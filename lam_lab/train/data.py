@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from lam_lab.potential import Potential
 
 
+def loss_weight(frame: Any, index: int, source: str | None = None) -> float:
+    """The frame's weight in the loss, ``info['loss_weight']`` (default 1): a positive finite number."""
+    w = frame.info.get("loss_weight", 1.0)
+    try:
+        w = float(w)
+    except (TypeError, ValueError):
+        w = float("nan")
+    if not (np.isfinite(w) and w > 0):
+        raise DataError(f"loss weight must be a positive number, got {frame.info.get('loss_weight')!r}",
+                        source=source, frame=index, field="info.loss_weight")
+    return w
+
+
 class GraphCache:
     """The graphs of one dataset for one model and label set, built on first use and then kept.
 
@@ -39,7 +52,9 @@ class GraphCache:
         g = self._graphs[i]
         if g is None:
             src = self.dataset.provenance.source or self.dataset.name
-            g = _compact(self.model.prepare(self.dataset[i], label=self.label, index=i, source=src))
+            frame = self.dataset[i]
+            g = _compact(self.model.prepare(frame, label=self.label, index=i, source=src,
+                                            weight=loss_weight(frame, i, src)))
             if self.keep:
                 self._graphs[i] = g
         return g
