@@ -222,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if recipe.pretrained is not None:
             raise SystemExit("--arch builds a new model: use it with --pretrained none")
         recipe.preset = arch_config(args.arch)
-    if args.energy_weight != 1.0:
-        from lam_lab.train.config import LossConfig
-
-        loss = LossConfig()
-        recipe.train = {**recipe.train, "loss": {"pf_e_start": args.energy_weight * loss.pf_e_start,
-                                                 "pf_e_limit": args.energy_weight * loss.pf_e_limit}}
+    recipe.energy_weight = args.energy_weight
     if args.reaction_curve:
         curve = reaction_curve(data, recipe, [int(x) for x in args.reaction_curve.split(",")],
                                [int(x) for x in args.curve_seeds.split(",")])

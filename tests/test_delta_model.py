@@ -239,13 +239,14 @@ def test_the_remake_script_chains_the_stages_resumes_and_ships_one_seed_then_the
     assert all(f"{tmp_path}/stage3-s{k}/finetuned.pt" in used for k in range(3))
 
 
-def test_frames_near_the_ts_can_weigh_more_in_the_loss_and_the_card_says_so(small_rxn):
+def test_frames_near_the_ts_and_energies_can_weigh_more_in_the_loss_and_the_card_says_so(small_rxn):
     train = ll.data.read(small_rxn).where(split="train")
     near = [abs(f.info.get("xtb_rel_ts", np.inf)) <= dm.NEAR_TS_EV for f in train]
     weighted = dm.weight_near_ts(train, 3.0)
     assert [f.info.get("loss_weight", 1.0) for f in weighted] == [3.0 if k else 1.0 for k in near]
     assert "loss_weight" not in train[0].info and dm.weight_near_ts(train, 1.0) is train  # the input is untouched
     recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=None, preset=TINY, minutes=None, steps=1,
-                            train={"batch_atoms": 32}, near_ts_weight=3.0)
-    card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
-    assert "weighted ×3" in card["training"]["stages"][-1]["data"]
+                            train={"batch_atoms": 32}, near_ts_weight=3.0, energy_weight=0.1)
+    res = dm.train_delta_model(recipe, out_dir=None, progress=False)
+    assert "weighted ×3" in res.card["training"]["stages"][-1]["data"]
+    assert "energy prefactors ×0.1" in res.card["training"]["stages"][-1]["data"]

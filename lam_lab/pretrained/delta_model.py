@@ -9,15 +9,18 @@ errors meV/Å, meV/atom and eV (barriers).
 Two models ship. ``lam-chon-delta-heldout`` is trained on the train split only: its card's held-out rows and
 ``benchmarks/delta_loro.py`` measure transfer to reactions it never saw. ``lam-chon-delta``, the one to use,
 continues it on every reaction (train + test splits; the val split still validates); its card shows the
-twin's held-out rows, since it has no held-out reaction of its own. Reproduce (about 35 minutes on 2 CPU threads,
-5.5–8 steps/s; each card's ``reproduce`` chains the commands of its stages, and a stage started from a run folder's
-``finetuned.pt`` reads that run's ``delta-card.json`` so the card lists every stage)::
+twin's held-out rows, since it has no held-out reaction of its own. Each stage is one run of this module (its card's
+``reproduce`` chains the commands of its stages, and a stage started from a run folder's ``finetuned.pt`` reads that
+run's ``delta-card.json`` so the card lists every stage); ``scripts/remake_delta.sh`` runs the shipped recipe (three
+seeds, 7,826 + 6,404 + 5,532 steps of 512 atoms) and ships one seed and the committees::
 
-    python -m lam_lab.pretrained.delta_model --steps 5217 --batch-atoms 512 --out data-build/delta-cpu/stage1
-    python -m lam_lab.pretrained.delta_model --pretrained data-build/delta-cpu/stage1/finetuned.pt --steps 4269 \
-        --batch-atoms 512 --lr 1e-3 --install --name lam-chon-delta-heldout --out data-build/delta-cpu/stage2
-    python -m lam_lab.pretrained.delta_model --pretrained lam-chon-delta-heldout --splits train,test --steps 3688 \
-        --batch-atoms 512 --lr 1e-3 --seed 1 --install --out data-build/delta-cpu/stage3
+    python -m lam_lab.pretrained.delta_model --steps 7826 --seed 1 --batch-atoms 512 --out RUN/stage1-s1
+    python -m lam_lab.pretrained.delta_model --pretrained RUN/stage1-s1/finetuned.pt --steps 6404 --lr 1e-3 \
+        --seed 1 --batch-atoms 512 --out RUN/stage2-s1
+    python -m lam_lab.pretrained.delta_model --pretrained RUN/stage2-s1/finetuned.pt --splits train,test \
+        --steps 5532 --lr 1e-3 --seed 2 --batch-atoms 512 --out RUN/stage3-s1
+    python -m lam_lab.pretrained.delta_model --install-run RUN/stage2-s1 --name lam-chon-delta-heldout
+    python -m lam_lab.pretrained.delta_model --install-run RUN/stage3-s1 --name lam-chon-delta
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class DeltaRecipe:
     replay_frames: int = 5000
     train_frames: int | None = None  # a seeded subset of that many training frames (nested in N): data learning curves
     near_ts_weight: float = 1.0  # loss weight of training frames within NEAR_TS_EV of their reaction's TS (xTB level)
+    energy_weight: float = 1.0  # multiple of the trainer's energy prefactors (1: its force-heavy default)
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
 
@@ -95,10 +99,14 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     replayed = None
     if r.replay:  # its train split only: the held-out reactions stay unseen at every level
         replayed = {Path(r.replay_data).stem: load_source(r.replay_data).where(split="train")}
+    config = TrainConfig().replace(**r.train)
+    if r.energy_weight != 1.0:
+        config = config.replace(loss={"pf_e_start": r.energy_weight * config.loss.pf_e_start,
+                                      "pf_e_limit": r.energy_weight * config.loss.pf_e_limit})
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
                      preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=r.replay,
-                     replay_data=replayed, config=TrainConfig().replace(**r.train), out_dir=out_dir,
+                     replay_data=replayed, config=config, out_dir=out_dir,
                      progress=progress, seed=r.seed, resume=resume, **{"replay.frames": r.replay_frames})
     seconds = ft.train.wall_time_s if resume else time.perf_counter() - t0  # the first part's time is in the run
     card = make_delta_card(r, ft, data, len(train), val, test, seconds)
@@ -161,7 +169,8 @@ def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, A
             "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)" + (
                 f"; {r.replay_data} train split replayed on its head (weight {r.replay:g}, {r.replay_frames} frames)"
                 if r.replay else "") + (f"; frames within {NEAR_TS_EV:g} eV of the TS weighted ×{r.near_ts_weight:g}"
-                                        if r.near_ts_weight != 1.0 else ""), "hardware": hardware()}
+                                        if r.near_ts_weight != 1.0 else "") + (
+                f"; energy prefactors ×{r.energy_weight:g}" if r.energy_weight != 1.0 else ""), "hardware": hardware()}
     return [*before.get("training", {}).get("stages", []), here]
 
 
@@ -297,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(is frames per reaction the limit?)")
     p.add_argument("--near-ts-weight", type=float, default=1.0, help=f"loss weight of training frames within "
                    f"{NEAR_TS_EV:g} eV of their TS (xTB level)")
+    p.add_argument("--energy-weight", type=float, default=1.0, help="multiple of the trainer's energy prefactors")
     p.add_argument("--install-run", default=None, help="ship this finished run folder as --name (no training)")
     a = p.parse_args(argv)
     if a.install_run:
@@ -311,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                          pretrained=None if a.pretrained == "none" else a.pretrained, train=train, splits=splits,
                          heldout_from=a.heldout_from if everything else None, replay=a.replay,
                          replay_data=a.replay_data, replay_frames=a.replay_frames, train_frames=a.train_frames,
-                         near_ts_weight=a.near_ts_weight,
+                         near_ts_weight=a.near_ts_weight, energy_weight=a.energy_weight,
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
                                              *(x for x in (argv if argv is not None else sys.argv[1:])
                                                if x != "--resume")]))
