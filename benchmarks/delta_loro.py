@@ -47,7 +47,6 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
     rows per held-out reaction, val row (with ``sources``: its ``by_source`` rows for the val and train frames)."""
     import lam_lab as ll
     from lam_lab.pretrained.delta_card import one_group, reaction_rows
-    from lam_lab.train.config import TrainConfig
 
     if held_out is None:
         train, val, test = (data.where(split=s) for s in ("train", "val", "test"))
@@ -60,7 +59,7 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=recipe.pretrained, mode="delta", label=recipe.label, baseline=recipe.baseline,
                      preset=recipe.preset, validation=val, minutes=recipe.minutes, steps=recipe.steps, out_dir=None,
-                     progress=False, seed=seed, config=TrainConfig().replace(**recipe.train))
+                     progress=False, seed=seed, config=recipe.train_config())
     rows = reaction_rows(ft.model, test, recipe.label, recipe.baseline)
     inside = reaction_rows(ft.model, one_group(val), recipe.label, recipe.baseline)[0]
     if sources:

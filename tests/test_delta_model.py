@@ -250,3 +250,6 @@ def test_frames_near_the_ts_and_energies_can_weigh_more_in_the_loss_and_the_card
     res = dm.train_delta_model(recipe, out_dir=None, progress=False)
     assert "weighted ×3" in res.card["training"]["stages"][-1]["data"]
     assert "energy prefactors ×0.1" in res.card["training"]["stages"][-1]["data"]
+    loss, default = recipe.train_config().loss, dm.DeltaRecipe().train_config().loss
+    assert (loss.pf_e_start, loss.pf_e_limit) == pytest.approx((0.1 * default.pf_e_start, 0.1 * default.pf_e_limit))
+    assert loss.pf_f_limit == default.pf_f_limit and recipe.train_config().batch_atoms == 32

@@ -33,7 +33,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lam_lab.data.dataset import Dataset
 from lam_lab.pretrained.delta_card import (
@@ -43,6 +43,9 @@ from lam_lab.pretrained.delta_card import (
     delta_card_markdown,
     held_out_ratios,
 )
+
+if TYPE_CHECKING:
+    from lam_lab.train.config import TrainConfig
 
 NAME = "lam-chon-delta"  # trained on every reaction of rxn-dft (train + test splits): the model to use
 HELDOUT = "lam-chon-delta-heldout"  # its twin, trained on the train split only: the held-out (LORO) figures
@@ -74,6 +77,16 @@ class DeltaRecipe:
     energy_weight: float = 1.0  # multiple of the trainer's energy prefactors (1: its force-heavy default)
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
 
+    def train_config(self) -> "TrainConfig":
+        """The trainer's config: the defaults with ``train``'s overrides, energy prefactors × ``energy_weight``."""
+        from lam_lab.train.config import TrainConfig
+
+        config = TrainConfig().replace(**self.train)
+        if self.energy_weight == 1.0:
+            return config
+        return config.replace(loss={"pf_e_start": self.energy_weight * config.loss.pf_e_start,
+                                    "pf_e_limit": self.energy_weight * config.loss.pf_e_limit})
+
 
 @dataclass
 class DeltaModelResult:
@@ -90,7 +103,6 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     ``resume`` continues an interrupted run in ``out_dir`` from its newest checkpoint."""
     import lam_lab as ll
     from lam_lab.data.io import load_source
-    from lam_lab.train.config import TrainConfig
 
     r = recipe or DeltaRecipe()
     data = load_source(r.data)
@@ -99,14 +111,10 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     replayed = None
     if r.replay:  # its train split only: the held-out reactions stay unseen at every level
         replayed = {Path(r.replay_data).stem: load_source(r.replay_data).where(split="train")}
-    config = TrainConfig().replace(**r.train)
-    if r.energy_weight != 1.0:
-        config = config.replace(loss={"pf_e_start": r.energy_weight * config.loss.pf_e_start,
-                                      "pf_e_limit": r.energy_weight * config.loss.pf_e_limit})
     t0 = time.perf_counter()
     ft = ll.finetune(train, pretrained=r.pretrained, mode="delta", label=r.label, baseline=r.baseline,
                      preset=r.preset, validation=val, minutes=r.minutes, steps=r.steps, replay=r.replay,
-                     replay_data=replayed, config=config, out_dir=out_dir,
+                     replay_data=replayed, config=r.train_config(), out_dir=out_dir,
                      progress=progress, seed=r.seed, resume=resume, **{"replay.frames": r.replay_frames})
     seconds = ft.train.wall_time_s if resume else time.perf_counter() - t0  # the first part's time is in the run
     card = make_delta_card(r, ft, data, len(train), val, test, seconds)
@@ -158,9 +166,7 @@ def hardware() -> str:
 
 def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, Any]) -> list[dict[str, Any]]:
     """The stages that made this model: those of the Δ model it started from, then this one (steps, lr, data)."""
-    from lam_lab.train.config import TrainConfig
-
-    cfg = TrainConfig().replace(**r.train)
+    cfg = r.train_config()
     warm = 0.05 if cfg.warmup is None and cfg.schedule != "exp" else (cfg.warmup or 0.0)
     n = len(before.get("training", {}).get("stages", []))
     start = f"{r.pretrained} (after stage {n})" if n else str(r.pretrained or "scratch")
