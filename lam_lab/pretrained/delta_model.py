@@ -170,13 +170,16 @@ def training_stages(r: DeltaRecipe, ft: Any, seconds: float, before: dict[str, A
     warm = 0.05 if cfg.warmup is None and cfg.schedule != "exp" else (cfg.warmup or 0.0)
     n = len(before.get("training", {}).get("stages", []))
     start = f"{r.pretrained} (after stage {n})" if n else str(r.pretrained or "scratch")
+    data = [f"{r.data}: {' + '.join(r.splits)} split(s)"]
+    if r.replay:
+        data.append(f"{r.replay_data} train split replayed on its head (weight {r.replay:g}, {r.replay_frames} frames)")
+    if r.near_ts_weight != 1.0:
+        data.append(f"frames within {NEAR_TS_EV:g} eV of the TS weighted ×{r.near_ts_weight:g}")
+    if r.energy_weight != 1.0:
+        data.append(f"energy prefactors ×{r.energy_weight:g}")
     here = {"start": start, "steps": ft.train.steps, "wall_time_s": round(seconds, 1),
             "batch_atoms": cfg.batch_atoms, "lr": cfg.lr, "schedule": f"{cfg.schedule}, {warm:.0%} warm-up",
-            "seed": r.seed, "data": f"{r.data}: {' + '.join(r.splits)} split(s)" + (
-                f"; {r.replay_data} train split replayed on its head (weight {r.replay:g}, {r.replay_frames} frames)"
-                if r.replay else "") + (f"; frames within {NEAR_TS_EV:g} eV of the TS weighted ×{r.near_ts_weight:g}"
-                                        if r.near_ts_weight != 1.0 else "") + (
-                f"; energy prefactors ×{r.energy_weight:g}" if r.energy_weight != 1.0 else ""), "hardware": hardware()}
+            "seed": r.seed, "data": "; ".join(data), "hardware": hardware()}
     return [*before.get("training", {}).get("stages", []), here]
 
 
