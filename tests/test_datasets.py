@@ -182,3 +182,28 @@ def test_a_round_goes_only_to_molecules_small_enough_and_a_dft_centred_pool_is_m
     assert not {f.info["source"] for f in pool} & {"xtb-stationary", "irc"}  # rxn-dft holds the DFT ones already
     rel = np.array([f.info["xtb_rel_ts"] for f in pool])
     assert np.abs(rel).max() < 10.0 and np.abs(rel).min() < 1.0
+    # the same DFT-level TS sampled directly (as a DFT-first search's is): still GFN2-xTB energies, 0 at the TS
+    from lam_lab.datasets.reactions import get_reaction
+
+    pool = rxn_dft.candidates(ctx, get_reaction("hcn-hnc"), high, rxn_dft._sampling(ctx))
+    assert rxn_dft.ts_offset(pool) == pytest.approx(0.0, abs=1e-6)
+    assert np.abs([f.info["xtb_rel_ts"] for f in pool]).max() < 10.0
+
+
+def test_every_shipped_rxn_dft_frame_is_placed_against_its_ts_in_gfn2_xtb_energies():
+    """``xtb_rel_ts`` (what the near-TS quota and ``--near-ts-weight`` read) is the frame's stored GFN2-xTB energy
+    less the xTB energy at its TS: the xTB TS, or for a DFT-centred frame or a DFT-first reaction the ωB97X TS."""
+    from collections import defaultdict
+
+    by = defaultdict(list)
+    for f in datasets.load("rxn-dft"):
+        by[f.info["reaction"]].append(f)
+    checked = 0
+    for name, frames in by.items():
+        at = {f.info["role"]: f.labels["gfn2-xtb"].energy for f in frames if f.info.get("role") in ("ts", "xtb-ts")}
+        for f in frames:
+            ref = at.get("ts") if f.info.get("centre") == "dft" or "xtb-ts" not in at else at["xtb-ts"]
+            if "xtb_rel_ts" in f.info and ref is not None:
+                assert f.info["xtb_rel_ts"] == pytest.approx(f.labels["gfn2-xtb"].energy - ref, abs=1e-4), name
+                checked += 1
+    assert checked > 10_000

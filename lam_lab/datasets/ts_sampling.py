@@ -253,7 +253,11 @@ def candidates(ctx: BuildContext, reaction: Reaction, ts: TSResult, cfg: TSSampl
         for a, temp in _md(ts.ts, cfg.ts_md_temperatures, cfg.ts_md_runs, cfg.ts_md_steps, cfg.ts_md_interval,
                            cfg.seed + 2000, 0.002):
             items.append((a.positions, {"source": "ts-md", "temperature": temp}))
-        e_ts = float(ts.ts.get_potential_energy())
+        # GFN2-xTB at the TS geometry, whatever level found it: a DFT-first TS carries its DFT energy
+        at_ts = ts.ts.copy()
+        at_ts.info["charge"] = base["charge"]
+        at_ts.calc = xtb_calculator(at_ts)
+        e_ts = float(at_ts.get_potential_energy())
         frames = []
         for x, info in items:
             a = Atoms(ts.ts.numbers, x)
@@ -269,6 +273,12 @@ def candidates(ctx: BuildContext, reaction: Reaction, ts: TSResult, cfg: TSSampl
 
     params = {"reaction": reaction.name, "ts": ts.ts.positions.round(5).tolist(), "sampling": asdict(cfg)}
     return stage(ctx, f"ts-candidates-{reaction.name}", params, make)
+
+
+def ts_offset(pool: list[Frame]) -> float:
+    """``xtb_rel_ts`` of the pool's own xTB-level TS frame (eV): 0, except in a pool made before that energy was
+    taken at the xTB level (Claisen's, whose DFT-first TS carried its ωB97X energy; see ``rxn_dft.frames``)."""
+    return next((float(f.info["xtb_rel_ts"]) for f in pool if f.info.get("role") == "xtb-ts"), 0.0)
 
 
 def select_frames(pool: list[Frame], n: int, window: float, fraction: float, seed: int) -> list[Frame]:
