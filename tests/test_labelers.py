@@ -160,6 +160,38 @@ def test_dft_h2_matches_direct_pyscf_call():
     assert prov.settings["density_fit"] is True and "jkfit" in prov.settings["auxbasis"]
 
 
+def test_a_stretched_h2_is_found_rks_unstable_and_its_broken_symmetry_forces_are_the_energys_derivative():
+    from lam_lab.labelers.dft import closed_shell_stability
+
+    lab = get_labeler("dft", basis="sto-3g")
+
+    def h2(r: float) -> Frame:
+        return Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, r]])
+
+    assert closed_shell_stability(lab, h2(0.74)).stable
+    st = closed_shell_stability(lab, h2(2.5), forces=True)
+    assert not st.stable and st.uks_below_ev > 1.0 and st.s2 == pytest.approx(1.0, abs=0.1)  # a singlet biradical
+    assert st.uks.energy == pytest.approx(lab.compute(h2(2.5)).energy - st.uks_below_ev, abs=1e-6)
+    h = 1e-3
+    e = [closed_shell_stability(lab, h2(2.5 + d), forces=True).uks.energy for d in (h, -h)]
+    assert st.uks.forces[1, 2] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=2e-3)
+    # the restricted label pulls the atoms together far harder: the dissociation error the UKS solution removes
+    rks = lab.compute(h2(2.5)).forces[1, 2]
+    assert rks < -1.0 and abs(st.uks.forces[1, 2]) < 0.1 * abs(rks)
+
+
+def test_the_xtb_gap_closes_where_a_closed_shell_turns_biradical():
+    from lam_lab.labelers.xtb import homo_lumo_gap
+
+    planar = molecule("C2H4")
+    twisted = planar.copy()
+    for i in (2, 3):  # the CH2 on the first carbon turned 90° about the C=C axis: the π bond broken
+        x, y, z = twisted.positions[i]
+        twisted.positions[i] = [-y, x, z]
+    assert homo_lumo_gap(Frame.from_atoms(planar)) > 4.0
+    assert homo_lumo_gap(Frame.from_atoms(twisted)) < 0.1
+
+
 def test_dft_unconverged_scf_is_a_failure_not_a_label():
     h2 = Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, 0.76]])
     water = Frame.from_atoms(molecule("H2O"))

@@ -134,6 +134,55 @@ class DFTLabeler(Labeler):
         return np.asarray(h).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * (Hartree / Bohr**2)
 
 
+@dataclass
+class ClosedShellStability:
+    """Whether a frame's restricted (closed-shell) SCF is its lowest Kohn–Sham solution.
+
+    stable: no RKS → UKS (triplet) instability; where there is one, the broken-symmetry UKS solution reached from it
+    lies ``uks_below_ev`` eV lower, with ⟨S²⟩ ``s2`` (0 for a closed shell, ≈ 1 for a singlet biradical), and
+    ``uks`` holds its energy (eV) and forces (eV/Å) when they were asked for.
+    """
+
+    stable: bool
+    uks_below_ev: float = 0.0
+    s2: float = 0.0
+    uks: Labels | None = None
+
+
+def closed_shell_stability(labeler: DFTLabeler, frame: Frame, follow: int = 3,
+                           forces: bool = False) -> ClosedShellStability:
+    """RKS → UKS stability of ``frame`` at ``labeler``'s level, and how far the broken-symmetry UKS energy lies below.
+
+    A closed-shell label where this is unstable (stretched bonds, biradical transition states) is the restricted
+    surface, not the functional's lowest one. ``follow``: UKS instabilities followed downhill before stopping;
+    ``forces``: also the broken-symmetry solution's energy and forces."""
+    from ase.units import Bohr, Hartree
+    from pyscf import dft
+
+    mf = labeler.scf(frame)
+    if getattr(mf.mol, "spin", 0):
+        raise ValueError("closed_shell_stability needs a closed-shell frame (spin 0); this one runs UKS already")
+    _, mo_uks, _, stable = mf.stability(internal=True, external=True, return_status=True)
+    if stable:
+        return ClosedShellStability(True)
+    s = labeler.settings
+    umf = dft.UKS(mf.mol, xc=s.xc)
+    if s.density_fit:
+        umf = umf.density_fit(auxbasis=s.auxbasis)
+    umf.conv_tol, umf.max_cycle, umf.grids.level = s.conv_tol, 2 * s.max_cycle, s.grids_level
+    dm = umf.make_rdm1(mo_uks, np.array([mf.mo_occ / 2, mf.mo_occ / 2]))
+    for _ in range(follow):
+        umf.kernel(dm0=dm)
+        if not umf.converged:
+            raise LabelingFailed("broken-symmetry UKS did not converge")
+        mo, _, uks_stable, _ = umf.stability(internal=True, external=False, return_status=True)
+        if uks_stable:
+            break
+        dm = umf.make_rdm1(mo, umf.mo_occ)
+    uks = Labels(umf.e_tot * Hartree, -umf.nuc_grad_method().kernel() * (Hartree / Bohr), None) if forces else None
+    return ClosedShellStability(False, float((mf.e_tot - umf.e_tot) * Hartree), float(umf.spin_square()[0]), uks)
+
+
 class DFTCalculator(Calculator):
     """ASE calculator over :class:`DFTLabeler` (energy eV, forces eV/Å), each SCF started from the last density."""
 

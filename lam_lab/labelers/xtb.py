@@ -61,8 +61,8 @@ class XTBLabeler(Labeler):
                                       source=source, frame=index, field="numbers"))
         return problems
 
-    def compute(self, frame: Frame) -> Labels:
-        """Single point; tblite errors (SCF not converged, electron count vs spin) propagate as failures."""
+    def calculator_atoms(self, frame: Frame):
+        """``frame`` as ASE Atoms with tblite's calculator set up for it (charge, spin, these settings)."""
         from tblite.ase import TBLite
 
         s = self.settings
@@ -72,5 +72,27 @@ class XTBLabeler(Labeler):
             method=s.method, charge=p["charge"], multiplicity=p["spin"] + 1, accuracy=s.accuracy,
             electronic_temperature=s.electronic_temperature, max_iterations=s.max_iterations, verbosity=0,
         )
+        return atoms
+
+    def compute(self, frame: Frame) -> Labels:
+        """Single point; tblite errors (SCF not converged, electron count vs spin) propagate as failures."""
+        atoms = self.calculator_atoms(frame)
         energy = atoms.get_potential_energy()
         return Labels(energy, atoms.get_forces(), virial_from_stress(atoms))
+
+
+def homo_lumo_gap(frame: Frame, settings: XTBSettings | None = None) -> float:
+    """GFN2-xTB HOMO–LUMO gap (eV) of a closed-shell molecule: a cheap screen for frames whose closed-shell DFT
+    solution may be unstable (near-degenerate frontier orbitals; ``benchmarks/rks_stability.py`` calibrates it)."""
+    import numpy as np
+    from ase.units import Hartree
+
+    labeler = XTBLabeler(settings)
+    if labeler.frame_params(frame)["spin"]:
+        raise ValueError("homo_lumo_gap is for closed-shell frames (spin 0)")
+    atoms = labeler.calculator_atoms(frame)
+    atoms.get_potential_energy()
+    res = atoms.calc._res  # the tblite result the ASE calculator keeps: the same SCF as the frame's labels
+    energies, occupations = res.get("orbital-energies"), res.get("orbital-occupations")
+    homo = int(round(float(np.sum(occupations)))) // 2 - 1
+    return float((energies[homo + 1] - energies[homo]) * Hartree)

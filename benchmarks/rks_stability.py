@@ -1,0 +1,276 @@
+"""Are rxn-dft's closed-shell ωB97X/6-31G(d) labels the functional's lowest solution, and where does the Δ error sit?
+
+rxn-dft labels every frame with restricted (closed-shell) Kohn–Sham, as Transition1x and ANI-1x do. Near a
+biradical transition state (a ring opening, a 1,3-H shift through a carbene-like TS) the RKS solution can be
+unstable towards UKS: a broken-symmetry solution lies lower, and the labels describe the restricted surface.
+Each check (:func:`lam_lab.labelers.dft.closed_shell_stability`) says whether RKS is stable, how far the
+broken-symmetry UKS energy lies below (eV), its ⟨S²⟩, its forces where unstable, and the frame's GFN2-xTB HOMO–LUMO
+gap (:func:`lam_lab.labelers.xtb.homo_lumo_gap`, eV), the cheap screen.
+
+``--part ts``: every reaction's ωB97X TS (``role == 'ts'``).
+``--part frames --reactions a,b --split test|val``: the frames of those reactions (at most ``--per`` each, a seeded
+sample), and the Δ model's (``--model``, GFN2-xTB added back) and GFN2-xTB's force RMSE on the stable and the
+unstable frames apart; on the unstable ones also against the broken-symmetry UKS forces (``against_uks``: how far the
+closed-shell labels are from the functional's lowest solution, and which of the two each method is nearer).
+``--part screen``: the xTB gap of every frame, per reaction the frames under each threshold, and (``--check-below
+G``) the DFT check of every frame under G, smallest gap first; the calibration compares gap and stability
+over every frame checked so far, and ``errors`` gives the model's and xTB's force RMSE on the val and test frames
+under each gap threshold and on the rest (with the held-out mean force ratio without them).
+Checks are kept in ``--work`` (``data-build/rks-stability/checks.jsonl.gz``, keyed by geometry; committed, like
+rxn-dft's labels), so a run resumes, and the broken-symmetry UKS labels it holds are not paid for twice.
+
+Usage: python benchmarks/rks_stability.py --part ts  -> benchmarks/results/rks_stability-ts.json
+       python benchmarks/rks_stability.py --part frames --reactions oxirane --split test [--per 99]
+           [--model lam-chon-delta-heldout]  -> rks_stability-test.json
+       python benchmarks/rks_stability.py --part screen [--check-below 2.0 [--shard 0/2]]  -> rks_stability-screen.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result  # noqa: E402
+
+LABEL = "wb97x/6-31g*"
+GAP_THRESHOLDS = (1.0, 1.5, 2.0, 2.5)  # eV
+
+
+def geometry_key(frame) -> str:
+    """A frame's identity for the work file: its elements, charge and positions (Å, 6 decimals)."""
+    import numpy as np
+
+    text = f"{list(map(int, frame.numbers))}|{frame.info.get('charge', 0)}|{np.round(frame.positions, 6).tolist()}"
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def _done(work: Path) -> dict[str, dict]:
+    """Every check in the work file (gzipped JSON lines, one gzip member per appended row), by geometry key."""
+    rows = {}
+    if work.exists():
+        with gzip.open(work, "rt") as fh:
+            for line in fh:
+                row = json.loads(line)
+                rows[row["key"]] = row
+    return rows
+
+
+def checked(frames: list, work: Path) -> list[dict]:
+    """Closed-shell stability of each frame (with the broken-symmetry UKS forces where unstable) and its xTB gap,
+    from ``work``'s JSON-lines file where already computed."""
+    from lam_lab.labelers.dft import DFTLabeler, closed_shell_stability
+
+    work.parent.mkdir(parents=True, exist_ok=True)
+    done, lab, out = _done(work), DFTLabeler(), []
+    for f in frames:
+        key = geometry_key(f)
+        if key not in done or not (done[key]["stable"] or "uks_forces" in done[key]):
+            t0 = time.perf_counter()
+            st = closed_shell_stability(lab, f, forces=True)
+            done[key] = {"key": key, "reaction": f.info.get("reaction"), "stable": st.stable,
+                         "uks_below_ev": round(st.uks_below_ev, 5), "s2": round(st.s2, 4),
+                         "xtb_gap_ev": round(_gap(f), 4), "seconds": round(time.perf_counter() - t0, 1)}
+            if st.uks is not None:
+                done[key]["uks_energy_ev"] = st.uks.energy
+                done[key]["uks_forces"] = st.uks.forces.round(6).tolist()
+            with gzip.open(work, "at") as fh:  # appended, so a stopped run keeps every check it made
+                fh.write(json.dumps(done[key]) + "\n")
+            state = "stable" if st.stable else f"UNSTABLE, UKS {st.uks_below_ev:.3f} eV below"
+            print(f"{f.info.get('reaction')} ({len(f)} atoms): {state}", flush=True)
+        out.append(done[key])
+    return out
+
+
+def ts_part(data, work: Path) -> dict:
+    """Every reaction's ωB97X TS: stable or not, the broken-symmetry UKS energy below it (eV), ⟨S²⟩, xTB gap."""
+    ts = sorted((f for f in data if f.info.get("role") == "ts"), key=len)
+    table = [{"reaction": f.info["reaction"], "split": f.info["split"], "atoms": len(f),
+              **{k: r[k] for k in ("stable", "uks_below_ev", "s2", "xtb_gap_ev")}}
+             for f, r in zip(ts, checked(ts, work))]
+    return {"transition_states": table, "n": len(table), "unstable": [r["reaction"] for r in table if not r["stable"]]}
+
+
+def _rmse(errors: list[float]) -> float | None:
+    import numpy as np
+
+    return float(np.sqrt(np.mean(np.square(errors)))) if errors else None
+
+
+def _force_rmse(a, b) -> float:
+    """Force RMSE of one frame, meV/Å (forces in eV/Å)."""
+    import numpy as np
+
+    return 1000 * float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def frames_part(data, reactions: list[str], split: str, model_name: str, per: int, work: Path) -> dict:
+    """Per reaction: the share of RKS-unstable frames and the model's and xTB's force RMSE on each kind (meV/Å)."""
+    import numpy as np
+
+    import lam_lab as ll
+    from lam_lab.evaluation import predict
+
+    model = ll.pretrained.load(model_name) if model_name in ll.pretrained.available() else ll.load(model_name)
+    out = {}
+    for name in reactions:
+        idx = [i for i, f in enumerate(data) if f.info["reaction"] == name and f.info["split"] == split]
+        if len(idx) > per:
+            idx = sorted(np.random.default_rng(0).choice(idx, per, replace=False).tolist())
+        frames = [data[i] for i in idx]
+        checks, pred = checked(frames, work), predict(model, frames)
+        err = {"model": [_force_rmse(p, f.labels[LABEL].forces) for f, p in zip(frames, pred.forces)],
+               "xtb": [_force_rmse(f.labels["gfn2-xtb"].forces, f.labels[LABEL].forces) for f in frames]}
+        total = sum(e ** 2 for e in err["model"])
+        row = {"frames": len(frames), "unstable": sum(not c["stable"] for c in checks),
+               "all": {"model_force_rmse_mev_per_A": _rmse(err["model"]),
+                       "xtb_force_rmse_mev_per_A": _rmse(err["xtb"])}}
+        for kind, want in (("stable", True), ("unstable", False)):
+            sel = [j for j, c in enumerate(checks) if c["stable"] == want]
+            m, x = _rmse([err["model"][j] for j in sel]), _rmse([err["xtb"][j] for j in sel])
+            row[kind] = {"frames": len(sel), "model_force_rmse_mev_per_A": m, "xtb_force_rmse_mev_per_A": x,
+                         "model_over_xtb": m / x if m and x else None,
+                         "share_of_model_squared_error": sum(err["model"][j] ** 2 for j in sel) / total,
+                         "uks_below_ev_max": max((checks[j]["uks_below_ev"] for j in sel), default=0.0)}
+        # the unstable frames against their broken-symmetry UKS forces (the functional's lowest solution)
+        bs = [(p, f.labels, c["uks_forces"]) for f, p, c in zip(frames, pred.forces, checks) if not c["stable"]]
+        if bs:
+            row["unstable"]["against_uks"] = {
+                "model_force_rmse_mev_per_A": _rmse([_force_rmse(p, u) for p, _, u in bs]),
+                "xtb_force_rmse_mev_per_A": _rmse([_force_rmse(lab["gfn2-xtb"].forces, u) for _, lab, u in bs]),
+                "rks_vs_uks_force_rmse_mev_per_A": _rmse([_force_rmse(lab[LABEL].forces, u) for _, lab, u in bs])}
+        out[name] = row
+        print(name, json.dumps(row), flush=True)
+    return {"split": split, "model": model_name, "reactions": out}
+
+
+def error_by_gap(data, gaps, model_name: str, split: str) -> dict:
+    """The model's and xTB's force RMSE (meV/Å) on a split's frames under each xTB-gap threshold and on the rest,
+    with the low-gap frames' share of the model's squared error; for the test split also per reaction."""
+    import numpy as np
+
+    import lam_lab as ll
+    from lam_lab.evaluation import predict
+
+    model = ll.pretrained.load(model_name) if model_name in ll.pretrained.available() else ll.load(model_name)
+    idx = [i for i, f in enumerate(data) if f.info["split"] == split]
+    frames, g = [data[i] for i in idx], gaps[idx]
+    pred = predict(model, frames)
+    sq_model = np.array([np.sum((p - f.labels[LABEL].forces) ** 2) for p, f in zip(pred.forces, frames)])
+    sq_xtb = np.array([np.sum((f.labels["gfn2-xtb"].forces - f.labels[LABEL].forces) ** 2) for f in frames])
+    comps = np.array([3 * len(f) for f in frames])
+
+    def rmse(sq, sel):
+        return 1000 * float(np.sqrt(sq[sel].sum() / comps[sel].sum())) if sel.any() else None
+
+    def rows(sel_all):
+        out = {}
+        for t in GAP_THRESHOLDS:
+            low, rest = sel_all & (g < t), sel_all & ~(g < t)
+            out[f"gap_below_{t}"] = {
+                "frames": int(low.sum()),
+                "share_of_model_squared_error": float(sq_model[low].sum() / sq_model[sel_all].sum()),
+                "model_force_rmse_mev_per_A": rmse(sq_model, low), "xtb_force_rmse_mev_per_A": rmse(sq_xtb, low),
+                "rest_model_force_rmse_mev_per_A": rmse(sq_model, rest),
+                "rest_xtb_force_rmse_mev_per_A": rmse(sq_xtb, rest)}
+        return out
+
+    every = np.ones(len(frames), bool)
+    result = {"model": model_name, "frames": len(frames), "model_force_rmse_mev_per_A": rmse(sq_model, every),
+              "xtb_force_rmse_mev_per_A": rmse(sq_xtb, every), "by_gap": rows(every)}
+    if split == "test":
+        names = sorted({f.info["reaction"] for f in frames})
+        result["reactions"] = {r: rows(np.array([f.info["reaction"] == r for f in frames])) for r in names}
+        for t in GAP_THRESHOLDS:  # the held-out mean force ratio with the low-gap frames left out
+            rest = [v[f"gap_below_{t}"] for v in result["reactions"].values()]
+            ratios = [r["rest_model_force_rmse_mev_per_A"] / r["rest_xtb_force_rmse_mev_per_A"] for r in rest]
+            result[f"force_rmse_over_xtb_without_gap_below_{t}"] = float(np.mean(ratios))
+    return result
+
+
+def _gap(frame) -> float:
+    """The frame's xTB gap (eV); 0 where xTB's own SCF does not converge (a sign of near-degeneracy: check it)."""
+    from ase.calculators.calculator import CalculationFailed
+
+    from lam_lab.labelers.xtb import homo_lumo_gap
+
+    try:
+        return homo_lumo_gap(frame)
+    except CalculationFailed:
+        return 0.0
+
+
+def screen_part(data, model_name: str, check_below: float | None, work: Path, shard: tuple[int, int] = (0, 1)) -> dict:
+    """The xTB gap of every frame; per reaction, frames under each threshold (and checked / unstable so far).
+    ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks."""
+    import numpy as np
+
+    gaps = np.array([_gap(f) for f in data])
+    if check_below is not None:
+        todo = sorted(np.flatnonzero(gaps < check_below), key=lambda i: gaps[i])  # the most biradical first
+        checked([data[int(i)] for i in todo[shard[0]::shard[1]]], work)
+    done = _done(work)
+    per_reaction: dict[str, dict] = {}
+    for f, g in zip(data, gaps):
+        row = per_reaction.setdefault(f.info["reaction"], {"frames": 0, **{f"gap_below_{t}": 0 for t in GAP_THRESHOLDS},
+                                                           "checked": 0, "unstable": 0})
+        row["frames"] += 1
+        for t in GAP_THRESHOLDS:
+            row[f"gap_below_{t}"] += int(g < t)
+        c = done.get(geometry_key(f))
+        if c is not None:
+            row["checked"] += 1
+            row["unstable"] += int(not c["stable"])
+    errors = {split: error_by_gap(data, gaps, model_name, split) for split in ("val", "test")}
+    rows = list(done.values())
+    unstable_gaps = [r["xtb_gap_ev"] for r in rows if not r["stable"] and "xtb_gap_ev" in r]
+    stable_gaps = [r["xtb_gap_ev"] for r in rows if r["stable"] and "xtb_gap_ev" in r]
+    calibration = {"checked": len(unstable_gaps) + len(stable_gaps), "unstable": len(unstable_gaps),
+                   "largest_gap_of_an_unstable_frame_ev": max(unstable_gaps, default=None),
+                   "largest_gap_unstable_by_more_than_0.2_ev": max(
+                       (r["xtb_gap_ev"] for r in rows if r["uks_below_ev"] > 0.2 and "xtb_gap_ev" in r), default=None),
+                   "smallest_gap_of_a_stable_frame_ev": min(stable_gaps, default=None)}
+    return {"frames": len(data), **{f"gap_below_{t}": int(np.sum(gaps < t)) for t in GAP_THRESHOLDS},
+            "calibration": calibration, "check_below_ev": check_below, "errors": errors,
+            "reactions": dict(sorted(per_reaction.items(), key=lambda kv: -kv[1]["gap_below_1.0"]))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=("ts", "frames", "screen"), required=True)
+    p.add_argument("--reactions", default="oxirane,malonaldehyde,claisen,hexatriene,retro-ene")
+    p.add_argument("--split", default="test")
+    p.add_argument("--model", default="lam-chon-delta-heldout")
+    p.add_argument("--per", type=int, default=99, help="frames part: at most this many frames a reaction (seeded)")
+    p.add_argument("--check-below", type=float, default=None, help="screen part: DFT-check every frame under this gap")
+    p.add_argument("--shard", default="0/1", help="screen part: I/N, this worker's share of the checks")
+    p.add_argument("--data", default="rxn-dft")
+    p.add_argument("--work", default="data-build/rks-stability", help="per-frame checks, so a run resumes")
+    p.add_argument("--out", default=None, help="result name (default rks_stability-PART, or -SPLIT for frames)")
+    a = p.parse_args()
+
+    from lam_lab.data.io import load_source
+
+    data, work, t0 = load_source(a.data), Path(a.work) / "checks.jsonl.gz", time.perf_counter()
+    if a.part == "ts":
+        result = ts_part(data, work)
+    elif a.part == "screen":
+        i, n = map(int, a.shard.split("/"))
+        result = screen_part(data, a.model, a.check_below, work, (i, n))
+    else:
+        result = frames_part(data, a.reactions.split(","), a.split, a.model, a.per, work)
+    result["settings"] = {"data": a.data, "level": f"{LABEL} RKS; broken-symmetry UKS from its instability",
+                          "seconds": round(time.perf_counter() - t0, 1)}
+    write_result(a.out or f"rks_stability-{a.split if a.part == 'frames' else a.part}", result)
+
+
+if __name__ == "__main__":
+    main()
