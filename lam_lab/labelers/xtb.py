@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lam_lab.data.errors import DataError
 from lam_lab.data.frame import Frame, Labels
 from lam_lab.labelers.base import Labeler, charge_spin, virial_from_stress
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 MAX_Z = 86  # GFN1/GFN2 parametrise H–Rn
 
@@ -61,7 +65,7 @@ class XTBLabeler(Labeler):
                                       source=source, frame=index, field="numbers"))
         return problems
 
-    def calculator_atoms(self, frame: Frame):
+    def calculator_atoms(self, frame: Frame) -> Atoms:
         """``frame`` as ASE Atoms with tblite's calculator set up for it (charge, spin, these settings)."""
         from tblite.ase import TBLite
 
