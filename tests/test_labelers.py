@@ -180,6 +180,22 @@ def test_a_stretched_h2_is_found_rks_unstable_and_its_broken_symmetry_forces_are
     assert rks < -1.0 and abs(st.uks.forces[1, 2]) < 0.1 * abs(rks)
 
 
+def test_lowest_solution_labels_a_biradical_with_broken_symmetry_uks_and_leaves_rks_cache_keys_alone():
+    from lam_lab.labelers.dft import closed_shell_stability
+
+    rks, lowest = get_labeler("dft", basis="sto-3g"), get_labeler("dft", basis="sto-3g", lowest_solution=True)
+    near = Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, 0.74]])
+    far = Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, 2.5]])
+    assert lowest.compute(near).energy == pytest.approx(rks.compute(near).energy, abs=1e-8)
+    bs = closed_shell_stability(rks, far, forces=True)
+    got = lowest.compute(far)
+    assert got.energy == pytest.approx(bs.uks.energy, abs=1e-6) and got.energy < rks.compute(far).energy - 1.0
+    np.testing.assert_allclose(got.forces, bs.uks.forces, atol=1e-5)
+    # RKS labels cached before the option existed keep their keys; labels on the lowest solution get their own
+    assert "lowest_solution" not in rks.cache_identity()["settings"]
+    assert frame_key(near, lowest.cache_identity()) != frame_key(near, rks.cache_identity())
+
+
 def test_the_xtb_gap_closes_where_a_closed_shell_turns_biradical():
     from lam_lab.labelers.xtb import homo_lumo_gap
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -22,6 +22,9 @@ class DFTSettings:
       cc-pVDZ-JKFIT for Pople bases). charge/spin (unpaired electrons, 2S) are defaults that a
       frame's ``info['charge']``/``info['spin']`` override; spin > 0 runs UKS.
     conv_tol: SCF energy tolerance (Hartree); max_cycle: SCF iterations before the frame fails.
+    lowest_solution: a closed-shell frame whose RKS solution is unstable towards UKS (a biradical) is labelled with the
+      broken-symmetry UKS solution, the functional's lowest (:func:`closed_shell_stability`); off: RKS, as
+      Transition1x and ANI-1x (and ``rxn-dft``) are.
     grids_level: PySCF DFT grid level (0–9). threads: OpenMP threads per worker (None = leave).
     max_memory_mb: PySCF memory budget (MB).
     """
@@ -38,6 +41,7 @@ class DFTSettings:
     threads: int | None = None
     max_memory_mb: int = 4000
     verbose: int = 0
+    lowest_solution: bool = False
 
 
 class DFTLabeler(Labeler):
@@ -89,9 +93,23 @@ class DFTLabeler(Labeler):
                                       source=source, frame=index, field="numbers"))
         return problems
 
+    def cache_identity(self) -> dict:
+        """As every labeler's; ``lowest_solution`` counts only when on, so RKS labels cached before it keep their
+        keys."""
+        identity = super().cache_identity()
+        if not self.settings.lowest_solution:
+            identity["settings"].pop("lowest_solution", None)
+        return identity
+
     def compute(self, frame: Frame) -> Labels:
-        """SCF energy (eV) and analytic gradient → forces (eV/Å); raises LabelingFailed if unconverged."""
-        return self.compute_scf(frame)[0]
+        """SCF energy (eV) and analytic gradient → forces (eV/Å); raises LabelingFailed if unconverged. With
+        ``lowest_solution``, a closed-shell frame's RKS solution is checked and the broken-symmetry UKS one labelled
+        where it lies lower."""
+        if not (self.settings.lowest_solution and self.frame_params(frame)["spin"] == 0):
+            return self.compute_scf(frame)[0]
+        mf = self.scf(frame)
+        lower = _broken_symmetry(mf, self.settings, forces=True)
+        return lower.uks if lower is not None else _labels(mf)
 
     def scf(self, frame: Frame, dm0=None):
         """Converged PySCF mean-field object of ``frame`` (``dm0``: a density matrix to start from)."""
@@ -119,11 +137,8 @@ class DFTLabeler(Labeler):
 
     def compute_scf(self, frame: Frame, dm0=None):
         """(Labels in eV and eV/Å, density matrix) of ``frame``; ``dm0`` seeds the SCF (geometry steps)."""
-        from ase.units import Bohr, Hartree
-
         mf = self.scf(frame, dm0)
-        grad = mf.nuc_grad_method().kernel()  # Hartree/Bohr
-        return Labels(mf.e_tot * Hartree, -grad * (Hartree / Bohr), None), mf.make_rdm1()
+        return _labels(mf), mf.make_rdm1()
 
     def hessian(self, frame: Frame) -> np.ndarray:
         """Analytic Hessian (eV/Å², [3n, 3n]) of the SCF energy: PySCF's CPKS second derivatives."""
@@ -156,16 +171,30 @@ def closed_shell_stability(labeler: DFTLabeler, frame: Frame, follow: int = 3,
     A closed-shell label where this is unstable (stretched bonds, biradical transition states) is the restricted
     surface, not the functional's lowest one. ``follow``: UKS instabilities followed downhill before stopping;
     ``forces``: also the broken-symmetry solution's energy and forces."""
-    from ase.units import Bohr, Hartree
-    from pyscf import dft
-
-    mf = labeler.scf(frame)
+    restricted = replace(labeler.settings, lowest_solution=False)
+    mf = DFTLabeler(restricted).scf(frame)
     if getattr(mf.mol, "spin", 0):
         raise ValueError("closed_shell_stability needs a closed-shell frame (spin 0); this one runs UKS already")
+    lower = _broken_symmetry(mf, restricted, follow, forces)
+    return ClosedShellStability(True) if lower is None else lower
+
+
+def _labels(mf) -> Labels:
+    """Energy (eV) and analytic forces (eV/Å) of a converged PySCF mean-field object."""
+    from ase.units import Bohr, Hartree
+
+    return Labels(mf.e_tot * Hartree, -mf.nuc_grad_method().kernel() * (Hartree / Bohr), None)
+
+
+def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) -> ClosedShellStability | None:
+    """None where the converged RKS ``mf`` is stable towards UKS; else the broken-symmetry UKS solution its
+    instability leads to (followed downhill ``follow`` times), how far below it lies and its ⟨S²⟩."""
+    from ase.units import Hartree
+    from pyscf import dft
+
     _, mo_uks, _, stable = mf.stability(internal=True, external=True, return_status=True)
     if stable:
-        return ClosedShellStability(True)
-    s = labeler.settings
+        return None
     umf = dft.UKS(mf.mol, xc=s.xc)
     if s.density_fit:
         umf = umf.density_fit(auxbasis=s.auxbasis)
@@ -179,8 +208,8 @@ def closed_shell_stability(labeler: DFTLabeler, frame: Frame, follow: int = 3,
         if uks_stable:
             break
         dm = umf.make_rdm1(mo, umf.mo_occ)
-    uks = Labels(umf.e_tot * Hartree, -umf.nuc_grad_method().kernel() * (Hartree / Bohr), None) if forces else None
-    return ClosedShellStability(False, float((mf.e_tot - umf.e_tot) * Hartree), float(umf.spin_square()[0]), uks)
+    return ClosedShellStability(False, float((mf.e_tot - umf.e_tot) * Hartree), float(umf.spin_square()[0]),
+                                _labels(umf) if forces else None)
 
 
 class DFTCalculator(Calculator):
