@@ -107,9 +107,9 @@ def _rmse(errors: list[float]) -> float | None:
 
 def _force_rmse(a, b) -> float:
     """Force RMSE of one frame, meV/Å (forces in eV/Å)."""
-    import numpy as np
+    from lam_lab.distill.select import force_rmse
 
-    return 1000 * float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+    return force_rmse([a], [b])
 
 
 def frames_part(data, reactions: list[str], split: str, model_name: str, per: int, work: Path) -> dict:
