@@ -186,14 +186,36 @@ def _labels(mf) -> Labels:
     return Labels(mf.e_tot * Hartree, -mf.nuc_grad_method().kernel() * (Hartree / Bohr), None)
 
 
+def _triplet_instability(mf, threshold: float = 1e-5):
+    """None where the converged RKS ``mf`` is stable towards UKS, else (alpha, beta) orbitals rotated along its
+    lowest RKS → UKS Hessian mode: PySCF's external stability check, only the part this needs (its lowest root of
+    the RHF → UHF block; ``mf.stability`` also solves three roots of the real → complex and internal blocks)."""
+    from pyscf import lib
+    from pyscf.scf import stability
+
+    _, _, hop, hdiag = stability._gen_hop_rhf_external(mf)
+
+    def precondition(dx, e, x0):
+        d = hdiag - e
+        d[abs(d) < 1e-8] = 1e-8
+        return dx / d
+
+    x0 = np.zeros_like(hdiag)
+    x0[hdiag > 1e-5] = 1.0 / hdiag[hdiag > 1e-5]
+    e, v = lib.davidson(hop, x0, precondition, tol=1e-4, nroots=1)
+    if e >= -threshold:
+        return None
+    return stability._rotate_mo(mf.mo_coeff, mf.mo_occ, v), mf.mo_coeff
+
+
 def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) -> ClosedShellStability | None:
     """None where the converged RKS ``mf`` is stable towards UKS; else the broken-symmetry UKS solution its
     instability leads to (followed downhill ``follow`` times), how far below it lies and its ⟨S²⟩."""
     from ase.units import Hartree
     from pyscf import dft
 
-    _, mo_uks, _, stable = mf.stability(internal=True, external=True, return_status=True)
-    if stable:
+    mo_uks = _triplet_instability(mf)
+    if mo_uks is None:
         return None
     umf = dft.UKS(mf.mol, xc=s.xc)
     if s.density_fit:
