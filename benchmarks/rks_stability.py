@@ -16,8 +16,10 @@ closed-shell labels are from the functional's lowest solution, and which of the 
 G``) the DFT check of every frame under G, smallest gap first; the calibration compares gap and stability
 over every frame checked so far, and ``errors`` gives the model's and xTB's force RMSE on the val and test frames
 under each gap threshold and on the rest (with the held-out mean force ratio without them).
-Checks are kept in ``--work`` (``data-build/rks-stability/checks.jsonl.gz``, keyed by geometry; committed, like
-rxn-dft's labels), so a run resumes, and the broken-symmetry UKS labels it holds are not paid for twice.
+Checks are kept in ``--work``, rxn-dft's checks file (``data-build/rxn-dft/stages/closed-shell-checks.jsonl.gz``,
+keyed by geometry; committed with the build state, :mod:`lam_lab.datasets.closed_shell`), so a run resumes, and the
+broken-symmetry UKS labels it holds are the ones the build puts in (``python -m lam_lab.datasets.rxn_dft
+closed-shell`` runs the same checks as a build phase).
 
 Usage: python benchmarks/rks_stability.py --part ts  -> benchmarks/results/rks_stability-ts.json
        python benchmarks/rks_stability.py --part frames --reactions oxirane --split test [--per 99]
@@ -28,8 +30,6 @@ Usage: python benchmarks/rks_stability.py --part ts  -> benchmarks/results/rks_s
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
 import os
 import sys
@@ -45,49 +45,12 @@ LABEL = "wb97x/6-31g*"
 GAP_THRESHOLDS = (1.0, 1.5, 2.0, 2.5)  # eV
 
 
-def geometry_key(frame) -> str:
-    """A frame's identity for the work file: its elements, charge and positions (Å, 6 decimals)."""
-    import numpy as np
-
-    text = f"{list(map(int, frame.numbers))}|{frame.info.get('charge', 0)}|{np.round(frame.positions, 6).tolist()}"
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
-
-
-def _done(work: Path) -> dict[str, dict]:
-    """Every check in the work file (gzipped JSON lines, one gzip member per appended row), by geometry key."""
-    rows = {}
-    if work.exists():
-        with gzip.open(work, "rt") as fh:
-            for line in fh:
-                row = json.loads(line)
-                rows[row["key"]] = row
-    return rows
-
-
 def checked(frames: list, work: Path) -> list[dict]:
-    """Closed-shell stability of each frame (with the broken-symmetry UKS forces where unstable) and its xTB gap,
-    from ``work``'s JSON-lines file where already computed."""
-    from lam_lab.labelers.dft import DFTLabeler, closed_shell_stability
+    """Closed-shell stability of each frame (broken-symmetry UKS labels where unstable) and its xTB gap, from the
+    build's checks file where already checked (:func:`lam_lab.datasets.closed_shell.check`)."""
+    from lam_lab.datasets.closed_shell import check
 
-    work.parent.mkdir(parents=True, exist_ok=True)
-    done, lab, out = _done(work), DFTLabeler(), []
-    for f in frames:
-        key = geometry_key(f)
-        if key not in done or not (done[key]["stable"] or "uks_forces" in done[key]):
-            t0 = time.perf_counter()
-            st = closed_shell_stability(lab, f, forces=True)
-            done[key] = {"key": key, "reaction": f.info.get("reaction"), "stable": st.stable,
-                         "uks_below_ev": round(st.uks_below_ev, 5), "s2": round(st.s2, 4),
-                         "xtb_gap_ev": round(_gap(f), 4), "seconds": round(time.perf_counter() - t0, 1)}
-            if st.uks is not None:
-                done[key]["uks_energy_ev"] = st.uks.energy
-                done[key]["uks_forces"] = st.uks.forces.round(6).tolist()
-            with gzip.open(work, "at") as fh:  # appended, so a stopped run keeps every check it made
-                fh.write(json.dumps(done[key]) + "\n")
-            state = "stable" if st.stable else f"UNSTABLE, UKS {st.uks_below_ev:.3f} eV below"
-            print(f"{f.info.get('reaction')} ({len(f)} atoms): {state}", flush=True)
-        out.append(done[key])
-    return out
+    return check(frames, work)
 
 
 def ts_part(data, work: Path) -> dict:
@@ -196,28 +159,18 @@ def error_by_gap(data, gaps, model_name: str, split: str) -> dict:
     return result
 
 
-def _gap(frame) -> float:
-    """The frame's xTB gap (eV); 0 where xTB's own SCF does not converge (a sign of near-degeneracy: check it)."""
-    from ase.calculators.calculator import CalculationFailed
-
-    from lam_lab.labelers.xtb import homo_lumo_gap
-
-    try:
-        return homo_lumo_gap(frame)
-    except CalculationFailed:
-        return 0.0
-
-
 def screen_part(data, model_name: str, check_below: float | None, work: Path, shard: tuple[int, int] = (0, 1)) -> dict:
     """The xTB gap of every frame; per reaction, frames under each threshold (and checked / unstable so far).
     ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks."""
     import numpy as np
 
-    gaps = np.array([_gap(f) for f in data])
+    from lam_lab.datasets.closed_shell import geometry_key, read_checks, to_check, xtb_gap
+
+    gaps = np.array([xtb_gap(f) for f in data])
     if check_below is not None:
-        todo = sorted(np.flatnonzero(gaps < check_below), key=lambda i: gaps[i])  # the most biradical first
-        checked([data[int(i)] for i in todo[shard[0]::shard[1]]], work)
-    done = _done(work)
+        todo = to_check(data, gaps, check_below)
+        checked([data[i] for i in todo[shard[0]::shard[1]]], work)
+    done = read_checks(work)
     per_reaction: dict[str, dict] = {}
     for f, g in zip(data, gaps):
         row = per_reaction.setdefault(f.info["reaction"], {"frames": 0, **{f"gap_below_{t}": 0 for t in GAP_THRESHOLDS},
@@ -253,13 +206,14 @@ def main() -> None:
     p.add_argument("--check-below", type=float, default=None, help="screen part: DFT-check every frame under this gap")
     p.add_argument("--shard", default="0/1", help="screen part: I/N, this worker's share of the checks")
     p.add_argument("--data", default="rxn-dft")
-    p.add_argument("--work", default="data-build/rks-stability", help="per-frame checks, so a run resumes")
+    p.add_argument("--work", default="data-build/rxn-dft/stages/closed-shell-checks.jsonl.gz",
+                   help="the per-frame checks file, so a run resumes")
     p.add_argument("--out", default=None, help="result name (default rks_stability-PART, or -SPLIT for frames)")
     a = p.parse_args()
 
     from lam_lab.data.io import load_source
 
-    data, work, t0 = load_source(a.data), Path(a.work) / "checks.jsonl.gz", time.perf_counter()
+    data, work, t0 = load_source(a.data), Path(a.work), time.perf_counter()
     if a.part == "ts":
         result = ts_part(data, work)
     elif a.part == "screen":

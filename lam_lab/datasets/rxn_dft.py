@@ -8,11 +8,13 @@ as frames with roles ``ts``/``reactant``/``product`` once their stage has run (`
 DFT saddle verified). Split (``info['split']``): whole ``TEST_REACTIONS`` are ``test``; for the
 others, the stationary points and a seeded 10 % of the rest are ``val``, the remainder ``train``.
 
-Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores):
-``python -m lam_lab.datasets.rxn_dft frames|label|ts|export|pack|build|partial [--cache-dir DIR]``; ``ts`` and
-``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json`` (shipped);
-``pack`` makes the build state committable (label archive shards, gzipped stages); ``partial`` writes the frames
-labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds the first N rounds of
+Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores): ``python -m
+lam_lab.datasets.rxn_dft frames|label|ts|closed-shell|export|pack|build|partial [--cache-dir DIR]``;
+``closed-shell`` checks the built set's frames that GFN2-xTB's gap flags for RKS → UKS instability in DFT and
+``build`` labels those found unstable with the broken-symmetry solution (:mod:`lam_lab.datasets.closed_shell`);
+``ts`` and ``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json``
+(shipped); ``pack`` makes the build state committable (label archive shards, gzipped stages); ``partial`` writes the
+frames labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds the first N rounds of
 ``EXTRA_ROUND_PLAN`` (frames per training reaction; :func:`extra_frames`); the shipped set holds ``EXTRA_ROUNDS``.
 """
 
@@ -29,6 +31,14 @@ from lam_lab.data.dataset import Dataset
 from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
+from lam_lab.datasets.closed_shell import (
+    check_built,
+    checks_path,
+    lowest_solution_note,
+    read_checks,
+    with_lowest_solution,
+    xtb_gap,
+)
 from lam_lab.datasets.reactions import ALL_REACTIONS, MORE_REACTIONS, get_reaction
 from lam_lab.datasets.ts_sampling import (
     DFT_FIRST,
@@ -343,6 +353,9 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
     legacy = legacy_frames(ctx)
     assign_splits(legacy, ctx.seed + 1)
     kept, repeats = drop_repeated_geometries(kept + legacy)
+    # labels on the functional's lowest solution where the closed-shell one is not (the checks the phase made)
+    kept = with_lowest_solution(kept, read_checks(checks_path(ctx.cache_dir)), dft.name,
+                                np.array([xtb_gap(f) for f in kept]))
     counts = {s: sum(f.info["split"] == s for f in kept) for s in ("train", "val", "test")}
     ds = Dataset(kept, NAME)
     near = ts_energy_fraction(ds, dft.name) if not ctx.quick else float("nan")
@@ -352,7 +365,7 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
              f"Extra rounds (frames per training reaction, up to that many atoms): {list(EXTRA_ROUND_PLAN[:rounds])}. "
              f"Dropped (failed labels): {len(todo) - len(by_index)}; repeated geometries: {repeats}. Plus "
              f"{len(legacy)} frames of the first rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no "
-             f"frame tagged ts), less their repeats.")
+             f"frame tagged ts), less their repeats. {lowest_solution_note(kept)}")
     prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance},
                       ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
@@ -380,12 +393,13 @@ def main(argv: list[str] | None = None) -> None:
     from lam_lab import datasets
 
     p = argparse.ArgumentParser(prog="python -m lam_lab.datasets.rxn_dft")
-    p.add_argument("phase", choices=("frames", "label", "ts", "export", "pack", "build", "partial"))
+    p.add_argument("phase", choices=("frames", "label", "ts", "closed-shell", "export", "pack", "build", "partial"))
     p.add_argument("--cache-dir", default=str(datasets.default_cache_dir(NAME)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="ts: from the last reaction; label: from the last frame")
     p.add_argument("--only", default=None, help="ts phase: this reaction only (DFT-first reactions included)")
     p.add_argument("--out", default="data-build/rxn-dft-partial.lamh5", help="partial phase: where to write")
+    p.add_argument("--shard", default="0/1", help="closed-shell: I/N, this worker's share of the checks")
     p.add_argument("--rounds", type=int, default=EXTRA_ROUNDS,
                    help="frames, label, partial: with this many extra rounds of frames per training reaction")
     a = p.parse_args(argv)
@@ -415,6 +429,8 @@ def main(argv: list[str] | None = None) -> None:
 
         write_lamh5(ds, a.out)
         ctx.say(f"{len(ds)} frames labelled so far written to {a.out}")
+    elif a.phase == "closed-shell":
+        check_built(NAME, ctx.cache_dir, tuple(map(int, a.shard.split("/"))), say=ctx.say)
     elif a.phase == "pack":
         pack_build_state(ctx)
     elif a.phase == "export":

@@ -1,0 +1,145 @@
+"""Closed-shell DFT labels checked against the functional's lowest solution, frame by frame, for a data set's build.
+
+Restricted (closed-shell) Kohn–Sham labels, as in Transition1x and ANI-1x, describe the restricted surface wherever
+the RKS solution is unstable towards UKS (stretched bonds, biradical transition states). The GFN2-xTB HOMO–LUMO gap
+screens every frame (milliseconds); each frame under ``SCREEN_BELOW`` eV is checked in DFT
+(:func:`lam_lab.labelers.dft.closed_shell_stability`), smallest gap first, and every check is appended to a gzipped
+JSON-lines file keyed by geometry (resumable, committed with the build state), keeping the broken-symmetry UKS
+energy and forces of each unstable frame. :func:`with_lowest_solution` then labels each frame with the functional's
+lowest solution and says which it got in ``info['closed_shell']``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from lam_lab.data.frame import Frame, Labels
+
+CHECKS_FILE = "closed-shell-checks.jsonl.gz"  # in a build's stages/ folder
+SCREEN_BELOW = 2.5  # eV, the xTB gap under which a frame is checked in DFT
+RESTRICTED_SADDLE = "restricted-saddle"  # role of a DFT saddle whose RKS solution is unstable
+SPLIT_ORDER = {"test": 0, "val": 1}  # the frames every score is measured on are checked first, then training ones
+
+
+def geometry_key(frame: Frame) -> str:
+    """A frame's identity in the checks file: its elements, charge and positions (Å, 6 decimals)."""
+    text = f"{list(map(int, frame.numbers))}|{frame.info.get('charge', 0)}|{np.round(frame.positions, 6).tolist()}"
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def read_checks(path: str | Path) -> dict[str, dict]:
+    """Every check in a checks file (one gzip member per appended row), by geometry key; {} when there is none."""
+    rows: dict[str, dict] = {}
+    path = Path(path)
+    if path.exists():
+        with gzip.open(path, "rt") as fh:
+            for line in fh:
+                row = json.loads(line)
+                rows[row["key"]] = row
+    return rows
+
+
+def xtb_gap(frame: Frame) -> float:
+    """The frame's GFN2-xTB HOMO–LUMO gap (eV); 0 where xTB's own SCF fails (a sign of near-degeneracy: check it)."""
+    from ase.calculators.calculator import CalculationFailed
+
+    from lam_lab.labelers.xtb import homo_lumo_gap
+
+    try:
+        return homo_lumo_gap(frame)
+    except CalculationFailed:
+        return 0.0
+
+
+def check(frames: list[Frame], path: str | Path, labeler=None, say=print) -> list[dict]:
+    """Closed-shell stability of each frame at ``labeler``'s level (default ωB97X/6-31G(d)), with the broken-symmetry
+    UKS energy (eV) and forces (eV/Å) where unstable and the xTB gap, read from ``path`` where already checked."""
+    from lam_lab.labelers.dft import DFTLabeler, closed_shell_stability
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done, labeler, out = read_checks(path), labeler or DFTLabeler(), []
+    for f in frames:
+        key = geometry_key(f)
+        if key not in done or not (done[key]["stable"] or "uks_forces" in done[key]):
+            t0 = time.perf_counter()
+            st = closed_shell_stability(labeler, f, forces=True)
+            row = {"key": key, "reaction": f.info.get("reaction"), "stable": st.stable,
+                   "uks_below_ev": round(st.uks_below_ev, 5), "s2": round(st.s2, 4),
+                   "xtb_gap_ev": round(xtb_gap(f), 4), "seconds": round(time.perf_counter() - t0, 1)}
+            if st.uks is not None:
+                row["uks_energy_ev"] = st.uks.energy
+                row["uks_forces"] = st.uks.forces.round(6).tolist()
+            with gzip.open(path, "at") as fh:  # appended, so a stopped run keeps every check it made
+                fh.write(json.dumps(row) + "\n")
+            done[key] = row
+            say(f"{f.info.get('reaction')} ({len(f)} atoms): "
+                + ("stable" if st.stable else f"UNSTABLE, UKS {st.uks_below_ev:.3f} eV below"))
+        out.append(done[key])
+    return out
+
+
+def to_check(frames: list[Frame], gaps: np.ndarray, below: float = SCREEN_BELOW) -> list[int]:
+    """Indices of the frames the screen sends to DFT: xTB gap under ``below`` eV; test, then val, then training
+    frames, each smallest gap (the most biradical) first."""
+    low = np.flatnonzero(np.asarray(gaps) < below)
+    return sorted(map(int, low), key=lambda i: (SPLIT_ORDER.get(frames[i].info.get("split"), 2), gaps[i]))
+
+
+def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set: str, gaps: np.ndarray,
+                         below: float = SCREEN_BELOW) -> list[Frame]:
+    """``frames`` labelled (``label_set``) with the functional's lowest solution: the broken-symmetry UKS energy and
+    forces where the check found RKS unstable, the RKS labels elsewhere. ``info['closed_shell']`` says which:
+    ``broken-symmetry`` (``info['uks_below_ev']``: eV below RKS), ``stable`` (checked), ``screened`` (xTB gap ≥
+    ``below`` eV, not checked) or ``unchecked`` (under ``below`` and not checked yet: its label is RKS). A ``ts``
+    frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE``: it was verified on the restricted surface only."""
+    out = []
+    for f, gap in zip(frames, gaps):
+        c = checks.get(geometry_key(f))
+        info = {**f.info, "xtb_gap_ev": round(float(gap), 3)}
+        labels = dict(f.labels)
+        if c is None:
+            info["closed_shell"] = "screened" if gap >= below else "unchecked"
+        elif c["stable"]:
+            info["closed_shell"] = "stable"
+        else:
+            info["closed_shell"], info["uks_below_ev"] = "broken-symmetry", c["uks_below_ev"]
+            labels[label_set] = Labels(float(c["uks_energy_ev"]), np.asarray(c["uks_forces"], float))
+            if info.get("role") == "ts":  # a saddle of the restricted surface, not verified on the lowest one
+                info["role"] = RESTRICTED_SADDLE
+        out.append(replace(f, labels=labels, info=info))
+    return out
+
+
+def checks_path(cache_dir: str | Path) -> Path:
+    """A build's checks file."""
+    return Path(cache_dir) / "stages" / CHECKS_FILE
+
+
+def check_built(name: str, cache_dir: str | Path, shard: tuple[int, int] = (0, 1), below: float = SCREEN_BELOW,
+                say=print) -> None:
+    """The DFT checks of the built set ``name``'s frames that the screen sends (every ``shard[1]``-th from the
+    ``shard[0]``-th, so workers share them), appended to the build's checks file."""
+    from lam_lab import datasets
+
+    data = datasets.load(name).frames
+    gaps = np.array([xtb_gap(f) for f in data])
+    todo = to_check(data, gaps, below)
+    say(f"{len(todo)} frames under {below} eV (xTB gap); {len(read_checks(checks_path(cache_dir)))} checked so far")
+    check([data[i] for i in todo[shard[0]::shard[1]]], checks_path(cache_dir), say=say)
+
+
+def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> str:
+    """One sentence for a data set's notes: how many frames carry which closed-shell kind of label."""
+    kinds = {k: sum(f.info.get("closed_shell") == k for f in frames)
+             for k in ("broken-symmetry", "stable", "screened", "unchecked")}
+    return (f"Closed-shell check (xTB gap under {below} eV checked in DFT): {kinds['broken-symmetry']} frames "
+            f"broken-symmetry UKS (RKS unstable), {kinds['stable']} checked stable, {kinds['screened']} screened "
+            f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet (RKS labels).")

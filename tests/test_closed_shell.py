@@ -1,0 +1,54 @@
+"""Closed-shell labels checked against the functional's lowest solution: the checks file and the labels it gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lam_lab.data import Frame
+from lam_lab.datasets.closed_shell import (
+    RESTRICTED_SADDLE,
+    check,
+    read_checks,
+    to_check,
+    with_lowest_solution,
+    xtb_gap,
+)
+from lam_lab.labelers import get_labeler
+from lam_lab.labelers.dft import closed_shell_stability
+
+
+def _h2(r: float, split: str, role: str | None = None) -> Frame:
+    info = {"split": split, "reaction": "h2-dissociation", **({"role": role} if role else {})}
+    return Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, r]], info=info)
+
+
+def test_checks_resume_and_put_broken_symmetry_labels_on_the_unstable_frames_only(tmp_path):
+    lab = get_labeler("dft", basis="sto-3g")
+    frames = [_h2(0.74, "val"), _h2(2.5, "test", role="ts"), _h2(2.0, "train"), _h2(0.9, "train")]
+    for f in frames:
+        f.labels["dft"] = lab.compute(f)
+    gaps = np.array([xtb_gap(f) for f in frames])
+    assert gaps[1] < gaps[2] < gaps[3] < gaps[0]  # the gap closes as the bond stretches
+
+    below = float(gaps[0])  # the equilibrium frame is screened out; the other three go to DFT
+    todo = to_check(frames, gaps, below)
+    assert todo == [1, 2, 3]  # held-out frames first, then validation, then training, smallest gap first
+    path, said = tmp_path / "stages" / "closed-shell-checks.jsonl.gz", []
+    rows = check([frames[i] for i in todo[:2]], path, labeler=lab, say=said.append)
+    assert len(said) == 2 and [r["stable"] for r in rows] == [False, False]
+    again = check([frames[i] for i in todo[:2]], path, labeler=lab, say=said.append)
+    assert len(said) == 2 and again == rows  # resumed from the file, nothing computed twice
+
+    out = with_lowest_solution(frames, read_checks(path), "dft", gaps, below)
+    assert [f.info["closed_shell"] for f in out] == ["screened", "broken-symmetry", "broken-symmetry", "unchecked"]
+    bs = closed_shell_stability(lab, frames[1], forces=True)
+    assert out[1].labels["dft"].energy == pytest.approx(bs.uks.energy, abs=1e-6)
+    np.testing.assert_allclose(out[1].labels["dft"].forces, bs.uks.forces, atol=1e-5)
+    assert out[1].info["uks_below_ev"] == pytest.approx(bs.uks_below_ev, abs=1e-4) and bs.uks_below_ev > 1.0
+    assert out[1].info["role"] == RESTRICTED_SADDLE  # verified on the restricted surface only, so no longer a ts
+    for i in (0, 3):  # screened out or not checked yet: the RKS labels as they were
+        assert out[i].labels["dft"].energy == frames[i].labels["dft"].energy
+    # the input frames are left as they were
+    assert frames[1].info["role"] == "ts" and "closed_shell" not in frames[1].info
+    assert frames[1].labels["dft"].energy == pytest.approx(lab.compute(frames[1]).energy)
