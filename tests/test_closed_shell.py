@@ -10,6 +10,7 @@ from lam_lab.datasets.closed_shell import (
     RESTRICTED_SADDLE,
     check,
     read_checks,
+    restricted_name,
     to_check,
     with_lowest_solution,
     xtb_gap,
@@ -49,6 +50,9 @@ def test_checks_resume_and_put_broken_symmetry_labels_on_the_unstable_frames_onl
     assert out[1].info["role"] == RESTRICTED_SADDLE  # verified on the restricted surface only, so no longer a ts
     for i in (0, 3):  # screened out or not checked yet: the RKS labels as they were
         assert out[i].labels["dft"].energy == frames[i].labels["dft"].energy
+    for f, before in zip(out, frames):  # the closed-shell labels kept beside, for every frame
+        assert f.labels["dft-rks"] is before.labels["dft"]
+    assert restricted_name("wb97x/6-31g*") == "wb97x-rks/6-31g*"
     # the input frames are left as they were
     assert frames[1].info["role"] == "ts" and "closed_shell" not in frames[1].info
     assert frames[1].labels["dft"].energy == pytest.approx(lab.compute(frames[1]).energy)

@@ -196,6 +196,33 @@ def test_lowest_solution_labels_a_biradical_with_broken_symmetry_uks_and_leaves_
     assert frame_key(near, lowest.cache_identity()) != frame_key(near, rks.cache_identity())
 
 
+def test_a_lowest_solution_calculator_follows_the_broken_symmetry_surface_and_its_hessian_is_that_surfaces():
+    from lam_lab.labelers.dft import DFTCalculator, closed_shell_stability
+
+    lowest = get_labeler("dft", basis="sto-3g", lowest_solution=True)
+    calc = DFTCalculator(lowest)
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 2.0]], calculator=calc)
+    h2.get_potential_energy()
+    assert np.ndim(calc._dm) == 3  # the broken-symmetry density, carried to the next step
+    h2.positions[1, 2] = 2.05
+    seeded = h2.get_potential_energy()  # UKS straight from the last step's density
+    frame = Frame(numbers=[1, 1], positions=h2.positions.copy())
+    fresh = closed_shell_stability(get_labeler("dft", basis="sto-3g"), frame, forces=True).uks
+    assert seeded == pytest.approx(fresh.energy, abs=1e-6)
+    np.testing.assert_allclose(h2.get_forces(), fresh.forces, atol=1e-4)  # at the SCF tolerance
+    near = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]], calculator=calc)  # back to a closed shell: RKS again
+    assert near.get_potential_energy() == pytest.approx(get_labeler("dft", basis="sto-3g").compute(
+        Frame(numbers=[1, 1], positions=near.positions)).energy, abs=1e-6)
+    # the analytic Hessian is the broken-symmetry surface's: the finite difference of its forces
+    hess = lowest.hessian(frame)
+    step = 1e-3
+    f = [closed_shell_stability(get_labeler("dft", basis="sto-3g"), Frame(
+        numbers=[1, 1], positions=frame.positions + [[0, 0, 0], [0, 0, d]]), forces=True).uks.forces for d in (step, -step)]
+    # (within 2 %, as the closed-shell Hessian in tests/test_dft_hessian.py: PySCF's DFT Hessian omits grid response)
+    assert hess[5, 5] == pytest.approx(-(f[0][1, 2] - f[1][1, 2]) / (2 * step), rel=0.02)
+    assert hess[5, 5] < 0  # the broken-symmetry H–H bond at 2 Å is past its inflection: it softens as it stretches
+
+
 def test_the_xtb_gap_closes_where_a_closed_shell_turns_biradical():
     from lam_lab.labelers.xtb import homo_lumo_gap
 

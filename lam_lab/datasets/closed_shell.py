@@ -93,18 +93,28 @@ def to_check(frames: list[Frame], gaps: np.ndarray, below: float = SCREEN_BELOW)
     return sorted(map(int, low), key=lambda i: (SPLIT_ORDER.get(frames[i].info.get("split"), 2), gaps[i]))
 
 
+def restricted_name(label_set: str) -> str:
+    """The name a label set's closed-shell labels keep beside the lowest-solution ones: ``wb97x/6-31g*`` →
+    ``wb97x-rks/6-31g*``."""
+    method, _, basis = label_set.partition("/")
+    return f"{method}-rks/{basis}" if basis else f"{method}-rks"
+
+
 def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set: str, gaps: np.ndarray,
-                         below: float = SCREEN_BELOW) -> list[Frame]:
+                         below: float = SCREEN_BELOW, keep_restricted: bool = True) -> list[Frame]:
     """``frames`` labelled (``label_set``) with the functional's lowest solution: the broken-symmetry UKS energy and
     forces where the check found RKS unstable, the RKS labels elsewhere. ``info['closed_shell']`` says which:
     ``broken-symmetry`` (``info['uks_below_ev']``: eV below RKS), ``stable`` (checked), ``screened`` (xTB gap ≥
     ``below`` eV, not checked) or ``unchecked`` (under ``below`` and not checked yet: its label is RKS). A ``ts``
-    frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE``: it was verified on the restricted surface only."""
+    frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE``: it was verified on the restricted surface only.
+    ``keep_restricted``: every frame also keeps its closed-shell labels as :func:`restricted_name` (``label_set``)."""
     out = []
     for f, gap in zip(frames, gaps):
         c = checks.get(geometry_key(f))
         info = {**f.info, "xtb_gap_ev": round(float(gap), 3)}
         labels = dict(f.labels)
+        if keep_restricted:
+            labels[restricted_name(label_set)] = f.labels[label_set]
         if c is None:
             info["closed_shell"] = "screened" if gap >= below else "unchecked"
         elif c["stable"]:
@@ -143,3 +153,11 @@ def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> st
     return (f"Closed-shell check (xTB gap under {below} eV checked in DFT): {kinds['broken-symmetry']} frames "
             f"broken-symmetry UKS (RKS unstable), {kinds['stable']} checked stable, {kinds['screened']} screened "
             f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet (RKS labels).")
+
+
+def label_provenance(label_set: str, prov, below: float = SCREEN_BELOW) -> dict:
+    """Provenance of the lowest-solution label set and of the closed-shell one kept beside it (its settings as
+    labelled: ``lowest_solution`` off)."""
+    lowest = replace(prov, settings={**prov.settings, "lowest_solution": True,
+                                     "closed_shell_check": f"frames with a GFN2-xTB gap under {below} eV"})
+    return {label_set: lowest, restricted_name(label_set): prov}

@@ -34,6 +34,7 @@ from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.closed_shell import (
     check_built,
     checks_path,
+    label_provenance,
     lowest_solution_note,
     read_checks,
     with_lowest_solution,
@@ -366,7 +367,7 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
              f"Dropped (failed labels): {len(todo) - len(by_index)}; repeated geometries: {repeats}. Plus "
              f"{len(legacy)} frames of the first rxn-dft (CI-NEB bands and MD of 10 reactions, source legacy-*, no "
              f"frame tagged ts), less their repeats. {lowest_solution_note(kept)}")
-    prov = provenance(ctx, {dft.name: dft.provenance, xtb.name: xtb.provenance},
+    prov = provenance(ctx, {**label_provenance(dft.name, dft.provenance), xtb.name: xtb.provenance},
                       ("pyscf", "tblite", "rdkit", "sella"), notes)
     return Dataset(kept, NAME, prov)
 

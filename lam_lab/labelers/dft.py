@@ -105,15 +105,12 @@ class DFTLabeler(Labeler):
         """SCF energy (eV) and analytic gradient → forces (eV/Å); raises LabelingFailed if unconverged. With
         ``lowest_solution``, a closed-shell frame's RKS solution is checked and the broken-symmetry UKS one labelled
         where it lies lower."""
-        if not (self.settings.lowest_solution and self.frame_params(frame)["spin"] == 0):
-            return self.compute_scf(frame)[0]
-        mf = self.scf(frame)
-        lower = _broken_symmetry(mf, self.settings, forces=True)
-        return lower.uks if lower is not None else _labels(mf)
+        return self.compute_scf(frame)[0]
 
-    def scf(self, frame: Frame, dm0=None):
-        """Converged PySCF mean-field object of ``frame`` (``dm0``: a density matrix to start from)."""
-        from pyscf import dft, gto, lib
+    def scf(self, frame: Frame, dm0=None, unrestricted: bool = False):
+        """Converged PySCF mean-field object of ``frame`` (``dm0``: a density matrix to start from); UKS where the
+        frame has unpaired electrons or ``unrestricted``."""
+        from pyscf import gto, lib
 
         s = self.settings
         if s.threads:
@@ -124,29 +121,46 @@ class DFTLabeler(Labeler):
             unit="Angstrom", basis=s.basis, charge=p["charge"], spin=p["spin"],
             verbose=s.verbose, max_memory=s.max_memory_mb,
         )
-        mf = (dft.UKS if p["spin"] else dft.RKS)(mol, xc=s.xc)
-        if s.density_fit:
-            mf = mf.density_fit(auxbasis=s.auxbasis)
-        mf.conv_tol = s.conv_tol
-        mf.max_cycle = s.max_cycle
-        mf.grids.level = s.grids_level
+        mf = _mean_field(mol, s, unrestricted or bool(p["spin"]))
         energy = mf.kernel(dm0=dm0)
         if not mf.converged:
-            raise LabelingFailed(f"SCF did not converge in {s.max_cycle} cycles (last energy {energy:.8f} Ha)")
+            raise LabelingFailed(f"SCF did not converge in {mf.max_cycle} cycles (last energy {energy:.8f} Ha)")
         return mf
 
-    def compute_scf(self, frame: Frame, dm0=None):
-        """(Labels in eV and eV/Å, density matrix) of ``frame``; ``dm0`` seeds the SCF (geometry steps)."""
+    def lowest_scf(self, frame: Frame, dm0=None):
+        """The functional's lowest solution of ``frame``: where a closed-shell RKS solution is unstable towards UKS,
+        the broken-symmetry UKS one it leads to. A spin-polarised ``dm0`` (the last geometry step's broken-symmetry
+        density) seeds UKS directly; where that falls back to a closed shell, RKS is checked again."""
+        if self.frame_params(frame)["spin"]:
+            return self.scf(frame, dm0)
+        if dm0 is not None and np.ndim(dm0) == 3:
+            try:
+                umf = self.scf(frame, dm0, unrestricted=True)
+                if umf.spin_square()[0] > SPIN_POLARISED:
+                    return umf
+            except LabelingFailed:
+                pass
+            dm0 = None
         mf = self.scf(frame, dm0)
+        return _follow_instability(mf, self.settings) or mf
+
+    def compute_scf(self, frame: Frame, dm0=None):
+        """(Labels in eV and eV/Å, density matrix) of ``frame``; ``dm0`` seeds the SCF (geometry steps). With
+        ``lowest_solution``, the lowest solution's (:meth:`lowest_scf`)."""
+        mf = self.lowest_scf(frame, dm0) if self.settings.lowest_solution else self.scf(frame, dm0)
         return _labels(mf), mf.make_rdm1()
 
     def hessian(self, frame: Frame) -> np.ndarray:
         """Analytic Hessian (eV/Å², [3n, 3n]) of the SCF energy: PySCF's CPKS second derivatives."""
         from ase.units import Bohr, Hartree
 
-        h = self.scf(frame).Hessian().kernel()  # [n, n, 3, 3] Hartree/Bohr²
+        mf = self.lowest_scf(frame) if self.settings.lowest_solution else self.scf(frame)
+        h = mf.Hessian().kernel()  # [n, n, 3, 3] Hartree/Bohr²
         n = len(frame.numbers)
         return np.asarray(h).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * (Hartree / Bohr**2)
+
+
+SPIN_POLARISED = 1e-3  # ⟨S²⟩ above which a UKS solution of a singlet is broken-symmetry, not a closed shell
 
 
 @dataclass
@@ -208,19 +222,24 @@ def _triplet_instability(mf, threshold: float = 1e-5):
     return stability._rotate_mo(mf.mo_coeff, mf.mo_occ, v), mf.mo_coeff
 
 
-def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) -> ClosedShellStability | None:
-    """None where the converged RKS ``mf`` is stable towards UKS; else the broken-symmetry UKS solution its
-    instability leads to (followed downhill ``follow`` times), how far below it lies and its ⟨S²⟩."""
-    from ase.units import Hartree
+def _mean_field(mol, s: DFTSettings, unrestricted: bool, max_cycle: int | None = None):
+    """An RKS or UKS object of ``mol`` with ``s``'s functional, density fitting, tolerance, iterations and grid."""
     from pyscf import dft
 
+    mf = (dft.UKS if unrestricted else dft.RKS)(mol, xc=s.xc)
+    if s.density_fit:
+        mf = mf.density_fit(auxbasis=s.auxbasis)
+    mf.conv_tol, mf.max_cycle, mf.grids.level = s.conv_tol, max_cycle or s.max_cycle, s.grids_level
+    return mf
+
+
+def _follow_instability(mf, s: DFTSettings, follow: int = 3):
+    """None where the converged RKS ``mf`` is stable towards UKS; else the converged broken-symmetry UKS mean field
+    its instability leads to, each UKS instability followed downhill, at most ``follow`` times."""
     mo_uks = _triplet_instability(mf)
     if mo_uks is None:
         return None
-    umf = dft.UKS(mf.mol, xc=s.xc)
-    if s.density_fit:
-        umf = umf.density_fit(auxbasis=s.auxbasis)
-    umf.conv_tol, umf.max_cycle, umf.grids.level = s.conv_tol, 2 * s.max_cycle, s.grids_level
+    umf = _mean_field(mf.mol, s, unrestricted=True, max_cycle=2 * s.max_cycle)  # from a rotated guess: slower
     dm = umf.make_rdm1(mo_uks, np.array([mf.mo_occ / 2, mf.mo_occ / 2]))
     for _ in range(follow):
         umf.kernel(dm0=dm)
@@ -230,6 +249,17 @@ def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) 
         if uks_stable:
             break
         dm = umf.make_rdm1(mo, umf.mo_occ)
+    return umf
+
+
+def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) -> ClosedShellStability | None:
+    """None where the converged RKS ``mf`` is stable towards UKS; else the broken-symmetry UKS solution its
+    instability leads to (followed downhill ``follow`` times), how far below it lies and its ⟨S²⟩."""
+    from ase.units import Hartree
+
+    umf = _follow_instability(mf, s, follow)
+    if umf is None:
+        return None
     return ClosedShellStability(False, float((mf.e_tot - umf.e_tot) * Hartree), float(umf.spin_square()[0]),
                                 _labels(umf) if forces else None)
 
