@@ -56,3 +56,18 @@ def test_checks_resume_and_put_broken_symmetry_labels_on_the_unstable_frames_onl
     # the input frames are left as they were
     assert frames[1].info["role"] == "ts" and "closed_shell" not in frames[1].info
     assert frames[1].labels["dft"].energy == pytest.approx(lab.compute(frames[1]).energy)
+
+
+def test_a_frame_read_back_from_a_written_set_has_the_key_of_the_frame_the_build_made(tmp_path):
+    from lam_lab.data import Dataset
+    from lam_lab.data.io import load_source
+    from lam_lab.data.io.lamh5 import write_lamh5
+    from lam_lab.datasets.closed_shell import geometry_key
+
+    rng = np.random.default_rng(0)
+    made = [Frame(numbers=[8, 1, 1], positions=rng.normal(size=(3, 3)) * 1.3,  # float64, as the build makes them
+                  info={"charge": 0}) for _ in range(20)]
+    write_lamh5(Dataset(made, "t"), tmp_path / "t.lamh5")
+    back = load_source(tmp_path / "t.lamh5")  # the shipped file keeps float32 positions
+    assert [geometry_key(f) for f in back] == [geometry_key(f) for f in made]
+    assert len({geometry_key(f) for f in made}) == 20

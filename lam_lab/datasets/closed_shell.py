@@ -29,9 +29,10 @@ SPLIT_ORDER = {"test": 0, "val": 1}  # the frames every score is measured on are
 
 
 def geometry_key(frame: Frame) -> str:
-    """A frame's identity in the checks file: its elements, charge and positions (Å, 6 decimals)."""
-    text = f"{list(map(int, frame.numbers))}|{frame.info.get('charge', 0)}|{np.round(frame.positions, 6).tolist()}"
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+    """A frame's identity in the checks file: its elements, charge and positions (Å) as the shipped file stores
+    them (float32), so a frame read back from it has the key of the frame the build made."""
+    text = f"{list(map(int, frame.numbers))}|{frame.info.get('charge', 0)}|"
+    return hashlib.sha1(text.encode() + np.asarray(frame.positions, np.float32).tobytes()).hexdigest()[:20]
 
 
 def read_checks(path: str | Path) -> dict[str, dict]:
@@ -106,7 +107,8 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
     forces where the check found RKS unstable, the RKS labels elsewhere. ``info['closed_shell']`` says which:
     ``broken-symmetry`` (``info['uks_below_ev']``: eV below RKS), ``stable`` (checked), ``screened`` (xTB gap ≥
     ``below`` eV, not checked) or ``unchecked`` (under ``below`` and not checked yet: its label is RKS). A ``ts``
-    frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE``: it was verified on the restricted surface only.
+    frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE`` (verified on the restricted surface only) unless
+    it was searched on the lowest surface (``info['surface'] == 'lowest'``).
     ``keep_restricted``: every frame also keeps its closed-shell labels as :func:`restricted_name` (``label_set``)."""
     out = []
     for f, gap in zip(frames, gaps):
@@ -122,7 +124,7 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
         else:
             info["closed_shell"], info["uks_below_ev"] = "broken-symmetry", c["uks_below_ev"]
             labels[label_set] = Labels(float(c["uks_energy_ev"]), np.asarray(c["uks_forces"], float))
-            if info.get("role") == "ts":  # a saddle of the restricted surface, not verified on the lowest one
+            if info.get("role") == "ts" and info.get("surface") != "lowest":  # verified on the restricted one only
                 info["role"] = RESTRICTED_SADDLE
         out.append(replace(f, labels=labels, info=info))
     return out

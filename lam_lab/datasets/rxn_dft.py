@@ -32,8 +32,10 @@ from lam_lab.data.frame import Frame
 from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.closed_shell import (
+    check,
     check_built,
     checks_path,
+    geometry_key,
     label_provenance,
     lowest_solution_note,
     read_checks,
@@ -218,22 +220,36 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
     has not, unless ``cached_only`` (then reactions whose stage has not run yet have none).
 
     Their DFT energies and forces, computed by the TS stage with the same labeler, go into the label cache
-    (:func:`_cache_stationary_labels`) so they are not computed twice.
+    (:func:`_cache_stationary_labels`) so they are not computed twice. Where the restricted saddle is RKS-unstable
+    (the closed-shell checks) and the saddle on the lowest surface has been searched (``ts --lowest-solution``),
+    that search's points replace the restricted ones (``info['surface'] = 'lowest'``).
     """
-    out = []
+    out, checks = [], read_checks(checks_path(ctx.cache_dir))
     for name, low in verified_reactions(ctx).items():
         res = low if name in DFT_FIRST else dft_ts(ctx, get_reaction(name), low, cached_only=cached_only)
         if res is None:
             ctx.say(f"{name}: DFT TS stage not run yet; no DFT stationary points in this interim set")
             continue
-        _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), int(low.ts.info.get("charge", 0)))
+        charge, surface = int(low.ts.info.get("charge", 0)), "restricted"
+        restricted = checks.get(geometry_key(_stationary_frame(res.ts, {"charge": charge})), {"stable": True})
+        lowest = None if restricted["stable"] else dft_ts(ctx, get_reaction(name), low, cached_only=True,
+                                                          lowest_solution=True)
+        if lowest is not None:
+            res, surface = lowest, "lowest"
+        else:
+            _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), charge)
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
                 role = "dft-saddle-unverified"
-            out.append(Frame(atoms.numbers, atoms.positions, None, [False] * 3, {},
-                             {"reaction": name, "charge": int(low.ts.info.get("charge", 0)), "role": role,
-                              "source": "dft-stationary", "dft_barrier": res.barrier}))
+            out.append(_stationary_frame(atoms, {"reaction": name, "charge": charge, "role": role,
+                                                 "source": "dft-stationary", "dft_barrier": res.barrier,
+                                                 "surface": surface}))
     return out
+
+
+def _stationary_frame(atoms, info: dict) -> Frame:
+    """A label-free frame of a stationary point with ``info``."""
+    return Frame(atoms.numbers, atoms.positions, None, [False] * 3, {}, info)
 
 
 def _cache_stationary_labels(ctx: BuildContext, points, charge: int) -> None:
@@ -399,6 +415,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reverse", action="store_true", help="ts: from the last reaction; label: from the last frame")
     p.add_argument("--only", default=None, help="ts phase: this reaction only (DFT-first reactions included)")
+    p.add_argument("--lowest-solution", action="store_true",
+                   help="ts phase: the saddle on the functional's lowest surface (broken-symmetry UKS where RKS is "
+                        "unstable)")
     p.add_argument("--out", default="data-build/rxn-dft-partial.lamh5", help="partial phase: where to write")
     p.add_argument("--shard", default="0/1", help="closed-shell: I/N, this worker's share of the checks")
     p.add_argument("--rounds", type=int, default=EXTRA_ROUNDS,
@@ -422,7 +441,12 @@ def main(argv: list[str] | None = None) -> None:
     elif a.phase == "ts":
         items = [(n, r) for n, r in verified_reactions(ctx).items() if a.only in (None, n) and n not in DFT_FIRST]
         for name, low in reversed(items) if a.reverse else items:
-            dft_ts(ctx, get_reaction(name), low, threads=a.threads)
+            res = dft_ts(ctx, get_reaction(name), low, threads=a.threads, lowest_solution=a.lowest_solution)
+            if a.lowest_solution:  # its points checked now, so the build labels them on the lowest solution
+                charge = int(low.ts.info.get("charge", 0))
+                points = [_stationary_frame(x, {"charge": charge, "reaction": name})
+                          for x in (res.reactant, res.ts, res.product)]
+                check(points, checks_path(ctx.cache_dir), say=ctx.say)
             export_transition_states(ctx, list(ALL_REACTIONS), datasets.FILES / TS_FILE)
     elif a.phase == "partial":
         ds = build(ctx, cached_only=True, rounds=a.rounds)

@@ -84,15 +84,17 @@ def xtb_ts(ctx: BuildContext, reaction: Reaction, cached_only: bool = False) -> 
 
 
 def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | None = None,
-           cached_only: bool = False) -> TSResult | None:
-    """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all)."""
+           cached_only: bool = False, lowest_solution: bool = False) -> TSResult | None:
+    """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all).
+    ``lowest_solution``: on the functional's lowest surface (broken-symmetry UKS where RKS is unstable), for a
+    reaction whose restricted saddle is biradical; a stage of its own."""
     from lam_lab.labelers import get_labeler
     from lam_lab.labelers.dft import DFTCalculator
     from lam_lab.sampling.neb import xtb_calculator
     from lam_lab.sampling.ts_refine import refine_at_level
     from lam_lab.sampling.vibrations import fd_hessian
 
-    lab = get_labeler("dft", threads=threads)
+    lab = get_labeler("dft", threads=threads, lowest_solution=lowest_solution)
 
     def calc(a: Atoms) -> DFTCalculator:
         return DFTCalculator(lab, charge=int(a.info.get("charge", 0)))
@@ -102,7 +104,8 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
 
     def make() -> dict:
         res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
-        res.provenance.update({"level": lab.name, "hessian": "analytic (PySCF CPKS)",
+        res.provenance.update({"level": lab.name + (" lowest solution" if lowest_solution else ""),
+                               "hessian": "analytic (PySCF CPKS)",
                                "guess_hessian": "GFN2-xTB finite differences", "connectivity": "GFN2-xTB IRC"})
         ctx.say(f"DFT TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
                 f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
