@@ -106,7 +106,8 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
     """``frames`` labelled (``label_set``) with the functional's lowest solution: the broken-symmetry UKS energy and
     forces where the check found RKS unstable, the RKS labels elsewhere. ``info['closed_shell']`` says which:
     ``broken-symmetry`` (``info['uks_below_ev']``: eV below RKS), ``stable`` (checked), ``screened`` (xTB gap ≥
-    ``below`` eV, not checked) or ``unchecked`` (under ``below`` and not checked yet: its label is RKS). A ``ts``
+    ``below`` eV, not checked), ``unchecked`` (under ``below`` and not checked yet: its label is RKS) or
+    ``unstable-unlabelled`` (found unstable by a check that did not keep the broken-symmetry labels: RKS). A ``ts``
     frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE`` (verified on the restricted surface only) unless
     it was searched on the lowest surface (``info['surface'] == 'lowest'``).
     ``keep_restricted``: every frame also keeps its closed-shell labels as :func:`restricted_name` (``label_set``)."""
@@ -122,8 +123,14 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
         elif c["stable"]:
             info["closed_shell"] = "stable"
         else:
-            info["closed_shell"], info["uks_below_ev"] = "broken-symmetry", c["uks_below_ev"]
-            labels[label_set] = Labels(float(c["uks_energy_ev"]), np.asarray(c["uks_forces"], float))
+            info["uks_below_ev"] = c["uks_below_ev"]
+            if "uks_forces" in c:
+                info["closed_shell"] = "broken-symmetry"
+                # the first checks kept only how far below RKS (5 decimals); the RKS label is the same SCF's energy
+                energy = c.get("uks_energy_ev", labels[label_set].energy - c["uks_below_ev"])
+                labels[label_set] = Labels(float(energy), np.asarray(c["uks_forces"], float))
+            else:  # checked without its broken-symmetry labels (check() computes them when asked again)
+                info["closed_shell"] = "unstable-unlabelled"
             if info.get("role") == "ts" and info.get("surface") != "lowest":  # verified on the restricted one only
                 info["role"] = RESTRICTED_SADDLE
         out.append(replace(f, labels=labels, info=info))
@@ -151,10 +158,11 @@ def check_built(name: str, cache_dir: str | Path, shard: tuple[int, int] = (0, 1
 def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> str:
     """One sentence for a data set's notes: how many frames carry which closed-shell kind of label."""
     kinds = {k: sum(f.info.get("closed_shell") == k for f in frames)
-             for k in ("broken-symmetry", "stable", "screened", "unchecked")}
+             for k in ("broken-symmetry", "stable", "screened", "unchecked", "unstable-unlabelled")}
     return (f"Closed-shell check (xTB gap under {below} eV checked in DFT): {kinds['broken-symmetry']} frames "
             f"broken-symmetry UKS (RKS unstable), {kinds['stable']} checked stable, {kinds['screened']} screened "
-            f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet (RKS labels).")
+            f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet and {kinds['unstable-unlabelled']} unstable "
+            "without broken-symmetry labels yet (RKS labels).")
 
 
 def label_provenance(label_set: str, prov, below: float = SCREEN_BELOW) -> dict:

@@ -87,7 +87,8 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
            cached_only: bool = False, lowest_solution: bool = False) -> TSResult | None:
     """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all).
     ``lowest_solution``: on the functional's lowest surface (broken-symmetry UKS where RKS is unstable), for a
-    reaction whose restricted saddle is biradical; a stage of its own."""
+    reaction whose restricted saddle is biradical: refined from the verified restricted saddle and minima (their
+    analytic Hessian as the start), a stage of its own; None where the restricted stage has not verified."""
     from lam_lab.labelers import get_labeler
     from lam_lab.labelers.dft import DFTCalculator
     from lam_lab.sampling.neb import xtb_calculator
@@ -102,11 +103,20 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
     def hessian(a: Atoms) -> np.ndarray:
         return lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))}))
 
+    guess, guess_name = (lambda a: fd_hessian(a, xtb_calculator)), "GFN2-xTB finite differences"
+    if lowest_solution:
+        low = dft_ts(ctx, reaction, low, threads, cached_only=True)
+        if low is None or not low.verified:
+            return None
+        restricted = get_labeler("dft", threads=threads)
+        guess, guess_name = (lambda a: restricted.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})),
+                             "restricted ωB97X analytic")
+
     def make() -> dict:
-        res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
+        res = refine_at_level(low, calc, hessian, guess, DFT_TS_CONFIG)
         res.provenance.update({"level": lab.name + (" lowest solution" if lowest_solution else ""),
-                               "hessian": "analytic (PySCF CPKS)",
-                               "guess_hessian": "GFN2-xTB finite differences", "connectivity": "GFN2-xTB IRC"})
+                               "hessian": "analytic (PySCF CPKS)", "guess_hessian": guess_name,
+                               "connectivity": "GFN2-xTB IRC"})
         ctx.say(f"DFT TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
                 f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
         return res.to_dict()
@@ -311,7 +321,8 @@ TS_FILE = "transition-states.json"
 
 
 def export_transition_states(ctx: BuildContext, reactions: list[Reaction], path) -> dict:
-    """Write every reaction's xTB (and, once run, DFT) TS search outcome as one JSON file (shipped with the package).
+    """Write every reaction's xTB (and, once run, DFT) TS search outcome as one JSON file (shipped with the package);
+    ``dft_lowest``: the search on the functional's lowest surface, where the restricted saddle is RKS-unstable.
 
     Per reaction and level: status, barrier and reaction energy (eV), imaginary frequencies (cm⁻¹),
     the TS, reactant and product (numbers, positions Å, energy eV), and the provenance. Only
@@ -346,5 +357,8 @@ def export_transition_states(ctx: BuildContext, reactions: list[Reaction], path)
         high = dft_ts_cached(ctx, rx, low) if low.verified else None
         if high is not None:
             doc[rx.name]["dft"] = level(high)
+        lowest = dft_ts(ctx, rx, low, cached_only=True, lowest_solution=True) if low.verified else None
+        if lowest is not None:  # searched where the restricted saddle is RKS-unstable (rxn_dft ts --lowest-solution)
+            doc[rx.name]["dft_lowest"] = level(lowest)
     atomic_write_text(path, json.dumps(doc, separators=(",", ":")))
     return doc

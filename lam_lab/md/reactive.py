@@ -71,13 +71,17 @@ class TransitionState:
                    str(ts.info.get("method", "file")), ts.info.get("barrier_eV"), None)
 
 
+TS_LEVELS = ("dft_lowest", "dft", "xtb")  # shipped TS searches, in the order "best" takes them
+
+
 def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
     """The verified TS of a built-in reaction with its minima, shipped in ``transition-states.json`` (no search run).
 
     level: "dft" (ωB97X/6-31G(d) saddle: analytic Hessian with one imaginary mode, the same motion as the
     GFN2-xTB mode whose IRC reaches both minima, or, where GFN2-xTB has no such saddle (Claisen), its own IRC
-    at the DFT level), "xtb" (GFN2-xTB saddle, one imaginary mode, IRC
-    verified) or "best" (DFT when verified, else xTB). Unverified searches are never returned.
+    at the DFT level; closed-shell), "dft_lowest" (the same, searched on the functional's lowest surface where the
+    closed-shell saddle is RKS-unstable: broken-symmetry UKS), "xtb" (GFN2-xTB saddle, one imaginary mode, IRC
+    verified) or "best" (the first verified of dft_lowest, dft, xtb). Unverified searches are never returned.
     """
     import json
 
@@ -86,9 +90,9 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
 
     path = FILES / "transition-states.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
-    levels = ("dft", "xtb") if level == "best" else (level,)
-    if level not in ("best", "dft", "xtb"):
-        raise ValueError(f"level must be 'best', 'dft' or 'xtb', got {level!r}")
+    levels = TS_LEVELS if level == "best" else (level,)
+    if level not in ("best", *TS_LEVELS):
+        raise ValueError(f"level must be 'best', 'dft_lowest', 'dft' or 'xtb', got {level!r}")
     entry = doc.get(reaction, {})
     for lev in levels:
         res = entry.get(lev, {})
@@ -96,7 +100,8 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
             ts, r, p = (atoms_from_dict(res[k]) for k in ("ts", "reactant", "product"))
             for a in (ts, r, p):
                 a.info["charge"] = int(a.info.get("charge", 0))
-            method = {"dft": "verified saddle, wb97x/6-31g*", "xtb": "verified saddle, gfn2-xtb"}[lev]
+            method = {"dft_lowest": "verified saddle, wb97x/6-31g* lowest solution (broken-symmetry UKS)",
+                      "dft": "verified saddle, wb97x/6-31g*", "xtb": "verified saddle, gfn2-xtb"}[lev]
             return TransitionState(reaction, ts, r, p, method, float(res["barrier"]), True)
     known = verified_reactions(level)
     why = "; ".join(f"{lev}: {entry[lev].get('status')}" for lev in levels if lev in entry) or "no TS search"
@@ -105,14 +110,14 @@ def builtin_ts(reaction: str, level: str = "best") -> TransitionState:
 
 
 def verified_reactions(level: str = "best") -> list[str]:
-    """Built-in reactions with a verified TS at ``level`` ("dft", "xtb" or "best": either)."""
+    """Built-in reactions with a verified TS at ``level`` ("dft_lowest", "dft", "xtb" or "best": any)."""
     import json
 
     from lam_lab.datasets import FILES
 
     path = FILES / "transition-states.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
-    levels = ("dft", "xtb") if level == "best" else (level,)
+    levels = TS_LEVELS if level == "best" else (level,)
     return sorted(n for n, e in doc.items() if any(e.get(v, {}).get("status") == "verified" for v in levels))
 
 
