@@ -87,8 +87,9 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
            cached_only: bool = False, lowest_solution: bool = False) -> TSResult | None:
     """ωB97X/6-31G(d) TS and minima refined from the verified xTB ones (cached; hours on 2 cores in all).
     ``lowest_solution``: on the functional's lowest surface (broken-symmetry UKS where RKS is unstable), for a
-    reaction whose restricted saddle is biradical: refined from the verified restricted saddle and minima (their
-    analytic Hessian as the start), a stage of its own; None where the restricted stage has not verified."""
+    reaction whose restricted saddle is biradical, a stage of its own: refined from the xTB saddle as the restricted
+    search is and, where that does not verify, from the verified restricted saddle and minima (their analytic
+    Hessian as the start); the mode is checked against xTB's either way, whose IRC gives the connectivity."""
     from lam_lab.labelers import get_labeler
     from lam_lab.labelers.dft import DFTCalculator
     from lam_lab.sampling.neb import xtb_calculator
@@ -103,20 +104,26 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
     def hessian(a: Atoms) -> np.ndarray:
         return lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))}))
 
-    guess, guess_name = (lambda a: fd_hessian(a, xtb_calculator)), "GFN2-xTB finite differences"
-    if lowest_solution:
-        low = dft_ts(ctx, reaction, low, threads, cached_only=True)
-        if low is None or not low.verified:
-            return None
-        restricted = get_labeler("dft", threads=threads)
-        guess, guess_name = (lambda a: restricted.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})),
-                             "restricted ωB97X analytic")
+    def from_restricted(first: TSResult) -> TSResult:
+        """The lowest-surface search again from the restricted saddle, where the one from xTB's did not verify."""
+        restricted = dft_ts(ctx, reaction, low, threads, cached_only=True)
+        if first.verified or restricted is None or not restricted.verified:
+            return first
+        rks = get_labeler("dft", threads=threads)
+        res = refine_at_level(restricted, calc, hessian,
+                              lambda a: rks.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})),
+                              DFT_TS_CONFIG, reference_mode=low.ts_mode)
+        res.provenance.update({"guess_hessian": "restricted ωB97X analytic", "start": "restricted ωB97X saddle",
+                               "from_xtb_saddle": f"{first.status}, barrier {first.barrier:.3f} eV"})
+        return res if res.verified else first
 
     def make() -> dict:
-        res = refine_at_level(low, calc, hessian, guess, DFT_TS_CONFIG)
+        res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
+        res.provenance.update({"guess_hessian": "GFN2-xTB finite differences", "start": "GFN2-xTB saddle"})
+        if lowest_solution:
+            res = from_restricted(res)
         res.provenance.update({"level": lab.name + (" lowest solution" if lowest_solution else ""),
-                               "hessian": "analytic (PySCF CPKS)", "guess_hessian": guess_name,
-                               "connectivity": "GFN2-xTB IRC"})
+                               "hessian": "analytic (PySCF CPKS)", "connectivity": "GFN2-xTB IRC"})
         ctx.say(f"DFT TS {reaction.name}: {res.status}, barrier {res.barrier:.3f} eV, "
                 f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
         return res.to_dict()

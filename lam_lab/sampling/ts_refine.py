@@ -50,8 +50,10 @@ def minimize(atoms: Atoms, calc_factory: CalcFactory, fmax: float, steps: int,
 
 def refine_at_level(low: TSResult, calc_factory: CalcFactory, hessian: HessianFunction,
                     guess_hessian: HessianFunction | None = None, config: TSConfig | None = None,
-                    min_overlap: float = 0.7, minimum_fmax: float = 0.03) -> TSResult:
-    """Re-optimise ``low``'s TS and minima with ``calc_factory``; verify by ``hessian`` (eV/Å²) at the new TS."""
+                    min_overlap: float = 0.7, minimum_fmax: float = 0.03,
+                    reference_mode: np.ndarray | None = None) -> TSResult:
+    """Re-optimise ``low``'s TS and minima with ``calc_factory``; verify by ``hessian`` (eV/Å²) at the new TS: one
+    imaginary mode overlapping ``reference_mode`` (default ``low``'s; the mode of the level whose IRC connects)."""
     cfg = config or TSConfig(fmax=0.01, steps=150)
     if not low.verified:
         raise ValueError(f"the lower-level TS is not verified ({low.status}); refine only verified saddles")
@@ -64,7 +66,7 @@ def refine_at_level(low: TSResult, calc_factory: CalcFactory, hessian: HessianFu
     ts, converged, n_ts = saddle(low.ts, calc_factory, cfg, guess_hessian)
     modes = harmonic(ts, hessian(ts))
     imag = modes.imaginary(cfg.imag_cutoff)
-    overlap = mode_overlap(modes.modes[0], low.ts_mode)
+    overlap = mode_overlap(modes.modes[0], low.ts_mode if reference_mode is None else reference_mode)
     prov.update({"saddle_steps": n_ts, "minimum_steps": [n_r, n_p], "mode_overlap_with_lower_level": overlap,
                  "saddle_converged": converged, "saddle_fmax_eV_A": cfg.fmax, "minimum_fmax_eV_A": minimum_fmax})
     if not converged:
