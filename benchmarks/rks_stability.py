@@ -226,7 +226,10 @@ def lowest_part(data, model_name: str, work: Path) -> dict:
     lowest = Dataset(with_lowest_solution(list(test), read_checks(work), LABEL, np.array([xtb_gap(f) for f in test])),
                      "test")
     kinds = Counter(f.info["closed_shell"] for f in lowest)
-    out = {"model": model_name, "frames": len(test), "closed_shell": dict(kinds)}
+    per = Counter((f.info["reaction"], f.info["closed_shell"]) for f in lowest)
+    out = {"model": model_name, "frames": len(test), "closed_shell": dict(kinds),
+           "closed_shell_by_reaction": {r: {k: n for (rr, k), n in sorted(per.items()) if rr == r}
+                                        for r in sorted({r for r, _ in per})}}
     for name, frames in (("restricted", test), ("lowest", lowest)):
         rows = reaction_rows(model, frames, LABEL, "gfn2-xtb")
         out[name] = {**headline(rows), "reactions": rows}

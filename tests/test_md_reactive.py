@@ -59,6 +59,16 @@ def test_builtin_ts_is_only_ever_a_verified_saddle():
         builtin_ts("h-shift-15")  # GFN2-xTB's saddle failed the IRC check: never handed out as a TS
 
 
+def test_builtin_ts_hands_out_the_saddle_verified_on_the_functionals_lowest_surface_first():
+    from lam_lab.md.reactive import builtin_ts
+
+    lowest, restricted = builtin_ts("oxirane"), builtin_ts("oxirane", "dft")
+    assert "lowest solution" in lowest.method and lowest.converged
+    # oxirane's ring opening is biradical: its broken-symmetry saddle lies far below the closed-shell one
+    assert lowest.barrier < restricted.barrier - 0.5
+    assert builtin_ts("claisen").method == "verified saddle, wb97x/6-31g*"  # closed-shell stable: no second search
+
+
 def test_hcn_reactive_md_end_to_end(hcn_ts, tmp_path):
     ts = TransitionState.load(hcn_ts.save(tmp_path / "ts.extxyz"))
     assert ts.name == "hcn-hnc" and ts.method == "verified saddle, xtb" and ts.barrier == pytest.approx(hcn_ts.barrier)

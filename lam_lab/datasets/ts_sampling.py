@@ -115,7 +115,10 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
                               DFT_TS_CONFIG, reference_mode=low.ts_mode)
         res.provenance.update({"guess_hessian": "restricted ωB97X analytic", "start": "restricted ωB97X saddle",
                                "from_xtb_saddle": f"{first.status}, barrier {first.barrier:.3f} eV"})
-        return res if res.verified else first
+        if res.verified:
+            return res
+        first.provenance["from_restricted_saddle"] = f"{res.status}, barrier {res.barrier:.3f} eV"
+        return first
 
     def make() -> dict:
         res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
