@@ -53,20 +53,14 @@ def _rks(labels: dict):
 GAP_THRESHOLDS = (1.0, 1.5, 2.0, 2.5)  # eV
 
 
-def checked(frames: list, work: Path) -> list[dict]:
-    """Closed-shell stability of each frame (broken-symmetry UKS labels where unstable) and its xTB gap, from the
-    build's checks file where already checked (:func:`lam_lab.datasets.closed_shell.check`)."""
-    from lam_lab.datasets.closed_shell import check
-
-    return check(frames, work)
-
-
 def ts_part(data, work: Path) -> dict:
     """Every reaction's ωB97X TS: stable or not, the broken-symmetry UKS energy below it (eV), ⟨S²⟩, xTB gap."""
+    from lam_lab.datasets.closed_shell import check
+
     ts = sorted((f for f in data if f.info.get("role") == "ts"), key=len)
     table = [{"reaction": f.info["reaction"], "split": f.info["split"], "atoms": len(f),
               **{k: r[k] for k in ("stable", "uks_below_ev", "s2", "xtb_gap_ev")}}
-             for f, r in zip(ts, checked(ts, work))]
+             for f, r in zip(ts, check(ts, work))]
     return {"transition_states": table, "n": len(table), "unstable": [r["reaction"] for r in table if not r["stable"]]}
 
 
@@ -88,6 +82,7 @@ def frames_part(data, reactions: list[str], split: str, model_name: str, per: in
     import numpy as np
 
     import lam_lab as ll
+    from lam_lab.datasets.closed_shell import check
     from lam_lab.evaluation import predict
 
     model = ll.pretrained.load(model_name) if model_name in ll.pretrained.available() else ll.load(model_name)
@@ -97,7 +92,7 @@ def frames_part(data, reactions: list[str], split: str, model_name: str, per: in
         if len(idx) > per:
             idx = sorted(np.random.default_rng(0).choice(idx, per, replace=False).tolist())
         frames = [data[i] for i in idx]
-        checks, pred = checked(frames, work), predict(model, frames)
+        checks, pred = check(frames, work), predict(model, frames)
         err = {"model": [_force_rmse(p, _rks(f.labels).forces) for f, p in zip(frames, pred.forces)],
                "xtb": [_force_rmse(f.labels["gfn2-xtb"].forces, _rks(f.labels).forces) for f in frames]}
         total = sum(e ** 2 for e in err["model"])
@@ -172,12 +167,12 @@ def screen_part(data, model_name: str, check_below: float | None, work: Path, sh
     ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks."""
     import numpy as np
 
-    from lam_lab.datasets.closed_shell import geometry_key, read_checks, to_check, xtb_gap
+    from lam_lab.datasets.closed_shell import check, geometry_key, read_checks, to_check, xtb_gap
 
     gaps = np.array([xtb_gap(f) for f in data])
     if check_below is not None:
         todo = to_check(data, gaps, check_below)
-        checked([data[i] for i in todo[shard[0]::shard[1]]], work)
+        check([data[i] for i in todo[shard[0]::shard[1]]], work)
     done = read_checks(work)
     per_reaction: dict[str, dict] = {}
     for f, g in zip(data, gaps):
