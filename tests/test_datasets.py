@@ -123,7 +123,7 @@ def test_rxn_sets_cover_the_reactions_and_roles():
 
 def test_repeated_geometries_keep_the_stationary_point_frame():
     from lam_lab.data.frame import Frame
-    from lam_lab.datasets.rxn_dft import drop_repeated_geometries
+    from lam_lab.datasets.rxn_splits import drop_repeated_geometries
 
     pos = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.1]])
 
@@ -138,7 +138,7 @@ def test_repeated_geometries_keep_the_stationary_point_frame():
 
 
 def test_extra_rounds_of_rxn_dft_frames_leave_the_first_selection_and_its_splits_alone(tmp_path):
-    from lam_lab.datasets import rxn_dft
+    from lam_lab.datasets import rxn_dft, rxn_splits
     from lam_lab.datasets._stages import BuildContext
 
     ctx = BuildContext("rxn-dft", tmp_path, 1, True, datasets.DEFAULT_SEED, False)
@@ -146,13 +146,13 @@ def test_extra_rounds_of_rxn_dft_frames_leave_the_first_selection_and_its_splits
     extra = rxn_dft.extra_frames(ctx, 2)
     assert rxn_dft.extra_frames(ctx, 0) == []
     assert [f.info["extra_round"] for f in extra] == [1] * 3 + [2] * 3  # quick: 3 a round for hcn-hnc
-    seen = [rxn_dft._geometry(f) for f in first + extra]
+    seen = [rxn_splits.geometry_bytes(f) for f in first + extra]
     assert len(set(seen)) == len(seen)  # every extra frame is a geometry not chosen before
     # round 1 is the same whether or not round 2 follows: a labelled round is never re-picked
-    assert [rxn_dft._geometry(f) for f in rxn_dft.extra_frames(ctx, 1)] == seen[len(first):len(first) + 3]
+    assert [rxn_splits.geometry_bytes(f) for f in rxn_dft.extra_frames(ctx, 1)] == seen[len(first):len(first) + 3]
     alone, both = [f.copy() for f in first], [f.copy() for f in first + extra]
-    rxn_dft.assign_splits(alone, ctx.seed)
-    rxn_dft.assign_splits(both, ctx.seed)
+    rxn_splits.assign_splits(alone, ctx.seed)
+    rxn_splits.assign_splits(both, ctx.seed)
     assert [f.info["split"] for f in alone] == [f.info["split"] for f in both[:len(first)]]
 
 

@@ -43,6 +43,15 @@ from lam_lab.datasets.closed_shell import (
     xtb_gap,
 )
 from lam_lab.datasets.reactions import ALL_REACTIONS, MORE_REACTIONS, get_reaction
+from lam_lab.datasets.rxn_splits import (
+    TEST_REACTIONS,
+    TS_WINDOW,
+    assign_splits,
+    drop_repeated_geometries,
+    geometry_bytes,
+    legacy_frames,
+    ts_energy_fraction,
+)
 from lam_lab.datasets.ts_sampling import (
     DFT_FIRST,
     TS_FILE,
@@ -62,8 +71,6 @@ NAME = "rxn-dft"
 DESCRIPTION = ("≈13,500 frames centred on verified transition states of 64 C/H/N/O reactions (IRC, TS normal "
                "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
                "whole reactions held out as the test split")
-# one held-out reaction per kind: [3,3] shift, 6π electrocyclic, proton transfer, retro-ene, ring opening
-TEST_REACTIONS = ("claisen", "hexatriene", "malonaldehyde", "retro-ene", "oxirane")
 PER_REACTION = 96
 # More frames per training reaction, in rounds, each from fresh candidate pools (seed offset EXTRA_SEED_STEP·k)
 # and picked farthest from every frame already chosen; the in-distribution error falls ×0.8 per doubling of frames
@@ -78,9 +85,7 @@ EXTRA_PER_ROUND = EXTRA_ROUND_PLAN[0][0]
 EXTRA_ROUNDS = 2
 FIRST_SELECTION_ONLY = frozenset(r.name for r in MORE_REACTIONS)
 EXTRA_SEED_STEP = 100
-TS_WINDOW = 0.5  # eV
 TS_FRACTION = 0.45
-VAL_FRACTION = 0.1
 QUICK_REACTIONS = ("hcn-hnc",)
 DFT_ROLES = ("reactant", "ts", "product")
 LABEL_CHUNK = 16  # frames per cache look-up in the label phase
@@ -144,11 +149,6 @@ def _interleave(groups: list[list[Frame]]) -> list[Frame]:
     return [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
 
 
-def _geometry(f: Frame) -> bytes:
-    """A frame's elements and positions rounded to 1e-4 Å: equal for the same geometry."""
-    return np.asarray(f.numbers).tobytes() + np.round(np.asarray(f.positions), 4).tobytes()
-
-
 def extra_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS) -> list[Frame]:
     """Round 1 … ``rounds`` of :data:`EXTRA_ROUND_PLAN`: more label-free frames of the training reactions (none of
     the test ones), round by round, interleaved; ``info['extra_round']`` says which. The frames of :func:`frames`
@@ -169,8 +169,8 @@ def extra_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS) -> list[Frame]:
         rx, sampling = get_reaction(name), _sampling(ctx)
         pool = candidates(ctx, rx, ts, sampling)
         first = select_frames(pool, per, TS_WINDOW, TS_FRACTION, seed=ctx.seed + zlib.crc32(name.encode()) % 10_000)
-        where = {_geometry(f): i for i, f in enumerate(pool)}
-        chosen = [where[_geometry(f)] for f in first]
+        where = {geometry_bytes(f): i for i, f in enumerate(pool)}
+        chosen = [where[geometry_bytes(f)] for f in first]
         for k in range(1, rounds + 1):
             more, max_atoms = EXTRA_ROUND_PLAN[k - 1]
             more = 3 if ctx.quick else more
@@ -269,75 +269,6 @@ def _cache_stationary_labels(ctx: BuildContext, points, charge: int) -> None:
         key = frame_key(f, {**identity, "frame": lab.frame_params(f)})
         if cache.get(key, len(f)) is None:
             cache.put(key, CacheEntry(Labels(atoms.get_potential_energy(), atoms.get_forces())))
-
-
-LEGACY = "legacy-paths.lamh5"  # the first rxn-dft: CI-NEB bands and MD of 10 reactions, both labels, in the cache dir
-
-
-def legacy_frames(ctx: BuildContext) -> list[Frame]:
-    """The first rxn-dft's 320 labelled frames (NEB bands + MD of 10 reactions) with no frame tagged ``ts``.
-
-    Their NEB maxima were never verified saddles, so every NEB role becomes ``path`` (the old role is kept
-    as ``neb_role``); the labels are the same ωB97X/6-31G(d) and GFN2-xTB levels, computed once.
-    """
-    from lam_lab.data.io.lamh5 import read_lamh5
-
-    path = None if ctx.cache_dir is None else ctx.cache_dir / LEGACY
-    if ctx.quick or path is None or not path.is_file():
-        return []
-    out = []
-    for f in read_lamh5(path):
-        g = f.copy()
-        role = g.info.pop("role", None)
-        if role is not None:
-            g.info.update(role="path", neb_role=role)
-        g.info["source"] = f"legacy-{g.info.get('source', 'path')}"
-        g.info.pop("split", None)
-        out.append(g)
-    return out
-
-
-def assign_splits(frames: list[Frame], seed: int) -> None:
-    """Write ``info['split']``: test for held-out reactions, val for stationary points and ~10 % of the rest.
-
-    Each reaction draws from its own seeded stream, so adding a reaction to the set moves no other reaction's
-    frames between train and val."""
-    streams: dict[str, np.random.Generator] = {}
-    for f in frames:
-        name = f.info["reaction"]
-        if name in TEST_REACTIONS:
-            f.info["split"] = "test"
-        elif f.info.get("source") in ("xtb-stationary", "dft-stationary"):
-            f.info["split"] = "val"
-        else:
-            rng = streams.setdefault(name, np.random.default_rng([seed, zlib.crc32(name.encode())]))
-            f.info["split"] = "val" if rng.random() < VAL_FRACTION else "train"
-
-
-def drop_repeated_geometries(frames: list[Frame]) -> tuple[list[Frame], int]:
-    """Frames with each geometry once (to 1e-4 Å), and how many repeats were dropped.
-
-    A repeat would sit in two splits at once (a legacy band end is an xTB minimum, an IRC's first frame is the
-    xTB TS) or count twice in a score (Claisen's stationary points are DFT ones). The stationary-point frame wins,
-    the DFT one first, so roles and splits stay those of the stationary points."""
-    rank = {"dft-stationary": 0, "xtb-stationary": 1}
-    order = sorted(range(len(frames)), key=lambda i: rank.get(frames[i].info.get("source"), 2))
-    seen: set[bytes] = set()
-    keep: set[int] = set()
-    for i in order:
-        key = _geometry(frames[i])
-        if key not in seen:
-            seen.add(key)
-            keep.add(i)
-    return [f for i, f in enumerate(frames) if i in keep], len(frames) - len(keep)
-
-
-def ts_energy_fraction(ds: Dataset, label_set: str, window: float = TS_WINDOW) -> float:
-    """Fraction of frames within ``window`` eV of their reaction's TS energy (the ``ts``-role frame)."""
-    ts_e = {f.info["reaction"]: f.labels[label_set].energy for f in ds if f.info.get("role") == "ts"}
-    near = [abs(f.labels[label_set].energy - ts_e[f.info["reaction"]]) <= window
-            for f in ds if f.info["reaction"] in ts_e]
-    return float(np.mean(near)) if near else 0.0
 
 
 def labelled_so_far(ctx: BuildContext, todo: list[Frame], labelled: bool = True) -> list[Frame]:

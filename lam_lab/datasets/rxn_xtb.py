@@ -37,7 +37,8 @@ from lam_lab.datasets._common import label, provenance
 from lam_lab.datasets._stages import BuildContext, stage, stage_key
 from lam_lab.datasets.reaction_paths import PathSampling, ends_mismatch, sample_reaction
 from lam_lab.datasets.reactions import MOLECULES, REACTIONS, Reaction, get_reaction
-from lam_lab.datasets.rxn_dft import TEST_REACTIONS, TS_FRACTION, TS_WINDOW, VAL_FRACTION, drop_repeated_geometries
+from lam_lab.datasets.rxn_dft import TS_FRACTION
+from lam_lab.datasets.rxn_splits import TEST_REACTIONS, TS_WINDOW, VAL_FRACTION, drop_repeated_geometries
 from lam_lab.datasets.ts_sampling import DFT_FIRST, TSSampling, TSSearchFailed, candidates, select_frames, xtb_ts
 from lam_lab.sampling.select import select_fps
 
