@@ -59,9 +59,10 @@ def ts_part(data, work: Path) -> dict:
 
     ts = sorted((f for f in data if f.info.get("role") == "ts"), key=len)
     table = [{"reaction": f.info["reaction"], "split": f.info["split"], "atoms": len(f),
-              **{k: r[k] for k in ("stable", "uks_below_ev", "s2", "xtb_gap_ev")}}
+              **{k: r.get(k) for k in ("stable", "uks_below_ev", "s2", "xtb_gap_ev", "failed")}}
              for f, r in zip(ts, check(ts, work))]
-    return {"transition_states": table, "n": len(table), "unstable": [r["reaction"] for r in table if not r["stable"]]}
+    return {"transition_states": table, "n": len(table),
+            "unstable": [r["reaction"] for r in table if r["stable"] is False]}
 
 
 def _rmse(errors: list[float]) -> float | None:
@@ -96,7 +97,7 @@ def frames_part(data, reactions: list[str], split: str, model_name: str, per: in
         err = {"model": [_force_rmse(p, _rks(f.labels).forces) for f, p in zip(frames, pred.forces)],
                "xtb": [_force_rmse(f.labels["gfn2-xtb"].forces, _rks(f.labels).forces) for f in frames]}
         total = sum(e ** 2 for e in err["model"])
-        row = {"frames": len(frames), "unstable": sum(not c["stable"] for c in checks),
+        row = {"frames": len(frames), "unstable": sum(c["stable"] is False for c in checks),
                "all": {"model_force_rmse_mev_per_A": _rmse(err["model"]),
                        "xtb_force_rmse_mev_per_A": _rmse(err["xtb"])}}
         for kind, want in (("stable", True), ("unstable", False)):
@@ -107,7 +108,7 @@ def frames_part(data, reactions: list[str], split: str, model_name: str, per: in
                          "share_of_model_squared_error": sum(err["model"][j] ** 2 for j in sel) / total,
                          "uks_below_ev_max": max((checks[j]["uks_below_ev"] for j in sel), default=0.0)}
         # the unstable frames against their broken-symmetry UKS forces (the functional's lowest solution)
-        bs = [(p, f.labels, c["uks_forces"]) for f, p, c in zip(frames, pred.forces, checks) if not c["stable"]]
+        bs = [(p, f.labels, c["uks_forces"]) for f, p, c in zip(frames, pred.forces, checks) if c["stable"] is False]
         if bs:
             row["unstable"]["against_uks"] = {
                 "model_force_rmse_mev_per_A": _rmse([_force_rmse(p, u) for p, _, u in bs]),
@@ -162,6 +163,36 @@ def error_by_gap(data, gaps, model_name: str, split: str) -> dict:
     return result
 
 
+def label_change_by_gap(data, done: dict, edges=(0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 99.0)) -> list[dict]:
+    """Per xTB-gap band, over the frames of ``data`` checked so far: how many are unstable, how far below RKS the
+    broken-symmetry solution lies (eV) and how far its forces are from the RKS labels (RMS, meV/Å), medians and
+    largest: what a frame's label changes by, band by band, when the build takes the lowest solution."""
+    import numpy as np
+
+    from lam_lab.datasets.closed_shell import geometry_key
+
+    rows = []
+    for f in data:
+        c = done.get(geometry_key(f))
+        if c is None or "xtb_gap_ev" not in c or c["stable"] is None:  # unchecked, or its SCF failed
+            continue
+        change = None
+        if not c["stable"] and "uks_forces" in c:
+            change = _force_rmse(np.asarray(c["uks_forces"]), _rks(f.labels).forces)
+        rows.append((c["xtb_gap_ev"], c["stable"], c["uks_below_ev"], change))
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        band = [r for r in rows if lo <= r[0] < hi]
+        below = [r[2] for r in band if not r[1]]
+        change = [r[3] for r in band if r[3] is not None]
+        out.append({"gap_ev": [lo, hi], "checked": len(band), "unstable": len(below),
+                    "uks_below_ev_median": float(np.median(below)) if below else None,
+                    "uks_below_ev_max": max(below, default=None),
+                    "force_change_mev_per_A_median": float(np.median(change)) if change else None,
+                    "force_change_mev_per_A_max": max(change, default=None)})
+    return out
+
+
 def screen_part(data, model_name: str, check_below: float | None, work: Path, shard: tuple[int, int] = (0, 1)) -> dict:
     """The xTB gap of every frame; per reaction, frames under each threshold (and checked / unstable so far).
     ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks."""
@@ -184,16 +215,19 @@ def screen_part(data, model_name: str, check_below: float | None, work: Path, sh
         c = done.get(geometry_key(f))
         if c is not None:
             row["checked"] += 1
-            row["unstable"] += int(not c["stable"])
+            row["unstable"] += int(c["stable"] is False)
     errors = {split: error_by_gap(data, gaps, model_name, split) for split in ("val", "test")}
     rows = list(done.values())
-    unstable_gaps = [r["xtb_gap_ev"] for r in rows if not r["stable"] and "xtb_gap_ev" in r]
+    unstable_gaps = [r["xtb_gap_ev"] for r in rows if r["stable"] is False and "xtb_gap_ev" in r]
     stable_gaps = [r["xtb_gap_ev"] for r in rows if r["stable"] and "xtb_gap_ev" in r]
     calibration = {"checked": len(unstable_gaps) + len(stable_gaps), "unstable": len(unstable_gaps),
                    "largest_gap_of_an_unstable_frame_ev": max(unstable_gaps, default=None),
                    "largest_gap_unstable_by_more_than_0.2_ev": max(
-                       (r["xtb_gap_ev"] for r in rows if r["uks_below_ev"] > 0.2 and "xtb_gap_ev" in r), default=None),
-                   "smallest_gap_of_a_stable_frame_ev": min(stable_gaps, default=None)}
+                       (r["xtb_gap_ev"] for r in rows if r.get("uks_below_ev", 0) > 0.2 and "xtb_gap_ev" in r),
+                       default=None),
+                   "smallest_gap_of_a_stable_frame_ev": min(stable_gaps, default=None),
+                   "failed": sum(r["stable"] is None for r in rows),
+                   "by_gap": label_change_by_gap(data, done)}
     return {"frames": len(data), **{f"gap_below_{t}": int(np.sum(gaps < t)) for t in GAP_THRESHOLDS},
             "calibration": calibration, "check_below_ev": check_below, "errors": errors,
             "reactions": dict(sorted(per_reaction.items(), key=lambda kv: -kv[1]["gap_below_1.0"]))}

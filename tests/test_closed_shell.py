@@ -71,3 +71,16 @@ def test_a_frame_read_back_from_a_written_set_has_the_key_of_the_frame_the_build
     back = load_source(tmp_path / "t.lamh5")  # the shipped file keeps float32 positions
     assert [geometry_key(f) for f in back] == [geometry_key(f) for f in made]
     assert len({geometry_key(f) for f in made}) == 20
+
+
+def test_a_check_whose_scf_fails_is_kept_as_failed_never_retried_and_its_frame_keeps_the_rks_label(tmp_path):
+    frames = [_h2(2.0, "train")]
+    frames[0].labels["dft"] = get_labeler("dft", basis="sto-3g").compute(frames[0])
+    path, said = tmp_path / "checks.jsonl.gz", []
+    failing = get_labeler("dft", basis="sto-3g", max_cycle=1)
+    rows = check(frames, path, labeler=failing, say=said.append)
+    assert rows[0]["stable"] is None and "converge" in rows[0]["failed"] and "FAILED" in said[0]
+    assert check(frames, path, labeler=get_labeler("dft", basis="sto-3g"), say=said.append) == rows and len(said) == 1
+    out = with_lowest_solution(frames, read_checks(path), "dft", np.array([0.5]))
+    assert out[0].info["closed_shell"] == "check-failed"
+    assert out[0].labels["dft"] is frames[0].labels["dft"]

@@ -62,6 +62,7 @@ def xtb_gap(frame: Frame) -> float:
 def check(frames: list[Frame], path: str | Path, labeler=None, say=print) -> list[dict]:
     """Closed-shell stability of each frame at ``labeler``'s level (default ωB97X/6-31G(d)), with the broken-symmetry
     UKS energy (eV) and forces (eV/Å) where unstable and the xTB gap, read from ``path`` where already checked."""
+    from lam_lab.labelers.base import LabelingFailed
     from lam_lab.labelers.dft import DFTLabeler, closed_shell_stability
 
     path = Path(path)
@@ -69,21 +70,25 @@ def check(frames: list[Frame], path: str | Path, labeler=None, say=print) -> lis
     done, labeler, out = read_checks(path), labeler or DFTLabeler(), []
     for f in frames:
         key = geometry_key(f)
-        if key not in done or not (done[key]["stable"] or "uks_forces" in done[key]):
-            t0 = time.perf_counter()
-            st = closed_shell_stability(labeler, f, forces=True)
-            row = {"key": key, "reaction": f.info.get("reaction"), "stable": st.stable,
-                   "uks_below_ev": round(st.uks_below_ev, 5), "s2": round(st.s2, 4),
-                   "xtb_gap_ev": round(xtb_gap(f), 4), "seconds": round(time.perf_counter() - t0, 1)}
-            if st.uks is not None:
-                row["uks_energy_ev"] = st.uks.energy
-                row["uks_forces"] = st.uks.forces.round(6).tolist()
+        row = done.get(key)
+        if row is None or not (row["stable"] or "uks_forces" in row or "failed" in row):
+            t0, row = time.perf_counter(), {"key": key, "reaction": f.info.get("reaction")}
+            try:
+                st = closed_shell_stability(labeler, f, forces=True)
+            except LabelingFailed as err:  # kept, so no worker tries it again; the frame keeps its RKS label
+                row.update(stable=None, failed=str(err))
+                say(f"{f.info.get('reaction')} ({len(f)} atoms): check FAILED ({err})")
+            else:
+                row.update(stable=st.stable, uks_below_ev=round(st.uks_below_ev, 5), s2=round(st.s2, 4))
+                if st.uks is not None:
+                    row.update(uks_energy_ev=st.uks.energy, uks_forces=st.uks.forces.round(6).tolist())
+                say(f"{f.info.get('reaction')} ({len(f)} atoms): "
+                    + ("stable" if st.stable else f"UNSTABLE, UKS {st.uks_below_ev:.3f} eV below"))
+            row.update(xtb_gap_ev=round(xtb_gap(f), 4), seconds=round(time.perf_counter() - t0, 1))
             with gzip.open(path, "at") as fh:  # appended, so a stopped run keeps every check it made
                 fh.write(json.dumps(row) + "\n")
             done[key] = row
-            say(f"{f.info.get('reaction')} ({len(f)} atoms): "
-                + ("stable" if st.stable else f"UNSTABLE, UKS {st.uks_below_ev:.3f} eV below"))
-        out.append(done[key])
+        out.append(row)
     return out
 
 
@@ -106,8 +111,9 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
     """``frames`` labelled (``label_set``) with the functional's lowest solution: the broken-symmetry UKS energy and
     forces where the check found RKS unstable, the RKS labels elsewhere. ``info['closed_shell']`` says which:
     ``broken-symmetry`` (``info['uks_below_ev']``: eV below RKS), ``stable`` (checked), ``screened`` (xTB gap ≥
-    ``below`` eV, not checked), ``unchecked`` (under ``below`` and not checked yet: its label is RKS) or
-    ``unstable-unlabelled`` (found unstable by a check that did not keep the broken-symmetry labels: RKS). A ``ts``
+    ``below`` eV, not checked), ``unchecked`` (under ``below`` and not checked yet: its label is RKS),
+    ``unstable-unlabelled`` (found unstable by a check that did not keep the broken-symmetry labels: RKS) or
+    ``check-failed`` (an SCF of the check did not converge: RKS). A ``ts``
     frame that turns broken-symmetry becomes ``RESTRICTED_SADDLE`` (verified on the restricted surface only) unless
     it was searched on the lowest surface (``info['surface'] == 'lowest'``).
     ``keep_restricted``: every frame also keeps its closed-shell labels as :func:`restricted_name` (``label_set``)."""
@@ -120,6 +126,8 @@ def with_lowest_solution(frames: list[Frame], checks: dict[str, dict], label_set
             labels[restricted_name(label_set)] = f.labels[label_set]
         if c is None:
             info["closed_shell"] = "screened" if gap >= below else "unchecked"
+        elif "failed" in c:  # the check's SCF did not converge: the RKS label, said so
+            info["closed_shell"] = "check-failed"
         elif c["stable"]:
             info["closed_shell"] = "stable"
         else:
@@ -158,11 +166,12 @@ def check_built(name: str, cache_dir: str | Path, shard: tuple[int, int] = (0, 1
 def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> str:
     """One sentence for a data set's notes: how many frames carry which closed-shell kind of label."""
     kinds = {k: sum(f.info.get("closed_shell") == k for f in frames)
-             for k in ("broken-symmetry", "stable", "screened", "unchecked", "unstable-unlabelled")}
+             for k in ("broken-symmetry", "stable", "screened", "unchecked", "unstable-unlabelled", "check-failed")}
     return (f"Closed-shell check (xTB gap under {below} eV checked in DFT): {kinds['broken-symmetry']} frames "
             f"broken-symmetry UKS (RKS unstable), {kinds['stable']} checked stable, {kinds['screened']} screened "
-            f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet and {kinds['unstable-unlabelled']} unstable "
-            "without broken-symmetry labels yet (RKS labels).")
+            f"(gap ≥ {below} eV), {kinds['unchecked']} not checked yet, {kinds['unstable-unlabelled']} unstable "
+            f"without broken-symmetry labels yet and {kinds['check-failed']} whose check did not converge (the last "
+            "three keep RKS labels).")
 
 
 def label_provenance(label_set: str, prov, below: float = SCREEN_BELOW) -> dict:

@@ -232,7 +232,7 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
             continue
         charge, surface = int(low.ts.info.get("charge", 0)), "restricted"
         restricted = checks.get(geometry_key(_stationary_frame(res.ts, {"charge": charge})), {"stable": True})
-        lowest = None if restricted["stable"] else dft_ts(ctx, get_reaction(name), low, cached_only=True,
+        lowest = None if restricted["stable"] is not False else dft_ts(ctx, get_reaction(name), low, cached_only=True,
                                                           lowest_solution=True)
         if lowest is not None:
             res, surface = lowest, "lowest"

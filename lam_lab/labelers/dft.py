@@ -243,13 +243,44 @@ def _follow_instability(mf, s: DFTSettings, follow: int = 3):
     dm = umf.make_rdm1(mo_uks, np.array([mf.mo_occ / 2, mf.mo_occ / 2]))
     for _ in range(follow):
         umf.kernel(dm0=dm)
-        if not umf.converged:
-            raise LabelingFailed("broken-symmetry UKS did not converge")
-        mo, _, uks_stable, _ = umf.stability(internal=True, external=False, return_status=True)
-        if uks_stable:
+        if not umf.converged:  # DIIS can oscillate between near-degenerate biradical solutions: second order then
+            umf = _mean_field(mf.mol, s, unrestricted=True, max_cycle=s.max_cycle).newton()
+            umf.kernel(dm0=dm)
+            if not umf.converged:
+                raise LabelingFailed("broken-symmetry UKS did not converge (DIIS, then second-order SCF)")
+        mo = _uks_instability(umf)
+        if mo is None:
             break
         dm = umf.make_rdm1(mo, umf.mo_occ)
     return umf
+
+
+def _uks_instability(umf, threshold: float = 1e-5, seed: int = 0):
+    """None where the converged UKS ``umf`` is stable within UKS, else its (alpha, beta) orbitals rotated along the
+    lowest mode of its orbital Hessian: PySCF's UKS internal check with one root instead of three. Its start vector
+    is perturbed by a seeded random one because PySCF's is spin-symmetric, and a Davidson search never leaves the
+    symmetry of its start (one root from that start missed the instability of a broken-symmetry saddle)."""
+    from pyscf import lib
+    from pyscf.scf import stability
+    from pyscf.soscf import newton_ah
+
+    g, hop, hdiag = newton_ah.gen_g_hop_uhf(umf, umf.mo_coeff, umf.mo_occ)
+    hdiag = 2 * hdiag
+
+    def precondition(dx, e, x0):
+        d = hdiag - e
+        d[abs(d) < 1e-8] = 1e-8
+        return dx / d
+
+    x0 = np.zeros_like(g)
+    x0[g != 0] = 1.0 / hdiag[g != 0]
+    x0 += 0.1 * np.linalg.norm(x0) / np.sqrt(x0.size) * np.random.default_rng(seed).standard_normal(x0.size)
+    e, v = lib.davidson(lambda x: 2 * hop(x).real, x0, precondition, tol=1e-4, nroots=1)
+    if e >= -threshold:
+        return None
+    nov = np.count_nonzero(umf.mo_occ[0] > 0) * np.count_nonzero(umf.mo_occ[0] == 0)
+    return (stability._rotate_mo(umf.mo_coeff[0], umf.mo_occ[0], v[:nov]),
+            stability._rotate_mo(umf.mo_coeff[1], umf.mo_occ[1], v[nov:]))
 
 
 def _broken_symmetry(mf, s: DFTSettings, follow: int = 3, forces: bool = False) -> ClosedShellStability | None:
