@@ -25,6 +25,7 @@ Usage: python benchmarks/rks_stability.py --part ts  -> benchmarks/results/rks_s
        python benchmarks/rks_stability.py --part frames --reactions oxirane --split test [--per 99]
            [--model lam-chon-delta-heldout]  -> rks_stability-test.json
        python benchmarks/rks_stability.py --part screen [--check-below 2.0 [--shard 0/2]]  -> rks_stability-screen.json
+       python benchmarks/rks_stability.py --part xtb-temperature  -> rks_stability-xtb-temperature.json
 """
 
 from __future__ import annotations
@@ -281,9 +282,40 @@ def lowest_part(data, model_name: str, work: Path) -> dict:
     return out
 
 
+def xtb_temperature_part(data, work: Path, temperatures: list[float]) -> dict:
+    """GFN2-xTB at several electronic temperatures (K) against the lowest-solution forces on the checked val and test
+    frames: does a hotter Fermi smearing (fractional occupations, as in biradicals) bring xTB, the Δ baseline, nearer
+    the broken-symmetry surface (RMSE in meV/Å; on the unstable frames also against their RKS labels)?"""
+    import numpy as np
+
+    from lam_lab.datasets.closed_shell import geometry_key, read_checks
+    from lam_lab.labelers import get_labeler
+
+    done, picked = read_checks(work), []
+    for f in data:
+        c = done.get(geometry_key(f))
+        if f.info["split"] in ("val", "test") and c is not None and (c["stable"] or "uks_forces" in c):
+            picked.append((f, bool(c["stable"]), _rks(f.labels).forces if c["stable"] else np.asarray(c["uks_forces"])))
+    out = {"frames": len(picked), "unstable": sum(not st for _, st, _ in picked), "by_temperature": {}}
+    for t in temperatures:
+        lab, sq = get_labeler("gfn2-xtb", electronic_temperature=float(t)), {"stable": [], "lowest": [], "rks": []}
+        for f, stable, target in picked:
+            forces = lab.compute(f).forces
+            sq["stable" if stable else "lowest"].append(np.mean((forces - target) ** 2))
+            if not stable:
+                sq["rks"].append(np.mean((forces - _rks(f.labels).forces) ** 2))
+        out["by_temperature"][str(t)] = {
+            "stable_frames_mev_per_A": 1000 * float(np.sqrt(np.mean(sq["stable"]))),
+            "unstable_frames_vs_lowest_mev_per_A": 1000 * float(np.sqrt(np.mean(sq["lowest"]))),
+            "unstable_frames_vs_rks_mev_per_A": 1000 * float(np.sqrt(np.mean(sq["rks"])))}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("ts", "frames", "screen", "lowest"), required=True)
+    p.add_argument("--part", choices=("ts", "frames", "screen", "lowest", "xtb-temperature"), required=True)
+    p.add_argument("--temperatures", default="300,1000,3000,5000,8000",
+                   help="xtb-temperature part: GFN2-xTB electronic temperatures, K")
     p.add_argument("--reactions", default="oxirane,malonaldehyde,claisen,hexatriene,retro-ene")
     p.add_argument("--split", default="test")
     p.add_argument("--model", default="lam-chon-delta-heldout")
@@ -306,6 +338,8 @@ def main() -> None:
         result = screen_part(data, a.model, a.check_below, work, (i, n))
     elif a.part == "lowest":
         result = lowest_part(data, a.model, work)
+    elif a.part == "xtb-temperature":
+        result = xtb_temperature_part(data, work, [float(t) for t in a.temperatures.split(",")])
     else:
         result = frames_part(data, a.reactions.split(","), a.split, a.model, a.per, work)
     result["settings"] = {"data": a.data, "level": f"{LABEL} RKS; broken-symmetry UKS from its instability",
