@@ -24,7 +24,8 @@ closed-shell`` runs the same checks as a build phase).
 Usage: python benchmarks/rks_stability.py --part ts  -> benchmarks/results/rks_stability-ts.json
        python benchmarks/rks_stability.py --part frames --reactions oxirane --split test [--per 99]
            [--model lam-chon-delta-heldout]  -> rks_stability-test.json
-       python benchmarks/rks_stability.py --part screen [--check-below 2.0 [--shard 0/2]]  -> rks_stability-screen.json
+       python benchmarks/rks_stability.py --part screen [--check-below 2.0 [--shard 0/2]] [--sample-screened 100]
+           -> rks_stability-screen.json
        python benchmarks/rks_stability.py --part xtb-temperature  -> rks_stability-xtb-temperature.json
 """
 
@@ -194,17 +195,24 @@ def label_change_by_gap(data, done: dict, edges=(0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 9
     return out
 
 
-def screen_part(data, model_name: str, check_below: float | None, work: Path, shard: tuple[int, int] = (0, 1)) -> dict:
+def screen_part(data, model_name: str, check_below: float | None, work: Path, shard: tuple[int, int] = (0, 1),
+                sample_screened: int = 0) -> dict:
     """The xTB gap of every frame; per reaction, frames under each threshold (and checked / unstable so far).
-    ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks."""
+    ``shard`` (i, n): this worker checks every n-th frame from the i-th, so n workers share the checks.
+    ``sample_screened``: also check a seeded sample of that many frames just above the screen (xTB gap 2.5–3 eV), to
+    count what the screen misses."""
     import numpy as np
 
-    from lam_lab.datasets.closed_shell import check, geometry_key, read_checks, to_check, xtb_gap
+    from lam_lab.datasets.closed_shell import SCREEN_BELOW, check, geometry_key, read_checks, to_check, xtb_gap
 
     gaps = np.array([xtb_gap(f) for f in data])
     if check_below is not None:
         todo = to_check(data, gaps, check_below)
         check([data[i] for i in todo[shard[0]::shard[1]]], work)
+    if sample_screened:
+        above = np.flatnonzero((gaps >= SCREEN_BELOW) & (gaps < SCREEN_BELOW + 0.5))
+        picked = np.random.default_rng(0).choice(above, min(sample_screened, len(above)), replace=False)
+        check([data[int(i)] for i in sorted(picked)][shard[0]::shard[1]], work)
     done = read_checks(work)
     per_reaction: dict[str, dict] = {}
     for f, g in zip(data, gaps):
@@ -322,6 +330,8 @@ def main() -> None:
     p.add_argument("--per", type=int, default=99, help="frames part: at most this many frames a reaction (seeded)")
     p.add_argument("--check-below", type=float, default=None, help="screen part: DFT-check every frame under this gap")
     p.add_argument("--shard", default="0/1", help="screen part: I/N, this worker's share of the checks")
+    p.add_argument("--sample-screened", type=int, default=0,
+                   help="screen part: also check a seeded sample of this many frames with an xTB gap of 2.5–3 eV")
     p.add_argument("--data", default="rxn-dft")
     p.add_argument("--work", default="data-build/rxn-dft/stages/closed-shell-checks.jsonl.gz",
                    help="the per-frame checks file, so a run resumes")
@@ -335,7 +345,7 @@ def main() -> None:
         result = ts_part(data, work)
     elif a.part == "screen":
         i, n = map(int, a.shard.split("/"))
-        result = screen_part(data, a.model, a.check_below, work, (i, n))
+        result = screen_part(data, a.model, a.check_below, work, (i, n), a.sample_screened)
     elif a.part == "lowest":
         result = lowest_part(data, a.model, work)
     elif a.part == "xtb-temperature":
