@@ -232,8 +232,8 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
             continue
         charge, surface = int(low.ts.info.get("charge", 0)), "restricted"
         restricted = checks.get(geometry_key(_stationary_frame(res.ts, {"charge": charge})), {"stable": True})
-        lowest = None if restricted["stable"] is not False else dft_ts(ctx, get_reaction(name), low, cached_only=True,
-                                                          lowest_solution=True)
+        unstable = restricted["stable"] is False  # None: the check failed, so the restricted saddle stays
+        lowest = dft_ts(ctx, get_reaction(name), low, cached_only=True, lowest_solution=True) if unstable else None
         if lowest is not None:
             res, surface = lowest, "lowest"
         else:
