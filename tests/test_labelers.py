@@ -180,6 +180,27 @@ def test_a_stretched_h2_is_found_rks_unstable_and_its_broken_symmetry_forces_are
     assert rks < -1.0 and abs(st.uks.forces[1, 2]) < 0.1 * abs(rks)
 
 
+def test_the_uks_check_finds_an_instability_that_breaks_spin_symmetry_from_a_spin_symmetric_solution():
+    from dataclasses import replace
+
+    from lam_lab.labelers.dft import _mean_field, _uks_instability
+
+    lab = get_labeler("dft", basis="sto-3g")
+    s = replace(lab.settings, lowest_solution=False)
+    rks = lab.scf(Frame(numbers=[1, 1], positions=[[0, 0, 0], [0, 0, 2.5]]))
+    umf = _mean_field(rks.mol, s, unrestricted=True)
+    umf.kernel(dm0=np.array([rks.make_rdm1() / 2] * 2))  # UKS kept on the closed-shell solution: alpha = beta
+    assert umf.converged and umf.spin_square()[0] == pytest.approx(0.0, abs=1e-6)
+    # its one unstable mode turns alpha and beta apart, a direction a spin-symmetric start vector has no part of
+    # (PySCF's own UKS internal check, whose start is that, calls this solution stable with one root or three)
+    mo = _uks_instability(umf)
+    assert mo is not None
+    lower = _mean_field(rks.mol, s, unrestricted=True)
+    lower.kernel(dm0=lower.make_rdm1(mo, umf.mo_occ))
+    assert lower.e_tot < umf.e_tot - 0.03 and lower.spin_square()[0] > 0.5  # Ha: the broken-symmetry solution
+    assert _uks_instability(lower) is None
+
+
 def test_lowest_solution_labels_a_biradical_with_broken_symmetry_uks_and_leaves_rks_cache_keys_alone():
     from lam_lab.labelers.dft import closed_shell_stability
 
