@@ -204,22 +204,27 @@ def _triplet_instability(mf, threshold: float = 1e-5):
     """None where the converged RKS ``mf`` is stable towards UKS, else (alpha, beta) orbitals rotated along its
     lowest RKS → UKS Hessian mode: PySCF's external stability check, only the part this needs (its lowest root of
     the RHF → UHF block; ``mf.stability`` also solves three roots of the real → complex and internal blocks)."""
-    from pyscf import lib
     from pyscf.scf import stability
 
     _, _, hop, hdiag = stability._gen_hop_rhf_external(mf)
+    x0 = np.zeros_like(hdiag)
+    x0[hdiag > 1e-5] = 1.0 / hdiag[hdiag > 1e-5]
+    v = _lowest_negative_mode(hop, hdiag, x0, threshold)
+    return None if v is None else (stability._rotate_mo(mf.mo_coeff, mf.mo_occ, v), mf.mo_coeff)
+
+
+def _lowest_negative_mode(hop, hdiag: np.ndarray, x0: np.ndarray, threshold: float):
+    """The lowest eigenvector of an orbital Hessian (product ``hop``, diagonal ``hdiag``) from ``x0`` by Davidson,
+    or None where its eigenvalue is not below ``-threshold`` (Ha): no instability."""
+    from pyscf import lib
 
     def precondition(dx, e, x0):
         d = hdiag - e
         d[abs(d) < 1e-8] = 1e-8
         return dx / d
 
-    x0 = np.zeros_like(hdiag)
-    x0[hdiag > 1e-5] = 1.0 / hdiag[hdiag > 1e-5]
     e, v = lib.davidson(hop, x0, precondition, tol=1e-4, nroots=1)
-    if e >= -threshold:
-        return None
-    return stability._rotate_mo(mf.mo_coeff, mf.mo_occ, v), mf.mo_coeff
+    return None if e >= -threshold else v
 
 
 def _mean_field(mol, s: DFTSettings, unrestricted: bool, max_cycle: int | None = None):
@@ -260,23 +265,16 @@ def _uks_instability(umf, threshold: float = 1e-5, seed: int = 0):
     lowest mode of its orbital Hessian: PySCF's UKS internal check with one root instead of three. Its start vector
     is perturbed by a seeded random one because PySCF's is spin-symmetric, and a Davidson search never leaves the
     symmetry of its start (one root from that start missed the instability of a broken-symmetry saddle)."""
-    from pyscf import lib
     from pyscf.scf import stability
     from pyscf.soscf import newton_ah
 
     g, hop, hdiag = newton_ah.gen_g_hop_uhf(umf, umf.mo_coeff, umf.mo_occ)
     hdiag = 2 * hdiag
-
-    def precondition(dx, e, x0):
-        d = hdiag - e
-        d[abs(d) < 1e-8] = 1e-8
-        return dx / d
-
     x0 = np.zeros_like(g)
     x0[g != 0] = 1.0 / hdiag[g != 0]
     x0 += 0.1 * np.linalg.norm(x0) / np.sqrt(x0.size) * np.random.default_rng(seed).standard_normal(x0.size)
-    e, v = lib.davidson(lambda x: 2 * hop(x).real, x0, precondition, tol=1e-4, nroots=1)
-    if e >= -threshold:
+    v = _lowest_negative_mode(lambda x: 2 * hop(x).real, hdiag, x0, threshold)
+    if v is None:
         return None
     nov = np.count_nonzero(umf.mo_occ[0] > 0) * np.count_nonzero(umf.mo_occ[0] == 0)
     return (stability._rotate_mo(umf.mo_coeff[0], umf.mo_occ[0], v[:nov]),
