@@ -9,6 +9,7 @@ from lam_lab.data import Frame
 from lam_lab.datasets.closed_shell import (
     RESTRICTED_SADDLE,
     check,
+    labels_limit,
     read_checks,
     restricted_name,
     to_check,
@@ -53,6 +54,9 @@ def test_checks_resume_and_put_broken_symmetry_labels_on_the_unstable_frames_onl
     for f, before in zip(out, frames):  # the closed-shell labels kept beside, for every frame
         assert f.labels["dft-rks"] is before.labels["dft"]
     assert restricted_name("wb97x/6-31g*") == "wb97x-rks/6-31g*"
+    # a model card's limits say which solution its training labels are
+    assert "lowest solution where checked" in labels_limit(out) and "2 frames broken-symmetry" in labels_limit(out)
+    assert labels_limit(frames).startswith("the labels are closed-shell (RKS)")
     # the input frames are left as they were
     assert frames[1].info["role"] == "ts" and "closed_shell" not in frames[1].info
     assert frames[1].labels["dft"].energy == pytest.approx(lab.compute(frames[1]).energy)

@@ -174,6 +174,19 @@ def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> st
             "three keep RKS labels).")
 
 
+def labels_limit(frames: list[Frame], below: float = SCREEN_BELOW) -> str:
+    """The closed-shell line of a Δ model card's limits: which solution the labels of ``frames`` (its training) are."""
+    if not any("closed_shell" in f.info for f in frames):
+        return ("the labels are closed-shell (RKS): where that solution is unstable (biradical regions: the oxiranes' "
+                "ring opening, propyne → allene; an xTB HOMO–LUMO gap under ~2 eV flags them) they, and this model, "
+                "sit up to ~3 eV above the functional's lowest (broken-symmetry UKS) solution "
+                "(benchmarks/rks_stability.py)")
+    return ("the labels are the functional's lowest solution where checked, RKS elsewhere: "
+            + lowest_solution_note(frames, below) + f" About 3 % of frames with a gap of {below}–3 eV are RKS-unstable "
+            "too (benchmarks/rks_stability.py --sample-screened), so a few near-biradical geometries keep labels up to "
+            "~0.1 eV above the lowest solution")
+
+
 def label_provenance(label_set: str, prov, below: float = SCREEN_BELOW) -> dict:
     """Provenance of the lowest-solution label set and of the closed-shell one kept beside it (its settings as
     labelled: ``lowest_solution`` off)."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lam_lab.data.dataset import Dataset
+from lam_lab.datasets.closed_shell import labels_limit
 from lam_lab.pretrained.delta_card import (
     BASE,
     HIGH,
@@ -229,10 +230,7 @@ def make_delta_card(r: DeltaRecipe, ft: Any, data: Dataset, n_train: int, val: D
                     f"; a new kind of chemistry can be worse than {r.baseline} alone: compare with the baseline row "
                     "before trusting it"),
                    "DFT level ωB97X/6-31G(d): a small basis; barriers differ from experiment (see the README table)",
-                   "the labels are closed-shell (RKS): where that solution is unstable (biradical regions: the "
-                   "oxiranes' ring opening, propyne → allene; an xTB HOMO–LUMO gap under ~2 eV flags them) they, and "
-                   "this model, sit up to ~3 eV above the functional's lowest (broken-symmetry UKS) solution "
-                   "(benchmarks/rks_stability.py)"],
+                   labels_limit(data.where(split=list(r.splits)).frames)],
     }
 
 
