@@ -63,7 +63,7 @@ def train_and_score(data, recipe, held_out: set[str] | None, seed: int, only: li
     rows = reaction_rows(ft.model, test, recipe.label, recipe.baseline)
     inside = reaction_rows(ft.model, one_group(val), recipe.label, recipe.baseline)[0]
     if sources:
-        inside["by_source"] = {"val": source_rows(ft.model, val, recipe), "train": source_rows(ft.model, train, recipe)}
+        inside["by_source"] = {"val": rows_by(ft.model, val, recipe), "train": rows_by(ft.model, train, recipe)}
         inside["val_by_reaction"] = val_reaction_rows(ft.model, val, recipe)
     for r in rows:
         r.update(n_train=len(train), train_steps=ft.train.steps)
@@ -87,8 +87,11 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     scored = models[0] if len(models) == 1 else Committee(models)  # several: their mean is scored
     rows = reaction_rows(scored, test, recipe.label, recipe.baseline)
     inside = reaction_rows(scored, one_group(val), recipe.label, recipe.baseline)[0]
-    inside["by_source"] = {"val": source_rows(scored, val, recipe),
-                           "train": source_rows(scored, data.where(split="train"), recipe)}
+    train = data.where(split="train")
+    inside["by_source"] = {"val": rows_by(scored, val, recipe), "train": rows_by(scored, train, recipe)}
+    if any("closed_shell" in f.info for f in data):  # a set on the lowest solution: broken-symmetry frames apart
+        inside["by_closed_shell"] = {"val": rows_by(scored, val, recipe, "closed_shell"),
+                                     "test": rows_by(scored, test, recipe, "closed_shell")}
     inside["val_by_reaction"] = val_reaction_rows(scored, val, recipe)
     first = first_selection(val)
     if len(first) < len(val):  # a set with extra rounds: its first selection's val frames compare with earlier sets
@@ -107,15 +110,18 @@ def model_label(ref: str) -> str:
     return "/".join(Path(ref).parts[-2:]) if Path(ref).is_file() else ref
 
 
-def source_rows(model, frames, recipe) -> list[dict]:
-    """Force and energy errors of ``model`` (or a committee) and of the baseline alone on ``frames``, one row per frame
-    source (thermal MD around the TS, normal-mode samples, IRC, stationary points, ...): where the error sits."""
+def rows_by(model, frames, recipe, key: str = "source") -> list[dict]:
+    """Force and energy errors of ``model`` (or a committee) and of the baseline alone on ``frames``, one row per value
+    of ``info[key]``: frame source (thermal MD around the TS, normal-mode samples, IRC, stationary points, ...) or
+    closed-shell label kind (``closed_shell``: broken-symmetry, stable, screened, ...): where the error sits."""
+    from lam_lab.data.dataset import Dataset
     from lam_lab.pretrained.delta_card import one_group, reaction_rows
 
     rows = []
-    for source in sorted({str(f.info.get("source", "?")) for f in frames}):
-        row = reaction_rows(model, one_group(frames.where(source=source)), recipe.label, recipe.baseline)[0]
-        rows.append({"source": source, **{k: v for k, v in row.items() if k != "reaction" and "barrier" not in k}})
+    for value in sorted({str(f.info.get(key, "?")) for f in frames}):
+        part = Dataset([f for f in frames if str(f.info.get(key, "?")) == value], frames.name)
+        row = reaction_rows(model, one_group(part), recipe.label, recipe.baseline)[0]
+        rows.append({key: value, **{k: v for k, v in row.items() if k != "reaction" and "barrier" not in k}})
     return rows
 
 
