@@ -91,7 +91,8 @@ def score_trained(data, model_refs: list[str], recipe) -> tuple[list[dict], dict
     inside["by_source"] = {"val": rows_by(scored, val, recipe), "train": rows_by(scored, train, recipe)}
     if any("closed_shell" in f.info for f in data):  # a set on the lowest solution: broken-symmetry frames apart
         inside["by_closed_shell"] = {"val": rows_by(scored, val, recipe, "closed_shell"),
-                                     "test": rows_by(scored, test, recipe, "closed_shell")}
+                                     "test": rows_by(scored, test, recipe, "closed_shell"),
+                                     "train": rows_by(scored, train, recipe, "closed_shell")}
     inside["val_by_reaction"] = val_reaction_rows(scored, val, recipe)
     first = first_selection(val)
     if len(first) < len(val):  # a set with extra rounds: its first selection's val frames compare with earlier sets
@@ -253,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
               f"E {r['model_energy_rmse_offset_removed_mev_per_atom']:5.1f} vs "
               f"{r['baseline_energy_rmse_offset_removed_mev_per_atom']:5.1f} meV/atom   |Δ barrier| "
               f"{r['model_barrier_err_ev']:.3f} vs {r['baseline_barrier_err_ev']:.3f} eV", flush=True)
-    for split, srows in inside.get("by_source", {}).items():
-        print(f"{split} frames by source: " + "; ".join(
-            f"{r['source']} ({r['frames']}) {r['model_force_rmse_mev_per_A']:.0f} vs xTB "
-            f"{r['baseline_force_rmse_mev_per_A']:.0f}" for r in srows), flush=True)
+    for key, what in (("source", "source"), ("closed_shell", "closed-shell label kind")):
+        for split, srows in inside.get(f"by_{key}", {}).items():
+            print(f"{split} frames by {what}: " + "; ".join(
+                f"{r[key]} ({r['frames']}) {r['model_force_rmse_mev_per_A']:.0f} vs xTB "
+                f"{r['baseline_force_rmse_mev_per_A']:.0f}" for r in srows), flush=True)
     if "val_by_reaction" in inside:
         print("val frames, largest shares of the squared force error: " + "; ".join(
             f"{r['reaction']} {r['share']:.0%} ({r['model_force_rmse_mev_per_A']:.0f} vs xTB "
