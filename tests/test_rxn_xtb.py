@@ -143,16 +143,17 @@ def test_quick_build_tags_only_the_verified_saddle(tmp_path):
     assert "hcn-hnc: 12 frames; verified" in built.provenance.notes
 
 
-def test_the_third_set_ships_verified_xtb_saddles_and_gets_no_extra_rounds():
-    from lam_lab.datasets.reactions import MORE_REACTIONS, REACTIONS
+@pytest.mark.parametrize("which, n", [("MORE_REACTIONS", 18), ("FOURTH_SET", 15)])
+def test_the_transfer_sets_ship_verified_xtb_saddles_and_get_no_extra_rounds(which, n):
+    from lam_lab.datasets import reactions
     from lam_lab.datasets.rxn_dft import FIRST_SELECTION_ONLY
     from lam_lab.md.reactive import builtin_ts
 
     doc = _shipped_ts()
-    names = {r.name for r in MORE_REACTIONS}
-    assert names == FIRST_SELECTION_ONLY and len(names) == 18
-    assert not names & {r.name for r in REACTIONS}  # rxn-xtb was built without them
-    for r in MORE_REACTIONS:
+    names = {r.name for r in getattr(reactions, which)}
+    assert names <= FIRST_SELECTION_ONLY and len(names) == n
+    assert not names & {r.name for r in reactions.REACTIONS}  # rxn-xtb was built without them
+    for r in getattr(reactions, which):
         assert doc[r.name]["xtb"]["status"] == "verified", r.name
         assert builtin_ts(r.name, "xtb").method == "verified saddle, gfn2-xtb"
 

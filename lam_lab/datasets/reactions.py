@@ -187,7 +187,46 @@ MORE_REACTIONS: tuple[Reaction, ...] = (
     Reaction("nitro-nitrite", "[CH3:1][N+:2](=[O:3])[O-:4]", "[CH3:1][O:4][N:2]=[O:3]",
              "nitromethane -> methyl nitrite (methyl migration)"),
 )
-ALL_REACTIONS: tuple[Reaction, ...] = REACTIONS + DFT_ONLY_REACTIONS + MORE_REACTIONS
+# A fourth set, for transfer likewise (first selection only): more kinds the training set lacks (a [2,3]-sigmatropic
+# shift, a cheletropic extrusion, a retro-[2+2], a triple fragmentation, additions across C≡N and C≡C, condensation),
+# none a kin of a held-out reaction, each GFN2-xTB saddle verified. Tried and left out: E/Z inversion at N of
+# ethanimine and acetaldoxime (one bond graph on both sides, so the IRC check cannot tell them apart), methyl azide
+# -> methanimine + N2, ketene + ethylene or formaldehyde [2+2], water-relayed formamide tautomerism, oxalic acid ->
+# CO2 + formic acid, methyl nitrite -> formaldehyde + HNO (IRC does not connect), hydrazine dehydrogenation (SCF not
+# converged), cis-diazene + ethylene (a saddle of 103i cm-1 below the reactants: not the H transfer).
+FOURTH_SET: tuple[Reaction, ...] = (
+    Reaction("meisenheimer", "[CH2:1]=[CH:2][CH2:3][NH2+:4][O-:5]", "[CH2:3]=[CH:2][CH2:1][O:5][NH2:4]",
+             "allylamine N-oxide -> O-allylhydroxylamine ([2,3]-sigmatropic Meisenheimer rearrangement)"),
+    Reaction("glyoxylic-acid", "[O:1]=[CH:2][C:3](=[O:4])[O:5][H:6]", "[O:1]=[CH:2][H:6].[O:4]=[C:3]=[O:5]",
+             "glyoxylic acid -> formaldehyde + CO2 (H transfer with C-C cleavage)"),
+    Reaction("formic-anhydride", "[O:3]=[CH:2][O:4][C:5](=[O:6])[H:7]", "[O:4]=[CH:2][O:3][H:7].[C-:5]#[O+:6]",
+             "formic anhydride -> formic acid + CO (six-centre H transfer)"),
+    Reaction("acetylene-hydration", "[CH:1]#[CH:2].[H:3][O:4][H:5]", "[H:3][CH:1]=[CH:2][O:4][H:5]",
+             "acetylene + water -> vinyl alcohol (four-centre addition across C#C)"),
+    Reaction("methanimine-hcn", "[CH2:1]=[NH:2].[H:3][C:4]#[N:5]", "[N:5]#[C:4][CH2:1][NH:2][H:3]",
+             "methanimine + HCN -> aminoacetonitrile (four-centre addition across C=N)"),
+    Reaction("cyclopentenone-co", "[CH2:1]1[CH:2]=[CH:3][CH2:4][C:5]1=[O:6]",
+             "[CH2:1]=[CH:2][CH:3]=[CH2:4].[C-:5]#[O+:6]", "cyclopent-3-enone -> butadiene + CO (cheletropic)"),
+    Reaction("trioxane", "[CH2:1]1[O:2][CH2:3][O:4][CH2:5][O:6]1", "[CH2:1]=[O:2].[CH2:3]=[O:4].[CH2:5]=[O:6]",
+             "1,3,5-trioxane -> three formaldehyde (concerted triple fragmentation)"),
+    Reaction("formic-acid-ammonia", "[H:1][C:2](=[O:3])[O:4][H:5].[H:6][NH2:7]",
+             "[H:1][C:2](=[O:3])[NH2:7].[H:5][O:4][H:6]", "formic acid + ammonia -> formamide + water"),
+    Reaction("glycol-elimination", "[H:6][O:1][CH2:2][CH:3]([H:7])[O:4][H:5]",
+             "[H:6][O:1][H:7].[CH2:2]=[CH:3][O:4][H:5]", "ethylene glycol -> vinyl alcohol + water (1,2-elimination)"),
+    Reaction("formyl-cyanide", "[H:1][C:2](=[O:3])[C:4]#[N:5]", "[H:1][C:4]#[N:5].[C-:2]#[O+:3]",
+             "formyl cyanide -> HCN + CO (1,2-H shift with C-C cleavage)"),
+    Reaction("hcn-ammonia", "[H:1][C:2]#[N:3].[H:4][NH2:5]", "[H:1][C:2](=[N:3][H:4])[NH2:5]",
+             "HCN + ammonia -> formamidine (four-centre addition across C#N)"),
+    Reaction("hcn-water", "[H:1][C:2]#[N:3].[H:4][O:5][H:6]", "[H:1][C:2](=[N:3][H:4])[O:5][H:6]",
+             "HCN + water -> formimidic acid (four-centre addition across C#N)"),
+    Reaction("ketene-ammonia", "[CH2:1]=[C:2]=[O:3].[H:4][NH2:5]", "[CH2:1]=[C:2]([NH2:5])[O:3][H:4]",
+             "ketene + ammonia -> 1-aminoethenol (four-centre addition across C=O)"),
+    Reaction("acetone-ketene", "[CH3:1][C:2](=[O:3])[CH2:4][H:5]", "[CH3:1][H:5].[CH2:4]=[C:2]=[O:3]",
+             "acetone -> ketene + methane (four-centre elimination)"),
+    Reaction("propiolactone", "[CH2:1]1[C:2](=[O:3])[O:4][CH2:5]1", "[CH2:1]=[CH2:5].[O:3]=[C:2]=[O:4]",
+             "beta-propiolactone -> ethylene + CO2 (retro-[2+2])"),
+)
+ALL_REACTIONS: tuple[Reaction, ...] = REACTIONS + DFT_ONLY_REACTIONS + MORE_REACTIONS + FOURTH_SET
 
 # name -> SMILES: small stable C/H/N/O molecules for near-equilibrium MD (300-1000 K)
 MOLECULES: dict[str, str] = {
