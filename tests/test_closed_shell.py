@@ -9,6 +9,8 @@ from lam_lab.data import Frame
 from lam_lab.datasets.closed_shell import (
     RESTRICTED_SADDLE,
     check,
+    check_screened,
+    checks_path,
     labels_limit,
     read_checks,
     restricted_name,
@@ -60,6 +62,19 @@ def test_checks_resume_and_put_broken_symmetry_labels_on_the_unstable_frames_onl
     # the input frames are left as they were
     assert frames[1].info["role"] == "ts" and "closed_shell" not in frames[1].info
     assert frames[1].labels["dft"].energy == pytest.approx(lab.compute(frames[1]).energy)
+
+
+def test_workers_share_the_screened_frames_and_need_no_labels(tmp_path):
+    lab = get_labeler("dft", basis="sto-3g")
+    frames = [_h2(0.74, "val"), _h2(2.5, "train"), _h2(2.0, "train"), _h2(1.6, "train")]  # unlabelled, as selected
+    below = float(xtb_gap(frames[0]))  # the equilibrium frame is screened out
+    said: list[str] = []
+    for shard in ((0, 2), (1, 2)):
+        check_screened(frames, tmp_path, shard, below, said.append, labeler=lab)
+    checked = read_checks(checks_path(tmp_path))
+    assert len(checked) == 3 and sum("atoms)" in s for s in said) == 3  # each frame under the screen once
+    check_screened(frames, tmp_path, (0, 1), below, said.append, labeler=lab)
+    assert sum("atoms)" in s for s in said) == 3 and said[-1].endswith("3 checked so far")  # resumed, none again
 
 
 def test_a_frame_read_back_from_a_written_set_has_the_key_of_the_frame_the_build_made(tmp_path):

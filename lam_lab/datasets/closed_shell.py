@@ -156,11 +156,18 @@ def check_built(name: str, cache_dir: str | Path, shard: tuple[int, int] = (0, 1
     ``shard[0]``-th, so workers share them), appended to the build's checks file."""
     from lam_lab import datasets
 
-    data = datasets.load(name).frames
-    gaps = np.array([xtb_gap(f) for f in data])
-    todo = to_check(data, gaps, below)
+    check_screened(datasets.load(name).frames, cache_dir, shard, below, say)
+
+
+def check_screened(frames: list[Frame], cache_dir: str | Path, shard: tuple[int, int] = (0, 1),
+                   below: float = SCREEN_BELOW, say=print, labeler=None) -> None:
+    """The DFT checks (``labeler``'s level, as :func:`check`) of the ``frames`` that the screen sends, this worker's
+    ``shard`` of them (as :func:`check_built`), appended to the build's checks file in ``cache_dir``; the frames
+    need no labels."""
+    gaps = np.array([xtb_gap(f) for f in frames])
+    todo = to_check(frames, gaps, below)
     say(f"{len(todo)} frames under {below} eV (xTB gap); {len(read_checks(checks_path(cache_dir)))} checked so far")
-    check([data[i] for i in todo[shard[0]::shard[1]]], checks_path(cache_dir), say=say)
+    check([frames[i] for i in todo[shard[0]::shard[1]]], checks_path(cache_dir), labeler, say)
 
 
 def lowest_solution_note(frames: list[Frame], below: float = SCREEN_BELOW) -> str:
