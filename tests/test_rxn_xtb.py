@@ -143,7 +143,7 @@ def test_quick_build_tags_only_the_verified_saddle(tmp_path):
     assert "hcn-hnc: 12 frames; verified" in built.provenance.notes
 
 
-@pytest.mark.parametrize("which, n", [("MORE_REACTIONS", 18), ("FOURTH_SET", 15)])
+@pytest.mark.parametrize("which, n", [("MORE_REACTIONS", 18), ("FOURTH_SET", 15), ("KIN_SET", 6)])
 def test_the_transfer_sets_ship_verified_xtb_saddles_and_get_no_extra_rounds(which, n):
     from lam_lab.datasets import reactions
     from lam_lab.datasets.rxn_dft import FIRST_SELECTION_ONLY

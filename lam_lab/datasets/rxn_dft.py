@@ -44,7 +44,7 @@ from lam_lab.datasets.closed_shell import (
     with_lowest_solution,
     xtb_gap,
 )
-from lam_lab.datasets.reactions import ALL_REACTIONS, FOURTH_SET, MORE_REACTIONS, get_reaction
+from lam_lab.datasets.reactions import ALL_REACTIONS, FOURTH_SET, KIN_SET, MORE_REACTIONS, get_reaction
 from lam_lab.datasets.rxn_splits import (
     TEST_REACTIONS,
     TS_WINDOW,
@@ -80,12 +80,12 @@ PER_REACTION = 96
 # goes to every training reaction; round 2 to the molecules of ≤ 8 atoms, whose val frames hold 59 % of the squared
 # force error with 27 % of the atoms (every atom is at the reaction centre) and whose frames cost 2–8 s of DFT
 # (15–35 s at 12–16 atoms), and from round 2 on the pools also sample around the DFT TS (:func:`dft_centred_pool`).
-# EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled). The third and fourth sets of reactions
-# (MORE_REACTIONS, FOURTH_SET) have the first selection only: for transfer, reactions count, not frames per reaction.
+# EXTRA_ROUNDS is how many rounds the shipped set holds (fully labelled). The reactions added for transfer
+# (MORE_REACTIONS, FOURTH_SET, KIN_SET) have the first selection only: reactions count there, not frames per reaction.
 EXTRA_ROUND_PLAN: tuple[tuple[int, int | None], ...] = ((96, None), (192, 8))
 EXTRA_PER_ROUND = EXTRA_ROUND_PLAN[0][0]
 EXTRA_ROUNDS = 2
-FIRST_SELECTION_ONLY = frozenset(r.name for r in MORE_REACTIONS + FOURTH_SET)
+FIRST_SELECTION_ONLY = frozenset(r.name for r in MORE_REACTIONS + FOURTH_SET + KIN_SET)
 EXTRA_SEED_STEP = 100
 TS_FRACTION = 0.45
 QUICK_REACTIONS = ("hcn-hnc",)
