@@ -198,6 +198,20 @@ def test_the_recipe_trains_on_a_seeded_subset_for_data_learning_curves(small_rxn
     assert card["data"]["train"] == 5 and card["recipe"]["train_frames"] == 5
 
 
+def test_the_recipe_can_leave_whole_reactions_out_and_a_typo_is_an_error(small_rxn):
+    data = ll.data.read(small_rxn)
+    gone = data.where(split="train")[0].info["reaction"]
+    recipe = dm.DeltaRecipe(data=str(small_rxn), pretrained=None, preset=TINY, minutes=None, steps=1,
+                            train={"batch_atoms": 32}, exclude=(gone,))
+    card = dm.train_delta_model(recipe, out_dir=None, progress=False).card
+    kept = dm.without_reactions(data, (gone,))
+    assert gone not in card["data"]["reactions"] and list(card["recipe"]["exclude"]) == [gone]
+    assert card["data"]["train"] == len(kept.where(split="train")) < len(data.where(split="train"))
+    assert all(f.info["reaction"] != gone for f in kept)
+    with pytest.raises(ll.data.DataError, match="no reaction not-a-reaction to leave out"):
+        dm.without_reactions(data, ("not-a-reaction",))
+
+
 def test_the_cli_resumes_a_run_and_keeps_resume_out_of_the_reproduce_line(small_rxn, tmp_path, capsys):
     args = ["--data", str(small_rxn), "--pretrained", "none", "--steps", "2", "--batch-atoms", "32",
             "--out", str(tmp_path / "run")]

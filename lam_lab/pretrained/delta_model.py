@@ -74,6 +74,7 @@ class DeltaRecipe:
     replay_data: str = "rxn-xtb"  # xTB frames of many reactions (a file: its stem names the head) for the descriptor
     replay_frames: int = 5000
     train_frames: int | None = None  # a seeded subset of that many training frames (nested in N): data learning curves
+    exclude: tuple[str, ...] = ()  # whole reactions left out of training and validation: a twin without them
     near_ts_weight: float = 1.0  # loss weight of training frames within NEAR_TS_EV of their reaction's TS (xTB level)
     energy_weight: float = 1.0  # multiple of the trainer's energy prefactors (1: its force-heavy default)
     command: str | None = None  # the command line that ran this recipe (the card's ``reproduce`` chains them)
@@ -87,6 +88,18 @@ class DeltaRecipe:
             return config
         return config.replace(loss={"pf_e_start": self.energy_weight * config.loss.pf_e_start,
                                     "pf_e_limit": self.energy_weight * config.loss.pf_e_limit})
+
+
+def without_reactions(data: Dataset, names: tuple[str, ...]) -> Dataset:
+    """``data`` less every frame of the reactions ``names``; a name the data lacks is an error (a typo would leave
+    the reaction in)."""
+    from lam_lab.data.errors import DataError
+
+    present = {f.info.get("reaction") for f in data}
+    if unknown := sorted(set(names) - present):
+        raise DataError(f"no reaction {', '.join(unknown)} to leave out", source=data.provenance.source or data.name,
+                        field="info.reaction")
+    return data.where(reaction=[n for n in present if n not in names]) if names else data
 
 
 @dataclass
@@ -106,7 +119,7 @@ def train_delta_model(recipe: DeltaRecipe | None = None, out_dir: str | Path | N
     from lam_lab.data.io import load_source
 
     r = recipe or DeltaRecipe()
-    data = load_source(r.data)
+    data = without_reactions(load_source(r.data), r.exclude)
     train, val, test = data.where(split=list(r.splits)), data.where(split="val"), data.where(split="test")
     train = weight_near_ts(train.subset(r.train_frames, r.seed), r.near_ts_weight)
     replayed = None
@@ -315,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay-frames", type=int, default=DeltaRecipe.replay_frames)
     p.add_argument("--train-frames", type=int, default=None, help="train on a seeded subset of this many frames "
                    "(is frames per reaction the limit?)")
+    p.add_argument("--exclude", default="", help="reactions left out of training and validation, e.g. a,b")
     p.add_argument("--near-ts-weight", type=float, default=1.0, help=f"loss weight of training frames within "
                    f"{NEAR_TS_EV:g} eV of their TS (xTB level)")
     p.add_argument("--energy-weight", type=float, default=1.0, help="multiple of the trainer's energy prefactors")
@@ -333,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                          heldout_from=a.heldout_from if everything else None, replay=a.replay,
                          replay_data=a.replay_data, replay_frames=a.replay_frames, train_frames=a.train_frames,
                          near_ts_weight=a.near_ts_weight, energy_weight=a.energy_weight,
+                         exclude=tuple(x for x in a.exclude.split(",") if x),
                          command=shlex.join(["python", "-m", "lam_lab.pretrained.delta_model",
                                              *(x for x in (argv if argv is not None else sys.argv[1:])
                                                if x != "--resume")]))
