@@ -10,9 +10,9 @@ others, the stationary points and a seeded 10 % of the rest are ``val``, the rem
 
 Build in phases (each cached and resumable; DFT labelling takes hours on 2 cores): ``python -m
 lam_lab.datasets.rxn_dft frames|label|ts|closed-shell|export|pack|build|partial [--cache-dir DIR]``;
-``closed-shell`` checks the built set's frames (``--new``: the selected ones it lacks) that GFN2-xTB's gap flags for
-RKS → UKS instability in DFT and ``build`` labels those found unstable with the broken-symmetry solution
-(:mod:`lam_lab.datasets.closed_shell`);
+``closed-shell`` checks the built set's frames (``--new``: the selected ones and DFT stationary points it lacks)
+that GFN2-xTB's gap flags for RKS → UKS instability in DFT and ``build`` labels those found unstable with the
+broken-symmetry solution (:mod:`lam_lab.datasets.closed_shell`);
 ``ts`` and ``export`` write the verified stationary points to ``lam_lab/datasets/files/transition-states.json``
 (shipped); ``pack`` makes the build state committable (label archive shards, gzipped stages); ``partial`` writes the
 frames labelled so far to a file for experiments. ``--rounds N`` (frames, label, partial) adds the first N rounds of
@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="data-build/rxn-dft-partial.lamh5", help="partial phase: where to write")
     p.add_argument("--shard", default="0/1", help="closed-shell: I/N, this worker's share of the checks")
     p.add_argument("--new", action="store_true",
-                   help="closed-shell: the selected frames the shipped set does not hold yet (labelled or not)")
+                   help="closed-shell: the selected frames and DFT stationary points the shipped set does not hold "
+                        "yet (labelled or not)")
     p.add_argument("--rounds", type=int, default=EXTRA_ROUNDS,
                    help="frames, label, partial: with this many extra rounds of frames per training reaction")
     a = p.parse_args(argv)
@@ -391,7 +392,9 @@ def main(argv: list[str] | None = None) -> None:
         ctx.say(f"{len(ds)} frames labelled so far written to {a.out}")
     elif a.phase == "closed-shell" and a.new:  # a set being extended: its new frames checked while they label
         shipped = {geometry_key(f) for f in datasets.load(NAME)}
-        new = [f for f in frames(ctx) + extra_frames(ctx, a.rounds) if geometry_key(f) not in shipped]
+        # DFT stationary points only of the TS stages run so far: run it again after `ts` for the rest
+        todo = frames(ctx) + dft_stationary(ctx, cached_only=True) + extra_frames(ctx, a.rounds)
+        new = [f for f in todo if geometry_key(f) not in shipped]
         check_screened(new, ctx.cache_dir, tuple(map(int, a.shard.split("/"))), say=ctx.say)
     elif a.phase == "closed-shell":
         check_built(NAME, ctx.cache_dir, tuple(map(int, a.shard.split("/"))), say=ctx.say)
