@@ -6,6 +6,8 @@
 #   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed (0, 1, 2: the committees' members)
 #   scripts/remake_delta.sh ship        # the single models from seed SINGLE (default 1), the committees of seeds 0–2
 #                                       # (held-out twin first), then delta_loro scores
+#   scripts/remake_delta.sh nokin 1     # stages 1–2 of one seed without the kin set (KIN_SET: left out of training
+#                                       # and validation), scored: the like-for-like reading of what the kin bring
 #
 # On 2 cores run two seeds side by side with OMP_NUM_THREADS=1 each. A stage whose run folder has finetuned.pt
 # is skipped and one that was stopped continues from its last checkpoint, so a remake resumes where it stopped.
@@ -48,6 +50,13 @@ case "${1:-}" in
         --heldout-from lam-chon-delta-heldout-x3 --members "$(members stage3)"
     run $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
     run $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
+  nokin)
+    s="${2:?seed number}"
+    kin=$($PY -c "from lam_lab.datasets.reactions import KIN_SET; print(','.join(r.name for r in KIN_SET))")
+    stage "$RUN/stage1-s$s-nokin" --steps "$S1" --seed "$s" --exclude "$kin"
+    stage "$RUN/stage2-s$s-nokin" --pretrained "$RUN/stage1-s$s-nokin/finetuned.pt" --steps "$S2" --lr 1e-3 \
+        --seed "$s" --exclude "$kin"
+    run $PY benchmarks/delta_loro.py --model "$RUN/stage2-s$s-nokin/finetuned.pt" --out "delta_loro-nokin-s$s" ;;
   *)
-    sed -n '2,13p' "$0"; exit 2 ;;
+    sed -n '2,15p' "$0"; exit 2 ;;
 esac
