@@ -2,10 +2,11 @@
 # Remake the shipped Δ models (GFN2-xTB → ωB97X/6-31G(d)) from the built rxn-dft: three seeds of the three-stage
 # recipe of lam_lab/pretrained/delta_model.py, then the committees, then the held-out benchmark.
 #
-#   scripts/remake_delta.sh data        # rebuild rxn-dft from the committed labels (after EXTRA_ROUNDS changed)
+#   scripts/remake_delta.sh data        # rebuild rxn-dft from the committed labels (the set it replaces is kept as
+#                                       # data-build/rxn-dft-before-remake.lamh5)
 #   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed (0, 1, 2: the committees' members)
 #   scripts/remake_delta.sh ship        # the single models from seed SINGLE (default 1), the committees of seeds 0–2
-#                                       # (held-out twin first), then delta_loro scores
+#                                       # (held-out twin first), then delta_loro scores (on the replaced set too)
 #   scripts/remake_delta.sh nokin 1     # stages 1–2 of one seed without the kin set (KIN_SET: left out of training
 #                                       # and validation), scored: the like-for-like reading of what the kin bring
 #
@@ -32,6 +33,9 @@ stage() {  # stage FOLDER ARGS...: one delta_model run unless FOLDER/finetuned.p
 
 case "${1:-}" in
   data)
+    # the set it replaces kept once, so the new models can be scored on the old labels too (--data)
+    before=data-build/rxn-dft-before-remake.lamh5
+    [[ -f "$before" ]] || run cp lam_lab/datasets/files/rxn-dft.lamh5 "$before"
     run $PY -m lam_lab.datasets build rxn-dft ;;
   seed)
     s="${2:?seed number}"
@@ -49,7 +53,11 @@ case "${1:-}" in
     run $PY -m lam_lab.pretrained.delta_committee --name lam-chon-delta-x3 --install \
         --heldout-from lam-chon-delta-heldout-x3 --members "$(members stage3)"
     run $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --out delta_loro
-    run $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee ;;
+    run $PY benchmarks/delta_loro.py --model "$(members stage2)" --out delta_loro-committee
+    # the same twin on the labels of the set it replaced (the like-for-like reading of the change of labels)
+    before=data-build/rxn-dft-before-remake.lamh5
+    [[ ! -f "$before" ]] || run $PY benchmarks/delta_loro.py --model lam-chon-delta-heldout --data "$before" \
+        --out delta_loro-before-labels ;;
   nokin)
     s="${2:?seed number}"
     kin=$($PY -c "from lam_lab.datasets.reactions import KIN_SET; print(','.join(r.name for r in KIN_SET))")

@@ -285,13 +285,18 @@ def labelled_so_far(ctx: BuildContext, todo: list[Frame], labelled: bool = True)
             if (cache.get(frame_key(f, {**identity, "frame": lab.frame_params(f)}), len(f)) is not None) == labelled]
 
 
+def build_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS, cached_only: bool = False) -> list[Frame]:
+    """Every frame a build labels, in the build's order: the selection, the DFT stationary points, the extra rounds."""
+    # extra rounds last: each reaction's split stream reaches its first frames in the same order as without them
+    return frames(ctx) + ([] if ctx.quick else dft_stationary(ctx, cached_only)) + extra_frames(ctx, rounds)
+
+
 def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUNDS) -> Dataset:
     """Frames (+ ``rounds`` extra rounds) → DFT labels (cached per frame) → DFT stationary points → GFN2-xTB labels.
 
     ``cached_only``: only the frames labelled so far (an interim set for experiments; never shipped).
     """
-    # extra rounds last: each reaction's split stream reaches its first frames in the same order as without them
-    todo = frames(ctx) + ([] if ctx.quick else dft_stationary(ctx, cached_only)) + extra_frames(ctx, rounds)
+    todo = build_frames(ctx, rounds, cached_only)
     assign_splits(todo, ctx.seed)
     if cached_only:
         todo = labelled_so_far(ctx, todo)
@@ -393,8 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.phase == "closed-shell" and a.new:  # a set being extended: its new frames checked while they label
         shipped = {geometry_key(f) for f in datasets.load(NAME)}
         # DFT stationary points only of the TS stages run so far: run it again after `ts` for the rest
-        todo = frames(ctx) + dft_stationary(ctx, cached_only=True) + extra_frames(ctx, a.rounds)
-        new = [f for f in todo if geometry_key(f) not in shipped]
+        new = [f for f in build_frames(ctx, a.rounds, cached_only=True) if geometry_key(f) not in shipped]
         check_screened(new, ctx.cache_dir, tuple(map(int, a.shard.split("/"))), say=ctx.say)
     elif a.phase == "closed-shell":
         check_built(NAME, ctx.cache_dir, tuple(map(int, a.shard.split("/"))), say=ctx.say)
