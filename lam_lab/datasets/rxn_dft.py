@@ -239,6 +239,9 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
         if lowest is not None:
             res, surface = lowest, "lowest"
         else:
+            if unstable:
+                ctx.say(f"{name}: the restricted DFT saddle is RKS-unstable and kept; search it on the lowest "
+                        f"surface with `ts --lowest-solution --only {name}`")
             _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), charge)
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
