@@ -207,3 +207,23 @@ def test_every_shipped_rxn_dft_frame_is_placed_against_its_ts_in_gfn2_xtb_energi
                 assert f.info["xtb_rel_ts"] == pytest.approx(f.labels["gfn2-xtb"].energy - ref, abs=1e-4), name
                 checked += 1
     assert checked > 10_000
+
+
+def test_labels_computed_elsewhere_go_into_a_builds_cache_and_count_as_labelled(tmp_path):
+    from lam_lab.data.dataset import Dataset
+    from lam_lab.data.frame import Frame, Labels
+    from lam_lab.datasets._common import cache_labels, labelled_so_far
+    from lam_lab.datasets._stages import BuildContext
+    from lam_lab.labelers import get_labeler
+
+    ctx = BuildContext("rxn-dft", tmp_path, 1, True, datasets.DEFAULT_SEED, False)
+    hcn = np.array([[0.0, 0.0, -1.07], [0.0, 0.0, 0.0], [0.0, 0.0, 1.16]])
+    frames = [Frame(numbers=np.array([1, 6, 7]), positions=hcn + s, info={"charge": 0}) for s in (0.0, 0.1)]
+    assert labelled_so_far(ctx, frames, "dft", threads=1) == []
+    cache_labels(ctx, [(frames[0], Labels(-2524.1, np.zeros((3, 3))))], "dft", threads=1)
+    assert labelled_so_far(ctx, frames, "dft", threads=1) == frames[:1]
+    assert labelled_so_far(ctx, frames, "dft", labelled=False, threads=1) == frames[1:]
+    cache_labels(ctx, [(frames[0], Labels(0.0, np.ones((3, 3))))], "dft", threads=1)  # the first one stays
+    lab = get_labeler("dft", threads=1)  # reads the cache: no SCF runs
+    got = lab.label(Dataset(frames[:1], "x"), cache_dir=ctx.label_cache()).frames[0].labels[lab.name]
+    assert got.energy == pytest.approx(-2524.1) and not got.forces.any()

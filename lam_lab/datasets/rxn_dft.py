@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from lam_lab.data.dataset import Dataset
-from lam_lab.data.frame import Frame
-from lam_lab.datasets._common import label, provenance
+from lam_lab.data.frame import Frame, Labels
+from lam_lab.datasets._common import cache_labels, label, labelled_so_far, provenance
 from lam_lab.datasets._stages import BuildContext
 from lam_lab.datasets.closed_shell import (
     check,
@@ -222,9 +222,9 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
     has not, unless ``cached_only`` (then reactions whose stage has not run yet have none).
 
     Their DFT energies and forces, computed by the TS stage with the same labeler, go into the label cache
-    (:func:`_cache_stationary_labels`) so they are not computed twice. Where the restricted saddle is RKS-unstable
-    (the closed-shell checks) and the saddle on the lowest surface has been searched (``ts --lowest-solution``),
-    that search's points replace the restricted ones (``info['surface'] = 'lowest'``).
+    (``cache_labels``) so they are not computed twice. Where the restricted saddle is RKS-unstable (the closed-shell
+    checks) and the saddle on the lowest surface has been searched (``ts --lowest-solution``), that search's points
+    replace the restricted ones (``info['surface'] = 'lowest'``).
     """
     out, checks = [], read_checks(checks_path(ctx.cache_dir))
     for name, low in verified_reactions(ctx).items():
@@ -242,7 +242,9 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
             if unstable:
                 ctx.say(f"{name}: the restricted DFT saddle is RKS-unstable and kept; search it on the lowest "
                         f"surface with `ts --lowest-solution --only {name}`")
-            _cache_stationary_labels(ctx, (res.reactant, res.ts, res.product), charge)
+            points = [(_stationary_frame(x, {"charge": charge}), x) for x in (res.reactant, res.ts, res.product)]
+            cache_labels(ctx, [(f, Labels(x.get_potential_energy(), x.get_forces())) for f, x in points
+                               if x.calc is not None], "dft", threads=1)
         for role, atoms in zip(DFT_ROLES, (res.reactant, res.ts, res.product)):
             if role == "ts" and not res.verified:
                 role = "dft-saddle-unverified"
@@ -255,37 +257,6 @@ def dft_stationary(ctx: BuildContext, cached_only: bool = False) -> list[Frame]:
 def _stationary_frame(atoms, info: dict) -> Frame:
     """A label-free frame of a stationary point with ``info``."""
     return Frame(atoms.numbers, atoms.positions, None, [False] * 3, {}, info)
-
-
-def _cache_stationary_labels(ctx: BuildContext, points, charge: int) -> None:
-    """Put the DFT stage's ωB97X energies (eV) and forces (eV/Å) of its stationary points into the label cache."""
-    from lam_lab.data.frame import Labels
-    from lam_lab.labelers import LabelCache, frame_key, get_labeler
-    from lam_lab.labelers.cache import CacheEntry
-
-    if ctx.cache_dir is None:
-        return
-    lab = get_labeler("dft", threads=1)
-    cache, identity = LabelCache(ctx.label_cache()), lab.cache_identity()
-    for atoms in points:
-        if atoms.calc is None:
-            continue
-        f = Frame(atoms.numbers, atoms.positions, None, [False] * 3, {}, {"charge": charge})
-        key = frame_key(f, {**identity, "frame": lab.frame_params(f)})
-        if cache.get(key, len(f)) is None:
-            cache.put(key, CacheEntry(Labels(atoms.get_potential_energy(), atoms.get_forces())))
-
-
-def labelled_so_far(ctx: BuildContext, todo: list[Frame], labelled: bool = True) -> list[Frame]:
-    """The frames of ``todo`` whose ωB97X/6-31G(d) label is already in the build's cache (a partial set), or with
-    ``labelled=False`` those still to compute."""
-    from lam_lab.labelers import LabelCache, frame_key, get_labeler
-
-    lab = get_labeler("dft", threads=1)
-    cache = LabelCache(ctx.label_cache())
-    identity = lab.cache_identity()
-    return [f for f in todo
-            if (cache.get(frame_key(f, {**identity, "frame": lab.frame_params(f)}), len(f)) is not None) == labelled]
 
 
 def build_frames(ctx: BuildContext, rounds: int = EXTRA_ROUNDS, cached_only: bool = False) -> list[Frame]:
@@ -302,7 +273,7 @@ def build(ctx: BuildContext, cached_only: bool = False, rounds: int = EXTRA_ROUN
     todo = build_frames(ctx, rounds, cached_only)
     assign_splits(todo, ctx.seed)
     if cached_only:
-        todo = labelled_so_far(ctx, todo)
+        todo = labelled_so_far(ctx, todo, "dft", threads=1)
     ctx.say(f"{len(todo)} frames to label with ωB97X/6-31G(d)")
     dft = label(ctx, todo, "dft", threads=1)
     xtb = label(ctx, dft.frames, "gfn2-xtb")
@@ -371,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.phase == "frames":
         ctx.say(f"{len(frames(ctx) + extra_frames(ctx, a.rounds))} frames selected")
     elif a.phase == "label":
-        todo = labelled_so_far(ctx, frames(ctx) + extra_frames(ctx, a.rounds), labelled=False)
+        todo = labelled_so_far(ctx, frames(ctx) + extra_frames(ctx, a.rounds), "dft", labelled=False, threads=1)
         # smallest molecules first (a frame's DFT cost grows ~n^1.8): a stopped run has labelled the most frames,
         # and a second worker with --reverse takes the largest
         todo.sort(key=len)
