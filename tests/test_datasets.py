@@ -201,11 +201,22 @@ def test_every_shipped_rxn_dft_frame_is_placed_against_its_ts_in_gfn2_xtb_energi
     checked = 0
     for name, frames in by.items():
         at = {f.info["role"]: f.labels["gfn2-xtb"].energy for f in frames if f.info.get("role") in ("ts", "xtb-ts")}
+        # where the saddle was searched again on the lowest surface, the DFT-centred frames stay placed against the
+        # restricted ωB97X TS they were drawn around, which the set no longer holds: one reference for all of them
+        lowest = any(f.info.get("role") == "ts" and f.info.get("surface") == "lowest" for f in frames)
+        refs = []
         for f in frames:
+            if "xtb_rel_ts" not in f.info:
+                continue
+            if f.info.get("centre") == "dft" and lowest:
+                refs.append(f.labels["gfn2-xtb"].energy - f.info["xtb_rel_ts"])
+                continue
             ref = at.get("ts") if f.info.get("centre") == "dft" or "xtb-ts" not in at else at["xtb-ts"]
-            if "xtb_rel_ts" in f.info and ref is not None:
+            if ref is not None:
                 assert f.info["xtb_rel_ts"] == pytest.approx(f.labels["gfn2-xtb"].energy - ref, abs=1e-4), name
                 checked += 1
+        assert not refs or np.ptp(refs) < 1e-4, name
+        checked += len(refs)
     assert checked > 10_000
 
 
