@@ -142,6 +142,33 @@ def test_lamh5_is_compact(tmp_path):
     assert per_atom < 40, per_atom
 
 
+def test_lamh5_stores_labels_two_sets_share_once(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(60):
+        m = molecule("C6H6")
+        lab = Labels(rng.normal(), rng.normal(size=(12, 3)))
+        # the second set repeats the first except on every fifth frame (and lacks forces on frame 7)
+        other = Labels(rng.normal(), rng.normal(size=(12, 3))) if k % 5 == 0 else lab.copy()
+        if k == 7:
+            other.forces = None
+        frames.append(Frame(m.numbers, m.positions, labels={"lowest": lab, "closed": other}))
+    ds = Dataset(frames, name="twin")
+    path, alone = tmp_path / "twin.lamh5", tmp_path / "alone.lamh5"
+    ll.data.write(ds, path)
+    ll.data.write(ds, alone, label="lowest")
+    with h5py.File(path) as h:
+        g = next(g for g in h["labels"].values() if g.attrs["name"] == "closed")
+        assert g.attrs["shared_with"] == "lowest" and len(g["shared_frames"]) == 60 - 12 - 1
+    assert path.stat().st_size < 1.4 * alone.stat().st_size  # the repeated labels are not stored again
+    back = ll.data.read(path)
+    for a, b in zip(ds, back):
+        assert_frames_close(a, b, atol=2e-5)
+    back[1].labels["closed"].forces[0, 0] = 99.0  # read back as its own copy, not a view of the other set
+    assert back[1].labels["lowest"].forces[0, 0] != 99.0
+    assert ll.data.read(path, label="closed")[3].labels["closed"].energy == frames[3].labels["lowest"].energy
+
+
 def test_lamh5_truncated_file_is_a_data_error(tmp_path, mixed_ds):
     path = tmp_path / "cut.lamh5"
     ll.data.write(mixed_ds, path)

@@ -8,6 +8,8 @@ Layout (gzip + shuffle; atom arrays of all frames concatenated, frame k owns ato
     info          UTF-8 JSON list of the frames' info dicts, stored as uint8
     labels/<k>    attrs name; energy_frames, energy [eV, float64]; forces_frames, forces [eV/Å, float32];
                   virial_frames, virial [eV, float64]   (a field exists only for the frames listed)
+                  version 2: attrs shared_with (an earlier set's name) and shared_frames [S]: the frames whose
+                  labels equal that set's as stored, listed once instead of stored twice
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lam_lab.data.io._h5 import dataset, open_h5
 
 EXTENSIONS = (".lamh5",)
 MAGIC = "lam-h5"
-VERSION = 1
+VERSION = 2
 _Z = dict(compression="gzip", compression_opts=6, shuffle=True)
 
 
@@ -64,6 +66,12 @@ def write_lamh5(ds: Dataset, path: Path, label: str | None = None, precision: st
             g = lg.create_group(str(k))
             g.attrs["name"] = name
             labs = [(i, f.labels[name]) for i, f in enumerate(ds) if name in f.labels]
+            other, shared = _most_shared(ds, labs, names[:k], fdt)
+            if shared:
+                g.attrs["shared_with"] = other
+                _put(g, "shared_frames", np.array(shared, dtype=np.int32))
+                done = set(shared)
+                labs = [(i, lab) for i, lab in labs if i not in done]
             e = [(i, lab.energy) for i, lab in labs if lab.energy is not None]
             fr = [(i, lab.forces) for i, lab in labs if lab.forces is not None]
             v = [(i, lab.virial) for i, lab in labs if lab.virial is not None]
@@ -73,6 +81,30 @@ def write_lamh5(ds: Dataset, path: Path, label: str | None = None, precision: st
             _put(g, "forces", _cat([x for _, x in fr], fdt))
             _put(g, "virial_frames", np.array([i for i, _ in v], dtype=np.int32))
             _put(g, "virial", np.array([x for _, x in v], dtype=np.float64).reshape(-1, 3, 3))
+
+
+def _most_shared(ds: Dataset, labs: list[tuple[int, Labels]], earlier: list[str],
+                 fdt: np.dtype) -> tuple[str, list[int]]:
+    """The earlier label set whose stored labels most frames of ``labs`` repeat exactly, and those frames."""
+    best: tuple[str, list[int]] = ("", [])
+    for other in earlier:
+        same = [i for i, lab in labs if other in ds[i].labels and _stored_equal(lab, ds[i].labels[other], fdt)]
+        if len(same) > len(best[1]):
+            best = (other, same)
+    return best
+
+
+def _stored_equal(a: Labels, b: Labels, fdt: np.dtype) -> bool:
+    """True when ``a`` and ``b`` would be read back identical (forces compared at the stored precision)."""
+    if (a.energy is None) != (b.energy is None) or (a.energy is not None and a.energy != b.energy):
+        return False
+    for x, y, dt in ((a.forces, b.forces, fdt), (a.virial, b.virial, np.float64)):
+        if (x is None) != (y is None):
+            return False
+        if x is not None and (np.shape(x) != np.shape(y)
+                              or not np.array_equal(np.asarray(x).astype(dt), np.asarray(y).astype(dt))):
+            return False
+    return True
 
 
 def _put(g: h5py.Group, name: str, arr: np.ndarray) -> None:
@@ -120,8 +152,11 @@ def read_lamh5(path: Path, label: str | None = None) -> Dataset:
             raise DataError(f"{len(infos)} info entries for {nf} frames", source=str(path), field="info")
         frames = [Frame(numbers[off[i] : off[i + 1]], positions[off[i] : off[i + 1]], cell[i], pbc[i], {},
                         infos[i]) for i in range(nf)]
-        for g in h["labels"].values() if "labels" in h else []:
+        groups = sorted(h["labels"].values(), key=lambda g: int(g.name.rsplit("/", 1)[1])) if "labels" in h else []
+        for g in groups:
             _read_labels(g, frames, off, path)
+        for g in groups:  # in write order, so a set shared from one that itself shares is complete first
+            _read_shared(g, frames, path)
         name = str(h.attrs.get("name", Path(path).stem))
         prov = Provenance.from_dict(json.loads(h.attrs.get("provenance", "{}")))
     prov.source = str(path)
@@ -164,3 +199,14 @@ def _read_labels(g: h5py.Group, frames: list[Frame], off: np.ndarray, path: Path
     virial = np.asarray(dataset(g, "virial", path), dtype=np.float64)
     for i, v in zip(idx("virial_frames", len(virial)), virial):
         frames[i].labels.setdefault(name, Labels()).virial = v.reshape(3, 3)
+
+
+def _read_shared(g: h5py.Group, frames: list[Frame], path: Path) -> None:
+    if "shared_with" not in g.attrs:
+        return
+    name, other = str(g.attrs["name"]), str(g.attrs["shared_with"])
+    for i in dataset(g, "shared_frames", path).astype(np.int64).reshape(-1):
+        if not 0 <= i < len(frames) or other not in frames[i].labels:
+            raise DataError(f"shared frame {i} has no {other!r} labels to share", source=str(path),
+                            field=f"{g.name}/shared_frames")
+        frames[i].labels[name] = frames[i].labels[other].copy()
