@@ -167,6 +167,11 @@ def test_lamh5_stores_labels_two_sets_share_once(tmp_path):
     back[1].labels["closed"].forces[0, 0] = 99.0  # read back as its own copy, not a view of the other set
     assert back[1].labels["lowest"].forces[0, 0] != 99.0
     assert ll.data.read(path, label="closed")[3].labels["closed"].energy == frames[3].labels["lowest"].energy
+    with h5py.File(path, "a") as h:
+        h.move("labels/1", "labels/closed")
+    with pytest.raises(DataError, match="not numbered") as err:
+        ll.data.read(path)
+    assert err.value.source == str(path)
 
 
 def test_lamh5_truncated_file_is_a_data_error(tmp_path, mixed_ds):

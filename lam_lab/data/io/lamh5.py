@@ -152,7 +152,7 @@ def read_lamh5(path: Path, label: str | None = None) -> Dataset:
             raise DataError(f"{len(infos)} info entries for {nf} frames", source=str(path), field="info")
         frames = [Frame(numbers[off[i] : off[i + 1]], positions[off[i] : off[i + 1]], cell[i], pbc[i], {},
                         infos[i]) for i in range(nf)]
-        groups = sorted(h["labels"].values(), key=lambda g: int(g.name.rsplit("/", 1)[1])) if "labels" in h else []
+        groups = sorted(h["labels"].values(), key=lambda g: _group_index(g, path)) if "labels" in h else []
         for g in groups:
             _read_labels(g, frames, off, path)
         for g in groups:  # in write order, so a set shared from one that itself shares is complete first
@@ -199,6 +199,13 @@ def _read_labels(g: h5py.Group, frames: list[Frame], off: np.ndarray, path: Path
     virial = np.asarray(dataset(g, "virial", path), dtype=np.float64)
     for i, v in zip(idx("virial_frames", len(virial)), virial):
         frames[i].labels.setdefault(name, Labels()).virial = v.reshape(3, 3)
+
+
+def _group_index(g: h5py.Group, path: Path) -> int:
+    key = g.name.rsplit("/", 1)[1]
+    if not key.isdigit():
+        raise DataError(f"label group {key!r} is not numbered as lam-h5 writes them", source=str(path), field=g.name)
+    return int(key)
 
 
 def _read_shared(g: h5py.Group, frames: list[Frame], path: Path) -> None:
