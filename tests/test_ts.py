@@ -63,3 +63,32 @@ def test_water_harmonic_modes_project_out_rigid_motions():
     xs = normal_mode_samples(water, modes, 300.0, 5, seed=1)
     disp = [np.abs(x - water.positions).max() for x in xs]
     assert 0 < max(disp) < 0.3
+
+
+def test_a_refinement_stopped_after_a_step_resumes_from_its_checkpoints(hcn):
+    """refine_at_level keeps the minima, the saddle and the Hessian as checkpoints; a second search reads them and
+    computes nothing (here GFN2-xTB refines its own saddle, standing in for a DFT level)."""
+    from lam_lab.sampling.ts_refine import refine_at_level
+
+    store: dict[str, dict] = {}
+
+    def checkpoint(tag, make):
+        if tag not in store:
+            store[tag] = make()
+        return store[tag]
+
+    xtb_hessian = lambda a: fd_hessian(a, xtb_calculator)  # noqa: E731
+    first = refine_at_level(hcn, xtb_calculator, xtb_hessian, checkpoint=checkpoint)
+    assert first.status == "verified" and sorted(store) == ["hessian", "product", "reactant", "saddle"]
+
+    def no_calculation(_atoms):
+        raise AssertionError("a checkpointed step was computed again")
+
+    again = refine_at_level(hcn, no_calculation, no_calculation, checkpoint=checkpoint)
+    assert again.status == first.status and again.barrier == pytest.approx(first.barrier, abs=1e-9)
+    np.testing.assert_allclose(again.ts.positions, first.ts.positions)
+    np.testing.assert_allclose(again.frequencies, first.frequencies)
+    # a search stopped after its minima computes only the rest
+    del store["saddle"], store["hessian"]
+    third = refine_at_level(hcn, xtb_calculator, xtb_hessian, checkpoint=checkpoint)
+    assert third.barrier == pytest.approx(first.barrier, abs=1e-6)

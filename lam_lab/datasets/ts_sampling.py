@@ -11,6 +11,7 @@ count) is a separate cached stage. Units: eV, Å, K.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -104,6 +105,12 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
     def hessian(a: Atoms) -> np.ndarray:
         return lab.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))}))
 
+    params = {"reaction": reaction.name, "low": low.ts.positions.round(5).tolist(), "dft": lab.cache_identity(),
+              "config": repr(DFT_TS_CONFIG)}
+
+    def part(tag: str, make_part: Callable[[], dict]) -> dict:  # each DFT step its own stage: a stopped search
+        return json_stage(ctx, f"ts-dft-{reaction.name}-{tag}", params, make_part)  # resumes after the last one
+
     def from_restricted(first: TSResult) -> TSResult:
         """The lowest-surface search again from the restricted saddle, where the one from xTB's did not verify."""
         restricted = dft_ts(ctx, reaction, low, threads, cached_only=True)
@@ -112,7 +119,8 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
         rks = get_labeler("dft", threads=threads)
         res = refine_at_level(restricted, calc, hessian,
                               lambda a: rks.hessian(_frame(a, {"charge": int(a.info.get("charge", 0))})),
-                              DFT_TS_CONFIG, reference_mode=low.ts_mode)
+                              DFT_TS_CONFIG, reference_mode=low.ts_mode,
+                              checkpoint=lambda tag, make_part: part(f"from-restricted-{tag}", make_part))
         res.provenance.update({"guess_hessian": "restricted ωB97X analytic", "start": "restricted ωB97X saddle",
                                "from_xtb_saddle": f"{first.status}, barrier {first.barrier:.3f} eV"})
         if res.verified:
@@ -121,7 +129,8 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
         return first
 
     def make() -> dict:
-        res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG)
+        res = refine_at_level(low, calc, hessian, lambda a: fd_hessian(a, xtb_calculator), DFT_TS_CONFIG,
+                              checkpoint=part)
         res.provenance.update({"guess_hessian": "GFN2-xTB finite differences", "start": "GFN2-xTB saddle"})
         if lowest_solution:
             res = from_restricted(res)
@@ -131,8 +140,6 @@ def dft_ts(ctx: BuildContext, reaction: Reaction, low: TSResult, threads: int | 
                 f"ν‡ {[round(f) for f in res.imaginary_frequencies]} cm-1, {res.provenance['seconds']} s")
         return res.to_dict()
 
-    params = {"reaction": reaction.name, "low": low.ts.positions.round(5).tolist(), "dft": lab.cache_identity(),
-              "config": repr(DFT_TS_CONFIG)}
     doc = json_stage(ctx, f"ts-dft-{reaction.name}", params, None if cached_only else make)
     return None if doc is None else TSResult.from_dict(doc)
 
