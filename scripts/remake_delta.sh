@@ -12,6 +12,8 @@
 #
 # On 2 cores run two seeds side by side with OMP_NUM_THREADS=1 each. A stage whose run folder has finetuned.pt
 # is skipped and one that was stopped continues from its last checkpoint, so a remake resumes where it stopped.
+# A remake longer than a machine's stay commits each finished stage's finetuned.pt and delta-card.json (.gitignore
+# lets them in; `data` first on a fresh machine, which rebuilds the same set) and removes them once shipped.
 # STEPS_SCALE multiplies the recipe's step counts (1.5 for the 2.4× larger rxn-dft of rounds 1 + 2); DRY_RUN=1
 # prints the commands instead of running them.
 set -euo pipefail
