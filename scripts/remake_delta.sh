@@ -5,7 +5,7 @@
 #   scripts/remake_delta.sh data        # rebuild rxn-dft from the committed labels (the set it replaces is kept as
 #                                       # data-build/rxn-dft-before-remake.lamh5)
 #   scripts/remake_delta.sh seed 0      # stages 1–3 of one seed (0, 1, 2: the committees' members)
-#   scripts/remake_delta.sh ship        # the single models from seed SINGLE (default 1), the committees of seeds 0–2
+#   scripts/remake_delta.sh ship        # the single models from seed SINGLE (default 2), the committees of seeds 0–2
 #                                       # (held-out twin first), then delta_loro scores (on the replaced set too)
 #   scripts/remake_delta.sh nokin 1     # stages 1–2 of one seed without the kin set (KIN_SET: left out of training
 #                                       # and validation), scored: the like-for-like reading of what the kin bring
@@ -47,7 +47,7 @@ case "${1:-}" in
         --lr 1e-3 --seed $((s + 1)) ;;
   ship)
     # The single models are one seed, chosen on the val split (the seeds' cards), never on the held-out reactions
-    single="${SINGLE:-1}"
+    single="${SINGLE:-2}"
     run $PY -m lam_lab.pretrained.delta_model --install-run "$RUN/stage2-s$single" --name lam-chon-delta-heldout
     run $PY -m lam_lab.pretrained.delta_model --install-run "$RUN/stage3-s$single" --name lam-chon-delta
     members() { echo "$RUN/$1-s0/finetuned.pt,$RUN/$1-s1/finetuned.pt,$RUN/$1-s2/finetuned.pt"; }

@@ -11,7 +11,14 @@ from ase.build import molecule
 
 import lam_lab as ll
 from conftest import TINY_DPA2
-from lam_lab.distill.uncertainty import extend, force_disagreement, frame_uncertainty, label_for_delta, most_uncertain
+from lam_lab.distill.uncertainty import (
+    can_join,
+    extend,
+    force_disagreement,
+    frame_uncertainty,
+    label_for_delta,
+    most_uncertain,
+)
 
 TINY = TINY_DPA2
 
@@ -70,6 +77,29 @@ def test_uncertain_frames_get_dft_and_baseline_labels_for_the_delta_set(committe
         assert f.labels["pbe/sto-3g"].forces.shape == (3, 3) and np.isfinite(f.labels["gfn2-xtb"].energy)
     grown = extend(extend(None, new, name="delta-set"), new)
     assert len(grown) == 4 and grown.name == "delta-set"
+
+
+def test_new_dft_frames_join_a_delta_set_only_on_its_scf_surface():
+    """Frames labelled by DFT join a set (e.g. rxn-dft) only where their label sets are its own on the same surface:
+    restricted labels never join a set labelled on the lowest SCF solution, and extra sets the base keeps (its
+    closed-shell labels beside the lowest ones) are not asked of them."""
+    from lam_lab.data.dataset import LabelProvenance, Provenance
+    from lam_lab.data.frame import Frame, Labels
+
+    def made(labels: dict[str, bool]) -> ll.data.Dataset:
+        f = Frame(np.array([1, 1]), np.array([[0.0, 0, 0], [0.74, 0, 0]]), None, [False] * 3,
+                  {k: Labels(energy=-1.0, forces=np.zeros((2, 3))) for k in labels})
+        prov = Provenance(labels={k: LabelProvenance(k, settings={"lowest_solution": low} if low else {})
+                                  for k, low in labels.items()})
+        return ll.data.Dataset([f], name="x", provenance=prov)
+
+    lowest = made({"wb97x/6-31g*": True, "gfn2-xtb": False, "wb97x-rks/6-31g*": False})
+    restricted = made({"wb97x/6-31g*": False, "gfn2-xtb": False})
+    assert can_join(made({"wb97x/6-31g*": True, "gfn2-xtb": False}), lowest)
+    assert not can_join(restricted, lowest) and not can_join(made({"wb97x/6-31g*": True, "gfn2-xtb": False}), restricted)
+    assert can_join(made({"wb97x/6-31g*": False, "gfn2-xtb": False}), restricted)
+    assert not can_join(made({"gfn2-xtb": False}), restricted)  # no DFT label: nothing to learn
+    assert not can_join(made({"pbe/sto-3g": False, "gfn2-xtb": False}), restricted)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyscf") is None or importlib.util.find_spec("tblite") is None,

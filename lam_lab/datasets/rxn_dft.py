@@ -70,9 +70,10 @@ from lam_lab.datasets.ts_sampling import (
 )
 
 NAME = "rxn-dft"
-DESCRIPTION = ("≈13,500 frames centred on verified transition states of 64 C/H/N/O reactions (IRC, TS normal "
-               "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels plus GFN2-xTB labels; "
-               "whole reactions held out as the test split")
+DESCRIPTION = ("≈15,500 frames centred on verified transition states of 85 C/H/N/O reactions (IRC, TS normal "
+               "modes, MD from the TS, near-minimum frames), ωB97X/6-31G(d) PySCF labels on the lowest SCF solution "
+               "(broken-symmetry UKS where RKS is unstable) plus GFN2-xTB labels; whole reactions held out as the "
+               "test split")
 PER_REACTION = 96
 # More frames per training reaction, in rounds, each from fresh candidate pools (seed offset EXTRA_SEED_STEP·k)
 # and picked farthest from every frame already chosen; the in-distribution error falls ×0.8 per doubling of frames

@@ -121,3 +121,15 @@ def extend(dataset: Dataset | None, new: Dataset, name: str | None = None) -> Da
     if dataset is None:
         return Dataset(list(new), name=name or new.name, provenance=new.provenance)
     return Dataset(list(dataset) + list(new), name=name or dataset.name, provenance=dataset.provenance)
+
+
+def can_join(new: Dataset, base: Dataset) -> bool:
+    """True when ``new``'s frames can join ``base``: it carries ``base``'s default label, and each of its label sets
+    is one of ``base``'s computed on the same SCF surface (both on the lowest solution, or both restricted)."""
+    def lowest(ds: Dataset, label: str) -> bool:
+        prov = ds.provenance.labels.get(label) if ds.provenance is not None else None
+        return bool(prov is not None and (prov.settings or {}).get("lowest_solution", False))
+
+    ours = set(new.label_sets)
+    return (base.default_label() in ours and ours <= set(base.label_sets)
+            and all(lowest(new, label) == lowest(base, label) for label in ours))

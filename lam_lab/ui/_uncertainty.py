@@ -150,11 +150,14 @@ class UncertaintyBox(w.VBox):
         self.chosen = most_uncertain(frames, k=k, min_separation=max(1, len(frames) // (4 * k)),
                                      disagreement=self.disagreement)
         ctx.progress(0.05, f"DFT ({dft}) on frames {', '.join(str(i + 1) for i in self.chosen)}…")
-        new = label_for_delta(frames, self.chosen, dft=dft, name="uncertain-frames")
+        # on the lowest SCF solution (UKS where RKS is unstable, as near a saddle it can be), as rxn-dft is labelled
+        new = label_for_delta(frames, self.chosen, dft=dft, name="uncertain-frames",
+                              dft_settings={"lowest_solution": True})
         self.delta_set = extend(self.delta_set, new, name="uncertain-frames")
         label = f"uncertain frames ({len(self.delta_set)})"
         self.message.value = message_html(
-            f"{len(new)} of {len(self.chosen)} frames labelled with {dft} and GFN2-xTB; the Δ set has "
+            f"{len(new)} of {len(self.chosen)} frames labelled with {dft} and GFN2-xTB (DFT on the lowest SCF "
+            f"solution); the Δ set has "
             f"{len(self.delta_set)} frames — offered to the Fine-tune · Δ tab as {label!r}")
         for fn in self.on_data:
             fn(self.delta_set, label)

@@ -136,11 +136,13 @@ class FinetunePanel(JobPanel):
 
     def offer_dataset(self, dataset: Dataset, label: str, join: str | None = "rxn-dft") -> str:
         """List ``dataset`` as a downstream choice (not selected); joined to the built-in ``join`` set when that
-        set has the same label sets, so new DFT frames add to the Δ set. Returns the option's name."""
+        set has its labels on the same SCF surface, so new DFT frames add to the Δ set. Returns the option's name."""
+        from lam_lab.distill.uncertainty import can_join
+
         name = label
         if join in builtin_names():
             base = load_builtin(join)
-            if set(dataset.label_sets) >= set(base.label_sets):
+            if can_join(dataset, base):
                 dataset = Dataset(list(base) + list(dataset), name=f"{join} + {dataset.name}",
                                   provenance=base.provenance)
                 name = f"{join} + {label}"
