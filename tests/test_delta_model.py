@@ -246,9 +246,9 @@ def test_the_remake_script_chains_the_stages_resumes_and_ships_one_seed_then_the
     resumed, last = plan("seed", "1")
     assert resumed.endswith("--resume") and "--seed 2" in last
     single_heldout, single, heldout, used, *scores = plan("ship")
-    assert f"--install-run {tmp_path}/stage2-s1 --name lam-chon-delta-heldout" in single_heldout
-    assert f"--install-run {tmp_path}/stage3-s1 --name lam-chon-delta" in single
-    assert f"--install-run {tmp_path}/stage3-s2 " in plan("ship", SINGLE="2")[1]
+    assert f"--install-run {tmp_path}/stage2-s2 --name lam-chon-delta-heldout" in single_heldout  # the shipped seed
+    assert f"--install-run {tmp_path}/stage3-s2 --name lam-chon-delta" in single
+    assert f"--install-run {tmp_path}/stage3-s1 " in plan("ship", SINGLE="1")[1]
     assert "--name lam-chon-delta-heldout-x3" in heldout and "--heldout-from lam-chon-delta-heldout-x3" in used
     assert all(f"{tmp_path}/stage3-s{k}/finetuned.pt" in used for k in range(3))
 
